@@ -1,0 +1,150 @@
+"""The runtime interface: how the reconciler turns rows into workloads and back into statuses.
+
+A *workload* is one process (local) or one Pod / Deployment (Kubernetes) for one replica of a run.
+It is identified by a deterministic ``key`` derived from the run, so that starting the same
+workload twice adopts the existing one instead of creating a duplicate (the reconciler may crash
+between any two steps and retry).
+
+Runtimes never touch the database. The reconciler owns the rows; it calls ``start``/``stop`` and
+reads ``observe``/``list_workloads`` (level-triggered: the full picture, not single events).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+WorkloadKind = Literal["experiment", "job", "build", "tensorboard", "notebook"]
+
+# Observed statuses use the job-level values of polyaxon-v0.md 3.2 (plus ``warning``).
+# ``scheduled``: accepted, not yet running (pod pending, process queued);
+# ``building``: image pull / container creating; ``warning``: e.g. unschedulable, still alive.
+ObservedStatus = Literal[
+    "scheduled", "building", "running", "warning", "succeeded", "failed", "stopped", "unknown"
+]
+DONE_OBSERVED: frozenset[str] = frozenset({"succeeded", "failed", "stopped"})
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Requests/limits as written in the polyaxonfile (`environment.resources`)."""
+
+    cpu_requests: float | None = None
+    cpu_limits: float | None = None
+    memory_requests: int | None = None  # MiB
+    memory_limits: int | None = None  # MiB
+    gpu_requests: int | None = None
+    gpu_limits: int | None = None
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """Everything a runtime needs to create one workload. Built by the reconciler from rows."""
+
+    key: str  # deterministic, unique per workload, e.g. "experiment-17-master-0"
+    kind: WorkloadKind
+    run_id: int  # id of the experiment / job / build / tensorboard / notebook row
+    uuid: str  # 32 hex chars of the run
+    unique_name: str  # e.g. "root.quick-start.2.17"
+    username: str
+    project: str  # project name
+    role: str = "master"  # master | worker | ps (experiments), "main" for others
+    replica_index: int = 0
+    command: str | None = None  # rendered command, run as /bin/bash -c "<command>"
+    image: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    workdir: str | None = None  # local: checkout of the code version to run in
+    code_reference: str | None = None  # code version id (k8s init container fetches it)
+    outputs_path: str = ""
+    log_path: str = ""  # local: where stdout+stderr go
+    resources: Resources | None = None
+    node_selector: dict[str, str] | None = None
+    affinity: dict[str, Any] | None = None
+    tolerations: list[dict[str, Any]] | None = None
+    secret_refs: list[str] | None = None
+    configmap_refs: list[str] | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    ports: list[int] = field(default_factory=list)  # services to expose (tensorboard 6006 ...)
+    group_id: int | None = None
+    # Build workloads: dockerfile text and destination image (k8s kaniko).
+    dockerfile: str | None = None
+    destination_image: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkloadState:
+    """What a runtime observes of one workload, at one moment."""
+
+    key: str
+    status: ObservedStatus
+    message: str | None = None
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # pid, node, pod name, ...
+    url: str | None = None  # where a tensorboard / notebook is served
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE_OBSERVED
+
+
+class RuntimeError_(Exception):
+    """A runtime could not perform an action; ``retryable`` tells the reconciler to back off."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+class Runtime(abc.ABC):
+    """Start, stop and observe workloads. Every method is idempotent."""
+
+    name: str = "abstract"
+
+    def __init__(self, notify: Callable[[], None] | None = None) -> None:
+        # Called (from the event loop) whenever a workload may have changed, so the reconciler
+        # wakes without waiting for its resync interval.
+        self._notify = notify or (lambda: None)
+
+    def set_notify(self, notify: Callable[[], None]) -> None:
+        self._notify = notify
+
+    @property
+    def capacity(self) -> int | None:
+        """How many workloads may run at once on this runtime (None: no limit)."""
+        return None
+
+    async def setup(self) -> None:  # noqa: B027 - optional hook
+        """Prepare (connect, adopt what survived a restart). Called once at start."""
+
+    @abc.abstractmethod
+    async def start(self, spec: WorkloadSpec) -> WorkloadState:
+        """Create the workload. If one with ``spec.key`` exists already, adopt it."""
+
+    @abc.abstractmethod
+    async def stop(self, key: str, *, grace_seconds: float = 10.0) -> None:
+        """Stop the workload (no-op when unknown or already done)."""
+
+    @abc.abstractmethod
+    async def observe(self, key: str) -> WorkloadState | None:
+        """The current state, or None when no such workload exists (never created, or vanished)."""
+
+    @abc.abstractmethod
+    async def list_workloads(self) -> dict[str, WorkloadState]:
+        """All workloads this runtime manages, by key: the level the reconciler compares to rows."""
+
+    @abc.abstractmethod
+    async def cleanup(self, key: str) -> None:
+        """Remove what is left of a finished workload (pod, deployment, pid files). Idempotent."""
+
+    async def read_logs(self, key: str) -> str | None:
+        """Logs of the workload, when the runtime keeps them itself (k8s); local writes log_path."""
+        return None
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release clients, stop watches. Does not stop workloads."""
