@@ -1,0 +1,38 @@
+"""Where the Kubernetes API is: in-cluster service account when inside a pod, else kubeconfig."""
+
+from __future__ import annotations
+
+import os
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.config.config_exception import ConfigException
+
+from app.runtimes.base import RuntimeError_
+
+
+def in_cluster() -> bool:
+    """Kubernetes injects these variables into every container of a pod."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and bool(
+        os.environ.get("KUBERNETES_SERVICE_PORT")
+    )
+
+
+async def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
+    """A fresh Configuration (never the process-wide default, so tests can run several)."""
+    configuration = client.Configuration()
+    try:
+        if kubeconfig is None and in_cluster():
+            config.load_incluster_config(client_configuration=configuration)
+            return configuration
+        # `KUBECONFIG` may list several files; the client reads the first one.
+        path = kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or None
+        await config.load_kube_config(
+            config_file=path, client_configuration=configuration, persist_config=False
+        )
+    except (ConfigException, OSError) as exc:
+        raise RuntimeError_(f"No Kubernetes configuration: {exc}", retryable=False) from exc
+    return configuration
+
+
+async def new_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    return client.ApiClient(configuration=await load_configuration(kubeconfig))
