@@ -1,0 +1,222 @@
+"""Status values, sets and transition rules for experiments, jobs and groups (polyaxon-v0.md 3).
+
+Pure tables and predicates. The one service that writes statuses asks `can_transition` first and
+treats a refused transition as a silent no-op, as v0's `set_status` did.
+
+Transitions follow the 0.5 semantics: done statuses are terminal (0.3.0 let `unknown` overwrite
+them). `resuming` in v0 was reachable from `succeeded`/`stopped`; here a resume or restart is a new
+experiment (a clone), so the original's done status never changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+
+class Status(StrEnum):
+    CREATED = "created"
+    RESUMING = "resuming"
+    WARNING = "warning"
+    BUILDING = "building"
+    SCHEDULED = "scheduled"
+    STARTING = "starting"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    UNKNOWN = "unknown"
+    UNSCHEDULABLE = "unschedulable"
+
+
+StatusTable = Literal["experiment", "job", "group"]
+"""`job` covers jobs, builds, tensorboards, notebooks and the jobs (pods) of an experiment."""
+
+S = Status
+DONE: frozenset[str] = frozenset({S.SUCCEEDED, S.FAILED, S.STOPPED})
+
+
+@dataclass(frozen=True)
+class StatusRules:
+    values: frozenset[str]
+    pending: frozenset[str]
+    running: frozenset[str]
+    done: frozenset[str]
+    # new status -> the current statuses it may follow (None = no status yet)
+    allowed_from: dict[str, frozenset[str | None]]
+    # the statuses whose first occurrence sets started_at
+    starts_clock: frozenset[str]
+
+
+def _fs(*values: str | None) -> frozenset[str | None]:
+    return frozenset(values)
+
+
+def _experiment_rules() -> StatusRules:
+    values = frozenset(
+        {S.CREATED, S.RESUMING, S.WARNING, S.BUILDING, S.SCHEDULED, S.STARTING, S.RUNNING,
+         S.SUCCEEDED, S.FAILED, S.STOPPED, S.UNKNOWN}
+    )
+    not_done = values - DONE
+    return StatusRules(
+        values=values,
+        pending=frozenset({S.CREATED, S.RESUMING}),
+        running=frozenset({S.BUILDING, S.SCHEDULED, S.STARTING, S.RUNNING}),
+        done=DONE,
+        allowed_from={
+            S.CREATED: _fs(None),
+            S.RESUMING: _fs(S.CREATED, S.WARNING),
+            S.BUILDING: _fs(S.CREATED, S.RESUMING, S.WARNING, S.UNKNOWN),
+            S.SCHEDULED: _fs(S.CREATED, S.RESUMING, S.BUILDING, S.WARNING, S.UNKNOWN),
+            S.STARTING: _fs(S.CREATED, S.RESUMING, S.BUILDING, S.SCHEDULED, S.WARNING),
+            S.RUNNING: _fs(
+                S.CREATED, S.RESUMING, S.BUILDING, S.SCHEDULED, S.STARTING, S.WARNING, S.UNKNOWN
+            ),
+            S.SUCCEEDED: frozenset(not_done),
+            S.FAILED: frozenset(not_done),
+            S.STOPPED: frozenset(not_done),
+            S.WARNING: frozenset(not_done - {S.WARNING}),
+            S.UNKNOWN: frozenset(not_done - {S.UNKNOWN}),
+        },
+        # v0 set it at `starting`; a local run may go straight to `running`.
+        starts_clock=frozenset({S.STARTING, S.RUNNING}),
+    )
+
+
+def _job_rules() -> StatusRules:
+    values = frozenset(
+        {S.CREATED, S.BUILDING, S.SCHEDULED, S.RUNNING, S.SUCCEEDED, S.FAILED, S.STOPPED,
+         S.UNKNOWN, S.WARNING, S.UNSCHEDULABLE}
+    )
+    not_done = values - DONE
+    # warning/unknown/unschedulable are detours a pod can come back from.
+    detours = (S.WARNING, S.UNKNOWN, S.UNSCHEDULABLE)
+    return StatusRules(
+        values=values,
+        pending=frozenset({S.CREATED}),
+        running=frozenset({S.BUILDING, S.SCHEDULED, S.RUNNING}),
+        done=DONE,
+        allowed_from={
+            S.CREATED: _fs(None),
+            # a pod seen waiting after being scheduled maps back to `building` (v0 pod monitor)
+            S.BUILDING: _fs(None, S.CREATED, S.SCHEDULED, *detours),
+            S.SCHEDULED: _fs(S.CREATED, S.BUILDING, *detours),
+            S.RUNNING: _fs(S.CREATED, S.BUILDING, S.SCHEDULED, *detours),
+            S.SUCCEEDED: frozenset(not_done),
+            S.FAILED: frozenset(not_done),
+            S.STOPPED: frozenset(not_done),
+            S.WARNING: frozenset(not_done - {S.WARNING}),
+            S.UNKNOWN: frozenset(not_done - {S.UNKNOWN}),
+            S.UNSCHEDULABLE: frozenset(not_done - {S.UNSCHEDULABLE}),
+        },
+        starts_clock=frozenset({S.BUILDING, S.SCHEDULED, S.RUNNING}),
+    )
+
+
+def _group_rules() -> StatusRules:
+    values = frozenset({S.CREATED, S.RUNNING, S.SUCCEEDED, S.FAILED, S.STOPPED})
+    return StatusRules(
+        values=values,
+        pending=frozenset({S.CREATED}),
+        running=frozenset({S.RUNNING}),
+        done=DONE,
+        allowed_from={
+            S.CREATED: _fs(None),
+            S.RUNNING: _fs(S.CREATED),
+            S.SUCCEEDED: _fs(S.RUNNING),
+            S.FAILED: _fs(S.CREATED, S.RUNNING),
+            S.STOPPED: _fs(S.CREATED, S.RUNNING),
+        },
+        starts_clock=frozenset({S.RUNNING}),
+    )
+
+
+RULES: dict[str, StatusRules] = {
+    "experiment": _experiment_rules(),
+    "job": _job_rules(),
+    "group": _group_rules(),
+}
+
+
+def rules_for(table: StatusTable) -> StatusRules:
+    try:
+        return RULES[table]
+    except KeyError:
+        raise ValueError(f"unknown status table `{table}`") from None
+
+
+def can_transition(table: StatusTable, current: str | None, new: str) -> bool:
+    """Whether `new` may follow `current` (None = no status yet)."""
+    allowed = rules_for(table).allowed_from.get(new)
+    return allowed is not None and current in allowed
+
+
+def is_done(status: str | None) -> bool:
+    return status in DONE
+
+
+def is_running(table: StatusTable, status: str | None) -> bool:
+    return status in rules_for(table).running
+
+
+def is_pending(table: StatusTable, status: str | None) -> bool:
+    return status in rules_for(table).pending
+
+
+def experiment_status_from_jobs(
+    job_statuses: list[str], master_status: str | None = None
+) -> str | None:
+    """The experiment status its jobs imply (v0 `jobs_status` + `calculated_status`).
+
+    A done master wins. Returns None when there is nothing to derive from (no jobs yet):
+    v0's `all([])` would have called that `succeeded`.
+    """
+    if master_status in DONE:
+        return master_status
+    if not job_statuses:
+        return None
+    present = set(job_statuses)
+    if S.UNKNOWN in present:
+        return S.UNKNOWN
+    # an unschedulable job shows on the experiment as `warning` (0.4+)
+    if present & {S.UNSCHEDULABLE, S.WARNING}:
+        return S.WARNING
+    if S.STOPPED in present:
+        return S.STOPPED
+    if present == {S.SUCCEEDED}:
+        return S.SUCCEEDED
+    if S.FAILED in present:
+        return S.FAILED
+    if present & {S.CREATED, S.BUILDING}:
+        return S.STARTING
+    if present & {S.SCHEDULED, S.RUNNING}:
+        return S.RUNNING
+    return S.UNKNOWN
+
+
+UNSCHEDULABLE_MESSAGE = "One of the jobs is unschedulable."
+
+
+@dataclass(frozen=True)
+class ClockUpdate:
+    """Which timestamps a status change sets; the caller fills in the times."""
+
+    set_started_at: bool = False
+    set_finished_at: bool = False
+    # finished with no started_at yet: v0 set started_at = created_at (signals/run_time.py)
+    started_at_from_created_at: bool = False
+
+
+def clock_update(
+    table: StatusTable, new: str, *, has_started_at: bool, has_finished_at: bool
+) -> ClockUpdate:
+    """started_at at the first running-like status, finished_at at the first done status."""
+    rules = rules_for(table)
+    if new in rules.done:
+        if has_finished_at:
+            return ClockUpdate()
+        return ClockUpdate(set_finished_at=True, started_at_from_created_at=not has_started_at)
+    if new in rules.starts_clock and not has_started_at:
+        return ClockUpdate(set_started_at=True)
+    return ClockUpdate()
