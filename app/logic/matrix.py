@@ -1,0 +1,477 @@
+"""Matrix options of a group's `hptuning.matrix`: parsing, validation, values and sampling.
+
+Each parameter has exactly one option (polyaxon-v0.md 2.2). Range-like options accept `"a:b:c"`,
+`[a, b, c]` or a dict, and are stored (and returned by the API) in dict form.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+Number = int | float
+
+RANGES = frozenset({"range", "linspace", "logspace", "geomspace"})
+CONTINUOUS = frozenset(
+    {
+        "uniform",
+        "quniform",
+        "loguniform",
+        "qloguniform",
+        "normal",
+        "qnormal",
+        "lognormal",
+        "qlognormal",
+    }
+)
+DISTRIBUTIONS = CONTINUOUS | {"pvalues"}
+OPTIONS = ("values", "pvalues", *sorted(RANGES), *sorted(CONTINUOUS))
+
+
+def _invalid(message: str) -> PydanticCustomError:
+    return PydanticCustomError("matrix", message)
+
+
+def _parse_part(part: str) -> Any:
+    try:
+        return ast.literal_eval(part.strip())
+    except (ValueError, SyntaxError):
+        raise _invalid(f"`{part.strip()}` is not a number") from None
+
+
+def _as_int(value: float, key: str) -> int:
+    if float(value) != int(value):
+        raise _invalid(f"{key} must be an integer")
+    return int(value)
+
+
+class _Spec(BaseModel):
+    """Numeric option given as `"a:b:c"`, a list or a dict (polyaxon-v0 `Range._deserialize`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
+    OPTIONAL: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coerce(cls, raw: Any) -> Any:
+        if isinstance(raw, str):
+            raw = [_parse_part(part) for part in raw.split(":")]
+        if isinstance(raw, list | tuple):
+            counts = {len(cls.REQUIRED), len(cls.REQUIRED) + len(cls.OPTIONAL)}
+            if len(raw) not in counts:
+                keys = ":".join(cls.REQUIRED + cls.OPTIONAL)
+                expected = " or ".join(str(n) for n in sorted(counts))
+                raise _invalid(f"expected {expected} values ({keys}), got {len(raw)}")
+            return dict(zip(cls.REQUIRED + cls.OPTIONAL, raw, strict=False))
+        if isinstance(raw, dict):
+            missing = [key for key in cls.REQUIRED if key not in raw]
+            if missing:
+                raise _invalid(f"missing key(s): {', '.join(missing)}")
+            return raw
+        raise _invalid("expected a string `a:b:c`, a list or a dict")
+
+    def to_dict(self) -> dict[str, Any]:
+        dumped = self.model_dump(exclude_none=True)
+        return {key: dumped[key] for key in self.REQUIRED + self.OPTIONAL if key in dumped}
+
+
+class _Ordered(_Spec):
+    """start < stop, as v0 checked: "stop value must be strictly higher than start"."""
+
+    start: Number
+    stop: Number
+
+    @model_validator(mode="after")
+    def _check_order(self) -> _Ordered:
+        if self.start >= self.stop:
+            raise _invalid("stop value must be strictly higher than start")
+        return self
+
+
+class RangeSpec(_Ordered):
+    REQUIRED = ("start", "stop", "step")
+    step: Number
+
+    @field_validator("step")
+    @classmethod
+    def _positive(cls, step: Number) -> Number:
+        if step <= 0:
+            raise _invalid("step must be positive")
+        return step
+
+    def values(self) -> list[Any]:
+        return np.arange(self.start, self.stop, self.step).tolist()
+
+
+class _NumSpec(_Ordered):
+    num: int
+
+    @field_validator("num", mode="before")
+    @classmethod
+    def _num(cls, num: Any) -> Any:
+        if isinstance(num, float):
+            num = _as_int(num, "num")
+        if isinstance(num, int) and num < 1:
+            raise _invalid("num must be a positive integer")
+        return num
+
+
+class LinspaceSpec(_NumSpec):
+    REQUIRED = ("start", "stop", "num")
+
+    def values(self) -> list[Any]:
+        return np.linspace(self.start, self.stop, self.num).tolist()
+
+
+class LogspaceSpec(_NumSpec):
+    REQUIRED = ("start", "stop", "num")
+    OPTIONAL = ("base",)
+    base: Number | None = None
+
+    @field_validator("base")
+    @classmethod
+    def _base(cls, base: Number | None) -> Number | None:
+        if base is not None and base <= 0:
+            raise _invalid("base must be positive")
+        return base
+
+    def values(self) -> list[Any]:
+        base = 10.0 if self.base is None else self.base
+        return np.logspace(self.start, self.stop, self.num, base=base).tolist()
+
+
+class GeomspaceSpec(_NumSpec):
+    REQUIRED = ("start", "stop", "num")
+
+    @model_validator(mode="after")
+    def _same_sign(self) -> GeomspaceSpec:
+        if self.start == 0 or self.stop == 0 or (self.start < 0) != (self.stop < 0):
+            raise _invalid("start and stop must be non-zero and of the same sign")
+        return self
+
+    def values(self) -> list[Any]:
+        return np.geomspace(self.start, self.stop, self.num).tolist()
+
+
+class _Sized(_Spec):
+    """`size` draws an array of that many values per suggestion instead of one value."""
+
+    size: int | None = None
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, size: int | None) -> int | None:
+        if size is not None and size < 1:
+            raise _invalid("size must be a positive integer")
+        return size
+
+    def _shape(self, n: int) -> tuple[int, ...]:
+        return (n,) if self.size is None else (n, self.size)
+
+
+class _Quantized(_Sized):
+    q: Number
+
+    @field_validator("q")
+    @classmethod
+    def _q(cls, q: Number) -> Number:
+        if q <= 0:
+            raise _invalid("q must be positive")
+        return q
+
+    def _quantize(self, raw: np.ndarray) -> np.ndarray:
+        # Floor to a multiple of q (v0's `np.round(x // q) * q`); the rounding drops float noise
+        # such as 0.30000000000000004, and an integer q yields integers (e.g. batch sizes).
+        out = np.floor(raw / self.q) * self.q
+        if isinstance(self.q, int):
+            return out.astype(np.int64)
+        digits = max(0, -math.floor(math.log10(self.q))) + 8
+        return np.round(out, digits)
+
+
+class _Bounded(_Spec):
+    """low < high for uniform-like options."""
+
+    low: Number
+    high: Number
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> Any:
+        if self.low >= self.high:
+            raise _invalid("high value must be strictly higher than low")
+        return self
+
+
+class _Scaled(_Spec):
+    loc: Number
+    scale: Number
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, scale: Number) -> Number:
+        if scale <= 0:
+            raise _invalid("scale must be positive")
+        return scale
+
+
+class UniformSpec(_Bounded, _Sized):
+    REQUIRED = ("low", "high")
+    OPTIONAL = ("size",)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.uniform(self.low, self.high, self._shape(n))
+
+
+class QUniformSpec(_Bounded, _Quantized):
+    REQUIRED = ("low", "high", "q")
+    OPTIONAL = ("size",)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self._quantize(rng.uniform(self.low, self.high, self._shape(n)))
+
+
+class LogUniformSpec(_Bounded, _Sized):
+    REQUIRED = ("low", "high")
+    OPTIONAL = ("size",)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return np.exp(rng.uniform(self.low, self.high, self._shape(n)))
+
+
+class QLogUniformSpec(_Bounded, _Quantized):
+    REQUIRED = ("low", "high", "q")
+    OPTIONAL = ("size",)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self._quantize(np.exp(rng.uniform(self.low, self.high, self._shape(n))))
+
+
+class NormalSpec(_Scaled, _Sized):
+    REQUIRED = ("loc", "scale")
+    OPTIONAL = ("size",)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.normal(self.loc, self.scale, self._shape(n))
+
+
+class QNormalSpec(_Scaled, _Quantized):
+    REQUIRED = ("loc", "scale", "q")
+    OPTIONAL = ("size",)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self._quantize(rng.normal(self.loc, self.scale, self._shape(n)))
+
+
+class LogNormalSpec(_Scaled, _Sized):
+    REQUIRED = ("loc", "scale")
+    OPTIONAL = ("size",)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.lognormal(self.loc, self.scale, self._shape(n))
+
+
+class QLogNormalSpec(_Scaled, _Quantized):
+    """Quantised properly (v0 returned `exp(lognormal)`, neither quantised nor meaningful)."""
+
+    REQUIRED = ("loc", "scale", "q")
+    OPTIONAL = ("size",)
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return self._quantize(rng.lognormal(self.loc, self.scale, self._shape(n)))
+
+
+Continuous = (
+    UniformSpec
+    | QUniformSpec
+    | LogUniformSpec
+    | QLogUniformSpec
+    | NormalSpec
+    | QNormalSpec
+    | LogNormalSpec
+    | QLogNormalSpec
+)
+
+
+def freeze(value: Any) -> Any:
+    """A hashable stand-in for a JSON-like value (lists and dicts inside `values`)."""
+    if isinstance(value, list | tuple):
+        return tuple(freeze(item) for item in value)
+    if isinstance(value, dict):
+        return ("__dict__", json.dumps(value, sort_keys=True, default=str))
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class MatrixParam(BaseModel):
+    """One matrix entry: exactly one of the 14 options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    values: list[Any] | None = None
+    pvalues: list[tuple[Any, float]] | None = None
+    range: RangeSpec | None = None
+    linspace: LinspaceSpec | None = None
+    logspace: LogspaceSpec | None = None
+    geomspace: GeomspaceSpec | None = None
+    uniform: UniformSpec | None = None
+    quniform: QUniformSpec | None = None
+    loguniform: LogUniformSpec | None = None
+    qloguniform: QLogUniformSpec | None = None
+    normal: NormalSpec | None = None
+    qnormal: QNormalSpec | None = None
+    lognormal: LogNormalSpec | None = None
+    qlognormal: QLogNormalSpec | None = None
+
+    # Values of discrete options, computed once at validation (frozen model, so safe to cache).
+    _discrete: tuple[Any, ...] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mapping(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            raise _invalid(f"expected a mapping with one of: {', '.join(OPTIONS)}")
+        return raw
+
+    @field_validator("values")
+    @classmethod
+    def _values(cls, values: list[Any] | None) -> list[Any] | None:
+        if values is not None and not values:
+            raise _invalid("values must not be empty")
+        return values
+
+    @field_validator("pvalues")
+    @classmethod
+    def _pvalues(cls, pvalues: list[tuple[Any, float]] | None) -> list[tuple[Any, float]] | None:
+        if pvalues is None:
+            return None
+        if not pvalues:
+            raise _invalid("pvalues must not be empty")
+        for value, p in pvalues:
+            if not 0 <= p <= 1:
+                raise _invalid(f"probability {p} of `{value}` must be between 0 and 1")
+        total = math.fsum(p for _, p in pvalues)
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise _invalid(f"probabilities must sum to 1, got {total:g}")
+        return pvalues
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> MatrixParam:
+        given = [name for name in OPTIONS if getattr(self, name) is not None]
+        if not given:
+            raise _invalid(f"one option is required: {', '.join(OPTIONS)}")
+        if len(given) > 1:
+            raise _invalid(f"only one option per parameter, got {' and '.join(given)}")
+        if self.kind in RANGES:
+            values = tuple(self.spec.values())  # type: ignore[union-attr]
+            if not values:
+                raise _invalid(f"{self.kind} defines no values")
+            self._discrete = values
+        elif self.kind == "values":
+            self._discrete = tuple(self.values or ())
+        return self
+
+    # -- classification ------------------------------------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        return next(name for name in OPTIONS if getattr(self, name) is not None)
+
+    @property
+    def spec(self) -> Any:
+        return getattr(self, self.kind)
+
+    @property
+    def is_continuous(self) -> bool:
+        return self.kind in CONTINUOUS
+
+    @property
+    def is_distribution(self) -> bool:
+        return self.kind in DISTRIBUTIONS
+
+    @property
+    def is_discrete(self) -> bool:
+        return not self.is_continuous
+
+    @property
+    def is_enumerable(self) -> bool:
+        """Values and ranges: a finite list sampled uniformly (grid and BO can use these)."""
+        return self._discrete is not None
+
+    @property
+    def is_categorical(self) -> bool:
+        values = self._discrete or ()
+        return any(not _is_number(v) for v in values)
+
+    @property
+    def length(self) -> int | None:
+        """Number of distinct values: None for continuous options; support size for pvalues."""
+        if self._discrete is not None:
+            return len(self._discrete)
+        if self.pvalues is not None:
+            return sum(1 for _, p in self.pvalues if p > 0)
+        return None
+
+    def distinct_bound(self) -> int | None:
+        """An upper bound on distinct samples of a bounded quantised option (for plan warnings)."""
+        if self.length is not None:
+            return self.length
+        if self.kind == "quniform":
+            lo, hi = self.spec.low, self.spec.high
+        elif self.kind == "qloguniform":
+            lo, hi = math.exp(self.spec.low), math.exp(self.spec.high)
+        else:
+            return None
+        if self.spec.size is not None:
+            return None
+        q = self.spec.q
+        return math.floor(hi / q) - math.floor(lo / q) + 1
+
+    # -- values ----------------------------------------------------------------------------------
+
+    def to_values(self) -> tuple[Any, ...]:
+        if self._discrete is None:
+            raise ValueError(f"{self.kind} defines a distribution and has no list of values")
+        return self._discrete
+
+    def sample(self, rng: np.random.Generator, n: int) -> list[Any]:
+        """`n` independent draws, as JSON-ready Python values."""
+        if self._discrete is not None:
+            picks = rng.integers(0, len(self._discrete), n)
+            return [self._discrete[i] for i in picks.tolist()]
+        if self.pvalues is not None:
+            probs = np.array([p for _, p in self.pvalues], dtype=float)
+            picks = rng.choice(len(self.pvalues), size=n, p=probs / probs.sum())
+            return [self.pvalues[i][0] for i in picks.tolist()]
+        return self.spec.draw(rng, n).tolist()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored / API form: `{"linspace": {"start": 0.001, "stop": 0.1, "num": 5}}`."""
+        kind = self.kind
+        if kind == "values":
+            return {"values": list(self.values or ())}
+        if kind == "pvalues":
+            return {"pvalues": [[v, p] for v, p in self.pvalues or ()]}
+        return {kind: self.spec.to_dict()}
+
+
+def space_size(params: Sequence[MatrixParam]) -> int | None:
+    """Distinct points of the product space, or None when any parameter is continuous."""
+    size = 1
+    for param in params:
+        length = param.length
+        if length is None:
+            return None
+        size *= length
+    return size
