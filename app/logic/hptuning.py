@@ -88,7 +88,8 @@ class UtilityFunctionConfig(_Model):
         fn = self.acquisition_function
         needed = "kappa" if fn == "ucb" else "eps"
         if getattr(self, needed) is None:
-            raise SpecError(needed, f"the acquisition function `{fn}` requires a parameter `{needed}`")
+            reason = f"the acquisition function `{fn}` requires a parameter `{needed}`"
+            raise SpecError(needed, reason)
         return self
 
 
@@ -186,11 +187,12 @@ class HPTuningConfig(_Model):
                     "and it cannot be used with bayesian optimization.",
                 )
             if algorithm == "bo" and param.kind == "uniform" and param.spec.size is not None:
-                yield (f"matrix.{name}.uniform.size", "size cannot be used with bayesian optimization")
+                yield (f"matrix.{name}.uniform.size", "size cannot be used with bo")
         if self.hyperband is not None and self.hyperband.resource.name in self.matrix:
+            resource = self.hyperband.resource.name
             yield (
                 "hyperband.resource.name",
-                f"`{self.hyperband.resource.name}` is set by hyperband and cannot be a matrix param",
+                f"`{resource}` is set by hyperband and cannot also be a matrix param",
             )
 
     @property
@@ -208,7 +210,7 @@ class HPTuningConfig(_Model):
 
     @property
     def fixed_seed(self) -> int | None:
-        """The user's seed; v0 treated `seed: 0` as no seed (`RandomState(seed) if seed else ...`)."""
+        """The user's seed; v0 treated `seed: 0` as no seed (`RandomState(seed) if seed else`)."""
         return self.seed or None
 
     @property
