@@ -310,6 +310,11 @@ def freeze(value: Any) -> Any:
     return value
 
 
+def _tidy(value: Any) -> Any:
+    """Drop float noise past 15 significant digits: linspace gives 0.025750000000000002."""
+    return float(f"{value:.15g}") if isinstance(value, float) else value
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -374,7 +379,7 @@ class MatrixParam(BaseModel):
         if len(given) > 1:
             raise _invalid(f"only one option per parameter, got {' and '.join(given)}")
         if self.kind in RANGES:
-            values = tuple(self.spec.values())  # type: ignore[union-attr]
+            values = tuple(_tidy(v) for v in self.spec.values())
             if not values:
                 raise _invalid(f"{self.kind} defines no values")
             self._discrete = values
