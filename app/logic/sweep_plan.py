@@ -102,10 +102,6 @@ def _hyperband(config: HPTuningConfig, size: int | None) -> tuple[list[int], lis
             f"the space has {size} points, fewer than the {largest} configs of the first "
             "bracket: brackets are capped to the space"
         )
-    warnings.append(
-        f"counts assume every experiment reports `{hb.metric.name}`; "
-        "rungs only promote experiments that did"
-    )
     return [rung.n_configs for rung in rungs], warnings
 
 
