@@ -55,8 +55,19 @@ def _fs(*values: str | None) -> frozenset[str | None]:
 
 def _experiment_rules() -> StatusRules:
     values = frozenset(
-        {S.CREATED, S.RESUMING, S.WARNING, S.BUILDING, S.SCHEDULED, S.STARTING, S.RUNNING,
-         S.SUCCEEDED, S.FAILED, S.STOPPED, S.UNKNOWN}
+        {
+            S.CREATED,
+            S.RESUMING,
+            S.WARNING,
+            S.BUILDING,
+            S.SCHEDULED,
+            S.STARTING,
+            S.RUNNING,
+            S.SUCCEEDED,
+            S.FAILED,
+            S.STOPPED,
+            S.UNKNOWN,
+        }
     )
     not_done = values - DONE
     return StatusRules(
@@ -86,8 +97,18 @@ def _experiment_rules() -> StatusRules:
 
 def _job_rules() -> StatusRules:
     values = frozenset(
-        {S.CREATED, S.BUILDING, S.SCHEDULED, S.RUNNING, S.SUCCEEDED, S.FAILED, S.STOPPED,
-         S.UNKNOWN, S.WARNING, S.UNSCHEDULABLE}
+        {
+            S.CREATED,
+            S.BUILDING,
+            S.SCHEDULED,
+            S.RUNNING,
+            S.SUCCEEDED,
+            S.FAILED,
+            S.STOPPED,
+            S.UNKNOWN,
+            S.WARNING,
+            S.UNSCHEDULABLE,
+        }
     )
     not_done = values - DONE
     # warning/unknown/unschedulable are detours a pod can come back from.

@@ -1,0 +1,233 @@
+"""`{{ x }}` templating of polyaxonfile sections, as v0's `Parser.parse` did (polyaxon-v0.md 1.3).
+
+A polyaxonfile is untrusted input, so templates run in a Jinja2 sandbox narrowed further than
+Jinja's own: only expressions, allow-listed filters and tests, no calls, loops, macros or `set`,
+attribute access limited to mapping keys, bounded `*`/`**`, bounded output. Anything else raises
+a SpecError naming the path of the offending value.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from jinja2 import ChainableUndefined, TemplateError, nodes
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+from app.logic.errors import SpecError
+
+# v0 rendered these sections; `hptuning` is read raw so matrix definitions stay literal.
+RENDERED_SECTIONS = ("environment", "logging", "tags", "build", "run")
+
+MAX_RENDERED_CHARS = 100_000
+MAX_SEQUENCE_PRODUCT = 10_000
+MAX_POWER_BITS = 4_096
+# a template whose output is a new template is rendered again (v0 recursed without a bound)
+MAX_RENDER_PASSES = 10
+
+_ALLOWED_FILTERS = (
+    "abs capitalize count d default first float int join last length list lower max min "
+    "round sort string sum title tojson trim upper"
+).split()
+_ALLOWED_TESTS = (
+    "boolean defined divisibleby eq equalto even false float ge greaterthan gt in integer "
+    "iterable le lessthan lt mapping ne none number odd sequence string true undefined"
+).split()
+_ALLOWED_NODES: tuple[type[nodes.Node], ...] = (
+    nodes.Template, nodes.Output, nodes.TemplateData, nodes.If, nodes.Name, nodes.Const,
+    nodes.Getattr, nodes.Getitem, nodes.Slice, nodes.Filter, nodes.Test, nodes.CondExpr,
+    nodes.And, nodes.Or, nodes.Not, nodes.Neg, nodes.Pos, nodes.Compare, nodes.Operand,
+    nodes.Concat, nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod,
+    nodes.Pow, nodes.List, nodes.Tuple, nodes.Dict, nodes.Pair, nodes.Keyword,
+)  # fmt: skip
+_RESERVED_NAMES = frozenset({"self", "loop", "super", "caller", "varargs", "kwargs"})
+
+
+class _PolyaxonfileSandbox(SandboxedEnvironment):
+    """Jinja's sandbox, with unsafe access raising instead of rendering as empty."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        raise SecurityError(f"access to attribute `{attribute}` is not allowed")
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # declarations are plain data: `x.y` means the key `y` of the mapping `x`, nothing else
+        if attribute.startswith("_"):
+            raise SecurityError(f"access to attribute `{attribute}` is not allowed")
+        if isinstance(obj, Mapping) and attribute in obj:
+            return obj[attribute]
+        return self.undefined(obj=obj, name=attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(argument, str) and argument.startswith("_"):
+            if not (isinstance(obj, Mapping) and argument in obj):
+                raise SecurityError(f"access to attribute `{argument}` is not allowed")
+        if isinstance(obj, Mapping | list | tuple | str):
+            try:
+                return obj[argument]
+            except (KeyError, IndexError, TypeError):
+                pass
+        return self.undefined(obj=obj, name=str(argument))
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        raise SecurityError("function calls are not allowed in a polyaxonfile template")
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            _check_power(left, right)
+            return left**right
+        _check_product(left, right)
+        return left * right
+
+
+def _check_power(base: Any, exponent: Any) -> None:
+    if not (_is_number(base) and _is_number(exponent)):
+        raise SecurityError("`**` needs two numbers")
+    if isinstance(base, int) and isinstance(exponent, int):
+        if abs(exponent) * max(abs(base).bit_length(), 1) > MAX_POWER_BITS:
+            raise SecurityError("`**` result too large")
+
+
+def _check_product(left: Any, right: Any) -> None:
+    for seq, times in ((left, right), (right, left)):
+        if isinstance(seq, str | list | tuple) and isinstance(times, int):
+            if len(seq) * max(times, 0) > MAX_SEQUENCE_PRODUCT:
+                raise SecurityError("`*` result too large")
+    if isinstance(left, int) and isinstance(right, int):
+        if abs(left).bit_length() + abs(right).bit_length() > MAX_POWER_BITS:
+            raise SecurityError("`*` result too large")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _build_environment() -> _PolyaxonfileSandbox:
+    # v0 used plain jinja2.Environment(): undefined renders as "" (chained lookups too, here)
+    env = _PolyaxonfileSandbox(undefined=ChainableUndefined, autoescape=False)
+    env.globals.clear()
+    env.filters = {name: env.filters[name] for name in _ALLOWED_FILTERS}
+    env.tests = {name: env.tests[name] for name in _ALLOWED_TESTS}
+    return env
+
+
+_ENV = _build_environment()
+_TEMPLATE_MARKERS = re.compile(r"{{|{%|{#")
+
+
+def _check_tree(tree: nodes.Node) -> None:
+    for node in _walk(tree):
+        if not isinstance(node, _ALLOWED_NODES):
+            raise SecurityError(f"`{type(node).__name__}` is not allowed in a template")
+        if isinstance(node, nodes.Name) and node.name in _RESERVED_NAMES:
+            raise SecurityError(f"the name `{node.name}` is not allowed in a template")
+        if isinstance(node, nodes.Getattr) and node.attr.startswith("_"):
+            raise SecurityError(f"access to attribute `{node.attr}` is not allowed")
+
+
+def _walk(node: nodes.Node) -> Iterator[nodes.Node]:
+    yield node
+    for child in node.iter_child_nodes():
+        yield from _walk(child)
+
+
+def render_string(source: str, context: Mapping[str, Any], path: str) -> str:
+    """Render one template string; every failure becomes a SpecError at `path`."""
+    try:
+        tree = _ENV.parse(source)
+        _check_tree(tree)
+        rendered = _ENV.from_string(tree).render(**context)
+    except SecurityError as exc:
+        raise SpecError(path, f"unsafe template: {exc}") from None
+    except (TemplateError, ArithmeticError, TypeError, ValueError, RecursionError) as exc:
+        raise SpecError(path, f"template could not be rendered: {exc}") from None
+    if len(rendered) > MAX_RENDERED_CHARS:
+        raise SpecError(path, f"rendered value longer than {MAX_RENDERED_CHARS} characters")
+    return rendered
+
+
+def literal(text: str) -> Any:
+    """`"0.1"` -> 0.1, `"[1, 2]"` -> [1, 2], `"relu"` -> "relu" (v0's `ast.literal_eval` step).
+
+    Only JSON-like results are kept, so the value can be stored and rendered again: tuples,
+    sets, bytes, complex numbers, `...` and non-finite floats stay strings.
+    """
+    if len(text) > MAX_RENDERED_CHARS:
+        return text
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+    return value if _is_json_like(value) else text
+
+
+def _is_json_like(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int | str):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_is_json_like(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_json_like(v) for k, v in value.items())
+    return False
+
+
+def render_value(value: Any, context: Mapping[str, Any], path: str) -> Any:
+    """Render every string inside `value` (dict values, list items), literal-typing results."""
+    if isinstance(value, str):
+        return _render_text(value, context, path)
+    if isinstance(value, Mapping):
+        return {key: render_value(item, context, f"{path}.{key}") for key, item in value.items()}
+    if isinstance(value, list):
+        return [render_value(item, context, f"{path}.{i}") for i, item in enumerate(value)]
+    return value
+
+
+def _render_text(text: str, context: Mapping[str, Any], path: str) -> Any:
+    for _ in range(MAX_RENDER_PASSES):
+        if not _TEMPLATE_MARKERS.search(text):
+            return literal(text)
+        rendered = render_string(text, context, path)
+        if rendered == text:
+            return literal(text)
+        text = rendered
+    raise SpecError(path, "template does not settle (does a value refer to itself?)")
+
+
+def merge_declarations(params: Mapping[str, Any], static: Mapping[str, Any]) -> dict[str, Any]:
+    """v0's `deep_update(params, static)`: on a key clash the static declarations win."""
+    merged: dict[str, Any] = dict(params)
+    for key, value in static.items():
+        current = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(current, Mapping):
+            merged[key] = merge_declarations(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def render_declarations(declarations: Mapping[str, Any]) -> dict[str, Any]:
+    """Declarations rendered against themselves, so they can refer to each other."""
+    return render_value(declarations, declarations, "declarations")
+
+
+def render_sections(data: Mapping[str, Any], declarations: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a polyaxonfile dict with the v0 sections rendered; `hptuning` stays raw."""
+    return {
+        key: render_value(value, declarations, key) if key in RENDERED_SECTIONS else value
+        for key, value in data.items()
+    }
+
+
+def sanitize_cmd(cmd: str | list[str]) -> str:
+    """v0's `sanitize_cmd`: whitespace runs collapse (inside quotes too), `\\` continuations go,
+    and list items are joined with ` && `."""
+    if isinstance(cmd, list):
+        return " && ".join(sanitize_cmd(item) for item in cmd)
+    tokens = (token.strip("\\") for token in cmd.split() if token != "\\")
+    return " ".join(token for token in tokens if token)
