@@ -10,13 +10,30 @@ import ast
 import json
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PlainValidator,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-Number = int | float
+
+def _number(value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _invalid(f"`{value}` is not a number")
+    if not math.isfinite(value):
+        raise _invalid(f"`{value}` is not a finite number")
+    return value
+
+
+# Ints stay ints (range 1:10:2 gives 1, 3, ...), and errors read "`a` is not a number".
+Number = Annotated[int | float, PlainValidator(_number)]
 
 RANGES = frozenset({"range", "linspace", "logspace", "geomspace"})
 CONTINUOUS = frozenset(
