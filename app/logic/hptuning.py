@@ -99,6 +99,11 @@ class BOConfig(_Model):
     metric: MetricConfig
     utility_function: UtilityFunctionConfig = UtilityFunctionConfig(kappa=2.576)
 
+    @field_validator("utility_function", mode="before")
+    @classmethod
+    def _default_utility(cls, value: Any) -> Any:
+        return UtilityFunctionConfig(kappa=2.576) if value is None else value
+
 
 class EarlyStoppingRule(_Model):
     """v0 threshold: stop the pending experiments once any experiment's last metric crosses it."""
