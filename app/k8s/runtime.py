@@ -170,7 +170,8 @@ class KubernetesRuntime(Runtime):
         self._forgotten: dict[str, float] = {}  # cleaned-up keys: late events are ignored
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
-        self.relists = 0  # how many full lists were done (tests and metrics)
+        # How the observation went: full lists, 410s, failed watches (tests and metrics).
+        self.stats = {"relists": 0, "gone": 0, "watch_errors": 0, "events": 0}
 
     # ----------------------------------------------------------------------------- plumbing
 
@@ -306,7 +307,7 @@ class KubernetesRuntime(Runtime):
                 fresh.put(obj)
         keys = set(cache.by_key) | set(fresh.by_key)
         cache.objects, cache.by_key, cache.synced = fresh.objects, fresh.by_key, True
-        self.relists += 1
+        self.stats["relists"] += 1
         self._prune_forgotten()
         # Every key, not only changed ones: time-based rules (stuck image pulls) move on here.
         self._refresh_keys(keys | set(self._states))
@@ -323,10 +324,12 @@ class KubernetesRuntime(Runtime):
                 await self._watch(cache, lister, rv)
                 delay = _RETRY_MIN
             except _Gone:
+                self.stats["gone"] += 1
                 log.info("kubernetes: watch expired (410), relisting")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the loop must survive anything
+                self.stats["watch_errors"] += 1
                 log.warning("kubernetes: watch failed (%r), retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX)
@@ -367,6 +370,7 @@ class KubernetesRuntime(Runtime):
             raise ApiStatusError(int(obj.get("code") or 0), obj.get("message") or "watch error")
         if kind == "BOOKMARK":
             return
+        self.stats["events"] += 1
         key = cache.remove(obj) if kind == "DELETED" else cache.put(obj)
         if key is not None:
             self._refresh_keys({key})

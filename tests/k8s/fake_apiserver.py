@@ -172,6 +172,7 @@ class FakeApiServer:
         self.requests: list[tuple[str, str]] = []
         self._fail_next = 0
         self._fail_status = 500
+        self._fail_method: str | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -214,9 +215,9 @@ class FakeApiServer:
 
     # ----------------------------------------------------------------------------- hooks
 
-    def fail_next(self, count: int, status: int = 500) -> None:
-        """Answer the next `count` requests with `status` (an internal error by default)."""
-        self._fail_next, self._fail_status = count, status
+    def fail_next(self, count: int, status: int = 500, method: str | None = None) -> None:
+        """Answer the next `count` requests (of `method`, when given) with `status`."""
+        self._fail_next, self._fail_status, self._fail_method = count, status, method
 
     def drop_watches(self) -> None:
         for watcher in self.watchers:
@@ -436,7 +437,7 @@ class FakeApiServer:
     async def _middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
         self.requests.append((request.method, request.path_qs))
         try:
-            if self._fail_next > 0:
+            if self._fail_next > 0 and self._fail_method in (None, request.method):
                 self._fail_next -= 1
                 raise ApiError(self._fail_status, "InternalError", "injected failure")
             namespace = request.match_info.get("ns")
