@@ -12,7 +12,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import ValidationError
@@ -119,9 +119,7 @@ def experiment_spec_for(
 
 def experiment_spec(source: PolyaxonFile | str | Mapping[str, Any]) -> ExperimentSpec:
     """Shortcut: the typed spec of an experiment file with no extra params."""
-    spec = experiment_spec_for(source)[0].spec
-    assert isinstance(spec, ExperimentSpec)
-    return spec
+    return cast(ExperimentSpec, experiment_spec_for(source)[0].spec)
 
 
 # --------------------------------------------------------------------------------- loading

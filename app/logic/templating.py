@@ -9,12 +9,13 @@ a SpecError naming the path of the offending value.
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError, nodes
+from jinja2 import ChainableUndefined, Template, TemplateError, nodes
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from app.logic.errors import SpecError
@@ -135,12 +136,18 @@ def _walk(node: nodes.Node) -> Iterator[nodes.Node]:
         yield from _walk(child)
 
 
+@functools.lru_cache(maxsize=1024)
+def _compile(source: str) -> Template:
+    # a group renders the same strings once per experiment: check and compile them once
+    tree = _ENV.parse(source)
+    _check_tree(tree)
+    return _ENV.from_string(tree)
+
+
 def render_string(source: str, context: Mapping[str, Any], path: str) -> str:
     """Render one template string; every failure becomes a SpecError at `path`."""
     try:
-        tree = _ENV.parse(source)
-        _check_tree(tree)
-        rendered = _ENV.from_string(tree).render(**context)
+        rendered = _compile(source).render(**context)
     except SecurityError as exc:
         raise SpecError(path, f"unsafe template: {exc}") from None
     except (TemplateError, ArithmeticError, TypeError, ValueError, RecursionError) as exc:
