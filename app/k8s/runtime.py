@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 _RETRY_MIN, _RETRY_MAX = 0.2, 5.0
+_EVENT_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"})
 
 
 class ApiStatusError(Exception):
@@ -363,7 +364,9 @@ class KubernetesRuntime(Runtime):
             resp.close()
 
     def _on_event(self, cache: _Cache, event: dict[str, Any]) -> None:
-        kind, obj = event.get("type"), event.get("object") or {}
+        kind, obj = event.get("type"), event.get("object")
+        if not isinstance(obj, dict) or kind not in _EVENT_TYPES:
+            raise ApiStatusError(0, f"malformed watch event: {str(event)[:200]}")
         if kind == "ERROR":
             if obj.get("code") == 410:
                 raise _Gone()

@@ -138,7 +138,7 @@ def _labels(obj: dict[str, Any]) -> dict[str, str]:
 # ----------------------------------------------------------------------------------- the server
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: watchers live in a set
 class _Watcher:
     resource: str
     namespace: str
@@ -187,7 +187,7 @@ class FakeApiServer:
         app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}/log", self._log)
         app.router.add_route("*", "/apis/apps/v1/namespaces/{ns}/{resource}", self._collection)
         app.router.add_route("*", "/apis/apps/v1/namespaces/{ns}/{resource}/{name}", self._item)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.1, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port or self.port or 0, reuse_address=True)
         await site.start()
@@ -464,7 +464,7 @@ class FakeApiServer:
         resource, namespace = self._resource(request)
         query = request.query
         if request.method == "GET":
-            if query.get("watch") in ("true", "1"):
+            if query.get("watch", "").lower() in ("true", "1"):  # Go's ParseBool
                 return await self._watch(request, resource, namespace)
             items = self.list(resource, namespace, query.get("labelSelector"))
             return web.json_response({
