@@ -1,0 +1,219 @@
+"""Pure manifest builders, checked against the client's own models (serialize, deserialize)."""
+
+from __future__ import annotations
+
+import json
+import re
+from types import SimpleNamespace
+
+import pytest
+from kubernetes_asyncio.client import ApiClient, V1Deployment, V1Pod, V1Service
+
+from app.k8s.manifests import (
+    GPU_RESOURCE,
+    KEY_LABEL,
+    MANAGED_BY_LABEL,
+    ManifestOptions,
+    build_manifests,
+    destination,
+    object_name,
+    safe_label_value,
+)
+from app.runtimes.base import Resources, RuntimeError_
+from tests.k8s.conftest import make_spec
+
+OPTIONS = ManifestOptions(namespace="plx", registry="registry.local:5000")
+_LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$"
+
+
+@pytest.fixture
+async def client():
+    async with ApiClient() as api:
+        yield api
+
+
+def roundtrip(api: ApiClient, obj, model: str):
+    """Serialize like the client sends it, then read it back as the API's model."""
+    data = api.sanitize_for_serialization(obj)
+    back = api.deserialize(SimpleNamespace(data=json.dumps(data)), model)
+    assert api.sanitize_for_serialization(back) == data
+    return data, back
+
+
+def experiment_spec(**overrides):
+    values = {
+        "kind": "experiment", "role": "worker", "replica_index": 1, "run_id": 17,
+        "unique_name": "root.quick-start.2.17", "group_id": 2,
+        "resources": Resources(cpu_requests=0.5, cpu_limits=2, memory_requests=256,
+                            memory_limits=1024, gpu_limits=1),
+        "node_selector": {"pool": "gpu"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule",
+                      "tolerationSeconds": 60}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "zone", "operator": "In", "values": ["a", "b"]}]}]}}},
+        "secret_refs": ["aws-creds"], "configmap_refs": ["settings"],
+        "env": {"PLX_EXPERIMENT_ID": "17", "POLYAXON_IN_CLUSTER": "true"},
+    }
+    values.update(overrides)
+    return make_spec("experiment-17-worker-1", **values)
+
+
+async def test_experiment_pod_manifest(client):
+    spec = experiment_spec()
+    manifests = build_manifests(spec, OPTIONS)
+    assert manifests.services == [] and manifests.deployments == []
+    data, pod = roundtrip(client, manifests.pods[0], "V1Pod")
+    assert isinstance(pod, V1Pod) and data["kind"] == "Pod" and data["apiVersion"] == "v1"
+    assert pod.metadata.name == f"plxjob-worker1-{17:032x}" == object_name(spec)
+    assert pod.metadata.namespace == "plx"
+    assert pod.spec.restart_policy == "Never"
+    main = pod.spec.containers[0]
+    assert main.name == "polyaxon-experiment-job" and main.image == "python:3.11-slim"
+    assert main.command == ["/bin/bash", "-c"] and main.args == ["python train.py"]
+    assert {(e.name, e.value) for e in main.env} == set(spec.env.items())
+    assert main.env_from[0].secret_ref.name == "aws-creds"
+    assert main.env_from[1].config_map_ref.name == "settings"
+    assert data["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "500m", "memory": "256Mi"},
+        "limits": {"cpu": "2000m", "memory": "1024Mi", GPU_RESOURCE: "1"},
+    }
+    assert pod.spec.node_selector == {"pool": "gpu"}
+    assert pod.spec.tolerations[0].toleration_seconds == 60
+    terms = pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution
+    assert terms.node_selector_terms[0].match_expressions[0].values == ["a", "b"]
+    init = pod.spec.init_containers[0]
+    assert init.name == "polyaxon-job-init"
+    assert "mkdir -p /plx/outputs/root/quick-start/jobs/17" in init.args[0]
+    assert main.volume_mounts[0].mount_path == init.volume_mounts[0].mount_path
+    labels = pod.metadata.labels
+    assert labels["app"] == "polyaxon-experiment" and labels["task_type"] == "worker"
+    assert labels["task_idx"] == "1" and labels["experiment_name"] == "root.quick-start.2.17"
+    assert labels["experiment_group_id"] == "2" and labels["role"] == "polyaxon-workers"
+    assert labels[MANAGED_BY_LABEL] == "plx" and labels[KEY_LABEL] == spec.key
+    assert pod.metadata.annotations["plx/key"] == spec.key
+
+
+async def test_outputs_on_a_shared_claim(client):
+    options = ManifestOptions(outputs_claim="plx-outputs", outputs_root="/plx/outputs")
+    data, _ = roundtrip(client, build_manifests(make_spec(), options).pods[0], "V1Pod")
+    volume = data["spec"]["volumes"][0]
+    assert volume["persistentVolumeClaim"] == {"claimName": "plx-outputs"}
+    assert data["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] == "/plx/outputs"
+
+
+def test_label_values_are_made_safe():
+    long_name = "root." + "a-very-long-project-name" * 4 + ".17"
+    spec = make_spec("job/with spaces:1", unique_name=long_name, username="root",
+                     project="my project!")
+    labels = build_manifests(spec, OPTIONS).pods[0].metadata.labels
+    for key, value in labels.items():
+        assert len(value) <= 63 and re.match(_LABEL_VALUE, value), (key, value)
+    assert labels["job_name"] != long_name and labels["job_name"].startswith("root.a-very")
+    # Different inputs never collapse onto one selector value.
+    assert safe_label_value("a b") != safe_label_value("a-b")
+    assert safe_label_value("ok.value_1") == "ok.value_1"
+    assert safe_label_value("-x-") != "" and re.match(_LABEL_VALUE, safe_label_value("-x-"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"resources": Resources(cpu_limits="lots")}, "Invalid cpu `lots`"),
+        ({"resources": Resources(memory_limits=1.5)}, "memory"),
+        ({"resources": Resources(cpu_requests=4, cpu_limits=1)}, "requests exceed limits"),
+        ({"resources": Resources(gpu_limits=-1)}, "gpu"),
+        ({"labels": {"team": "ml platform"}}, "Invalid value `ml platform` for label `team`"),
+        ({"labels": {"bad key!": "x"}}, "Invalid label key"),
+        ({"tolerations": [{"key": "x", "operatr": "Exists"}]}, "Unknown field"),
+        ({"tolerations": [{"key": "x", "tolerationSeconds": "soon"}]}, "type int"),
+        ({"node_selector": {"pool": 3}}, "type str"),
+        ({"affinity": ["not", "a", "mapping"]}, "mapping"),
+        ({"env": {"BAD NAME": "1"}}, "environment variable"),
+        ({"secret_refs": ["Not_Valid"]}, "secret name"),
+        ({"uuid": "not-a-uuid"}, "Invalid uuid"),
+        ({"image": None}, "no image"),
+        ({"command": None}, "no command"),
+        ({"ports": [70000]}, "Invalid port"),
+    ],
+)
+def test_bad_input_is_a_clear_non_retryable_error(overrides, fragment):
+    with pytest.raises(RuntimeError_) as err:
+        build_manifests(make_spec(**overrides), OPTIONS)
+    assert not err.value.retryable
+    assert fragment in err.value.message
+
+
+async def test_distributed_replica_gets_a_headless_service(client):
+    spec = experiment_spec(ports=[2222], role="master", replica_index=0)
+    manifests = build_manifests(spec, OPTIONS)
+    data, svc = roundtrip(client, manifests.services[0], "V1Service")
+    assert isinstance(svc, V1Service)
+    assert svc.metadata.name == manifests.pods[0].metadata.name == f"plxjob-master0-{17:032x}"
+    assert svc.spec.cluster_ip == "None" and svc.spec.publish_not_ready_addresses
+    assert svc.spec.selector == {KEY_LABEL: spec.key}
+    assert data["spec"]["ports"] == [
+        {"name": "port-2222", "port": 2222, "protocol": "TCP", "targetPort": 2222}
+    ]
+    assert manifests.pods[0].spec.containers[0].ports[0].container_port == 2222
+
+
+async def test_tensorboard_is_a_deployment_and_a_service(client):
+    spec = make_spec("tensorboard-3", kind="tensorboard", run_id=3, command=None, image=None)
+    manifests = build_manifests(spec, OPTIONS)
+    assert manifests.pods == []
+    data, dep = roundtrip(client, manifests.deployments[0], "V1Deployment")
+    assert isinstance(dep, V1Deployment) and data["apiVersion"] == "apps/v1"
+    assert dep.spec.replicas == 1
+    assert dep.spec.selector.match_labels == {KEY_LABEL: "tensorboard-3"}
+    template_labels = dep.spec.template.metadata.labels
+    assert template_labels["app"] == "polyaxon-tensorboard"
+    assert template_labels["role"] == "polyaxon-dashboard"
+    container = dep.spec.template.spec.containers[0]
+    assert container.image == OPTIONS.tensorboard_image
+    assert "tensorboard --logdir=/plx/outputs/root/quick-start/jobs/3 --port=6006" in (
+        container.args[0]
+    )
+    assert container.readiness_probe.tcp_socket.port == 6006
+    _, svc = roundtrip(client, manifests.services[0], "V1Service")
+    assert svc.spec.ports[0].port == 6006 and svc.spec.cluster_ip is None
+    assert manifests.url == f"http://plx-tensorboard-{3:032x}.plx.svc.cluster.local:6006"
+
+
+def test_notebook_port_from_spec():
+    spec = make_spec("notebook-4", kind="notebook", run_id=4, command=None, ports=[8899])
+    manifests = build_manifests(spec, OPTIONS)
+    args = manifests.deployments[0].spec.template.spec.containers[0].args[0]
+    assert "jupyter notebook" in args and "--port=8899" in args
+    assert manifests.url.endswith(":8899")
+
+
+async def test_build_is_a_kaniko_pod(client):
+    spec = make_spec("build-5", kind="build", run_id=5, command=None, image=None,
+                     dockerfile="FROM ubuntu\n", destination_image="root_qs_1:5")
+    data, pod = roundtrip(client, build_manifests(spec, OPTIONS).pods[0], "V1Pod")
+    assert pod.metadata.name == f"plx-build-{5:032x}"
+    assert pod.metadata.labels["app"] == "polyaxon-dockerizer"
+    assert pod.spec.restart_policy == "Never"
+    kaniko = pod.spec.containers[0]
+    assert kaniko.command is None  # the executor image has no shell
+    assert "--destination=registry.local:5000/root_qs_1:5" in kaniko.args
+    assert "--context=dir:///workspace" in kaniko.args
+    assert not any("docker.sock" in json.dumps(v) for v in data["spec"].get("volumes", []))
+
+
+def test_build_destination_registry_rules():
+    spec = make_spec(kind="build", destination_image="ghcr.io/acme/img:1", dockerfile="FROM x")
+    assert destination(spec, "registry.local") == "ghcr.io/acme/img:1"
+    spec = make_spec(kind="build", destination_image="acme/img:1", dockerfile="FROM x")
+    assert destination(spec, "registry.local/") == "registry.local/acme/img:1"
+    assert destination(spec, None) == "acme/img:1"
+    with pytest.raises(RuntimeError_):
+        build_manifests(make_spec(kind="build", dockerfile=None, destination_image="a"), OPTIONS)
+
+
+def test_builders_are_deterministic():
+    spec = experiment_spec(ports=[2222])
+    first, second = build_manifests(spec, OPTIONS), build_manifests(spec, OPTIONS)
+    assert first.pods[0].to_dict() == second.pods[0].to_dict()
+    assert first.services[0].to_dict() == second.services[0].to_dict()
