@@ -25,11 +25,11 @@ from app.logic.search.base import Suggestion, SuggestResult, Trial, derive_seed,
 from app.logic.search.grid import GridSearch
 from app.logic.search.random import RandomSearch
 
-DEFAULT_CANDIDATES = 1000
-DEFAULT_REFINEMENTS = 10
+DEFAULT_CANDIDATES = 500
+DEFAULT_REFINEMENTS = 5
 _ENUMERATE_UP_TO = 4096  # an all-discrete space this small is scored point by point
-_FIT_SUBSET = 256  # kernel hyperparameters are fitted on at most this many observations
-_REFINE_SAMPLES = 64
+_FIT_SUBSET = 128  # kernel hyperparameters are fitted on at most this many observations
+_REFINE_SAMPLES = 32
 
 
 class Space:
