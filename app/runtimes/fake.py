@@ -1,0 +1,151 @@
+"""In-memory runtime for reconciler tests: records what it was asked, lets the test drive states."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from app.runtimes.base import (
+    DONE_OBSERVED,
+    ObservedStatus,
+    Runtime,
+    RuntimeError_,
+    WorkloadSpec,
+    WorkloadState,
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FakeRuntime(Runtime):
+    """Workloads are dict entries; nothing runs.
+
+    ``starts[key]`` counts real creations (a start() that adopts does not count), so a test can
+    prove nothing was started twice; ``start_calls`` counts every call. Stops end the workload at
+    once unless ``stop_immediately=False``, when the test decides with :meth:`set_status`.
+    """
+
+    name = "fake"
+
+    def __init__(
+        self,
+        notify: Callable[[], None] | None = None,
+        *,
+        capacity: int | None = None,
+        initial_status: ObservedStatus = "running",
+        stop_immediately: bool = True,
+    ) -> None:
+        super().__init__(notify)
+        self._capacity = capacity
+        self.initial_status: ObservedStatus = initial_status
+        self.stop_immediately = stop_immediately
+        self.specs: dict[str, WorkloadSpec] = {}
+        self.states: dict[str, WorkloadState] = {}
+        self.logs: dict[str, str] = {}
+        self.starts: Counter[str] = Counter()
+        self.start_calls: Counter[str] = Counter()
+        self.stop_requests: list[tuple[str, float]] = []
+        self.cleaned: list[str] = []
+        self.start_errors: dict[str, RuntimeError_] = {}
+        self.setup_calls = 0
+        self.closed = False
+
+    @property
+    def capacity(self) -> int | None:
+        return self._capacity
+
+    async def setup(self) -> None:
+        self.setup_calls += 1
+        self.closed = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    # -- the interface -----------------------------------------------------------------------
+
+    async def start(self, spec: WorkloadSpec) -> WorkloadState:
+        self.start_calls[spec.key] += 1
+        if spec.key in self.states:
+            return self.states[spec.key]
+        error = self.start_errors.pop(spec.key, None)
+        if error is not None:
+            raise error
+        if self._capacity is not None and self.running_count() >= self._capacity:
+            raise RuntimeError_(f"Cannot start {spec.key}: all {self._capacity} slots are busy.")
+        self.specs[spec.key] = spec
+        self.starts[spec.key] += 1
+        url = f"http://127.0.0.1:{spec.ports[0]}/" if spec.ports else None
+        self.states[spec.key] = WorkloadState(
+            key=spec.key, status=self.initial_status, started_at=_now(), url=url
+        )
+        self._notify()
+        return self.states[spec.key]
+
+    async def stop(self, key: str, *, grace_seconds: float = 10.0) -> None:
+        state = self.states.get(key)
+        if state is None or state.done:
+            return
+        self.stop_requests.append((key, grace_seconds))
+        if self.stop_immediately:
+            self.set_status(key, "stopped", message="Stopped on request.")
+
+    async def observe(self, key: str) -> WorkloadState | None:
+        return self.states.get(key)
+
+    async def list_workloads(self) -> dict[str, WorkloadState]:
+        return dict(self.states)
+
+    async def cleanup(self, key: str) -> None:
+        state = self.states.get(key)
+        if state is None or not state.done:
+            return
+        del self.states[key]
+        self.cleaned.append(key)
+
+    async def read_logs(self, key: str) -> str | None:
+        return self.logs.get(key)
+
+    # -- driving it from a test --------------------------------------------------------------
+
+    def set_status(
+        self,
+        key: str,
+        status: ObservedStatus,
+        *,
+        exit_code: int | None = None,
+        message: str | None = None,
+        url: str | None = None,
+    ) -> WorkloadState:
+        """Move a started workload to ``status`` and wake the reconciler."""
+        if key not in self.states:
+            raise KeyError(f"FakeRuntime has no workload {key!r}")
+        state = self.states[key]
+        done = status in DONE_OBSERVED
+        if message is None and done and exit_code is not None:
+            message = f"Process exited with code {exit_code}."
+        self.states[key] = replace(
+            state,
+            status=status,
+            exit_code=exit_code,
+            message=message,
+            finished_at=_now() if done else None,
+            url=url if url is not None else state.url,
+        )
+        self._notify()
+        return self.states[key]
+
+    def vanish(self, key: str) -> None:
+        """Lose a workload without a trace, as a deleted pod or a wiped machine would."""
+        self.states.pop(key, None)
+        self._notify()
+
+    def fail_next_start(self, key: str, error: RuntimeError_ | None = None) -> None:
+        """Make the next start() of ``key`` raise (retryable unless ``error`` says otherwise)."""
+        self.start_errors[key] = error or RuntimeError_(f"Injected failure starting {key}.")
+
+    def running_count(self) -> int:
+        return sum(1 for state in self.states.values() if not state.done)
