@@ -437,14 +437,15 @@ class LocalRuntime(Runtime):
 
     def _observe(self, workload: _Workload) -> WorkloadState:
         """The workload's state now; records the outcome once, the first time it is seen ended."""
+        if workload.pid is None:
+            self._load_pid(workload)
+        # Also after the end: the wrapper may outlive its exit record while it sweeps leftovers.
+        self._reap(workload)
         if workload.final is not None:
             return workload.final
         result = read_json(workload.path / EXIT_FILE)
         if result is None:
-            if workload.pid is None:
-                self._load_pid(workload)
             if workload.pid is not None and workload.start_ticks is not None:
-                self._reap(workload)
                 if is_alive(workload.pid, workload.start_ticks):
                     return self._state(workload, "running")
             # Gone. It may have written its result between our two reads.
@@ -475,9 +476,11 @@ class LocalRuntime(Runtime):
             workload.reapable = False
             return
         try:
-            os.waitpid(workload.pid, os.WNOHANG)
+            reaped, _ = os.waitpid(workload.pid, os.WNOHANG)
         except ChildProcessError:
-            workload.reapable = False  # adopted from a previous server: its new parent reaps
+            reaped = workload.pid  # adopted from a previous server: its new parent reaps
+        if reaped == workload.pid:
+            workload.reapable = False
 
     def _state(self, workload: _Workload, status: str, **values: Any) -> WorkloadState:
         ports = workload.info.get("ports") or []
