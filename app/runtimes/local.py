@@ -53,6 +53,8 @@ _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 _DEAD_STATES = frozenset({"Z", "X", "x"})  # zombie / dead: the process no longer runs
 _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _STOP_POLL = 0.05  # seconds between checks while a stop waits for the group to go
+# A claimed state dir without a pid after this long was never launched (the server died first).
+_LAUNCH_TIMEOUT = 10.0
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 # Run as ``python -I -S -c _WRAPPER state_dir workdir command sweep_grace started_at``, with
@@ -342,7 +344,7 @@ class LocalRuntime(Runtime):
     # -- starting ----------------------------------------------------------------------------
 
     def _check_capacity(self, key: str) -> None:
-        running = sum(1 for w in self._workloads.values() if not self._observe(w).done)
+        running = sum(1 for w in self._scan() if not self._observe(w).done)
         if running >= self._max_parallel:
             raise RuntimeError_(
                 f"Cannot start {key}: {running} of {self._max_parallel} local slots are busy."
@@ -448,11 +450,22 @@ class LocalRuntime(Runtime):
             if workload.pid is not None and workload.start_ticks is not None:
                 if is_alive(workload.pid, workload.start_ticks):
                     return self._state(workload, "running")
+            elif self._is_launching(workload):
+                return self._state(workload, "scheduled")
             # Gone. It may have written its result between our two reads.
             result = read_json(workload.path / EXIT_FILE) or self._settle(workload)
         workload.final = self._final_state(workload, result)
         self._notify_safely()
         return workload.final
+
+    @staticmethod
+    def _is_launching(workload: _Workload) -> bool:
+        """Claimed moments ago and no pid yet: another process may be spawning it right now."""
+        try:
+            age = time.time() - workload.path.stat().st_mtime
+        except OSError:
+            return False
+        return age < _LAUNCH_TIMEOUT
 
     def _settle(self, workload: _Workload) -> dict[str, Any]:
         """Persist that the process ended without a result, so the verdict survives restarts."""

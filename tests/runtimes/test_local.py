@@ -400,6 +400,24 @@ async def test_a_reused_pid_is_never_adopted(runtimes: Runtimes) -> None:
     assert state.message is not None and "vanished" in state.message
 
 
+async def test_a_launch_interrupted_before_the_spawn_fails_once_its_claim_is_stale(
+    runtimes: Runtimes,
+) -> None:
+    # The server died between claiming the key and spawning: a state dir with no pid.
+    path = runtimes.state_dir / "claimed-1"
+    path.mkdir(parents=True)
+    (path / "spec.json").write_text(json.dumps({"key": "claimed-1", "ports": []}))
+    fresh = await runtimes.new()
+
+    assert (await fresh.observe("claimed-1")).status == "scheduled"  # type: ignore[union-attr]
+
+    old = time.time() - 60
+    os.utime(path, (old, old))
+    state = await fresh.observe("claimed-1")
+    assert state is not None and state.status == "failed"
+    assert state.message is not None and "never started" in state.message
+
+
 async def test_a_run_killed_from_outside_without_a_record_fails_as_vanished(
     runtime: LocalRuntime, tmp_path: Path
 ) -> None:
