@@ -352,7 +352,9 @@ class LocalRuntime(Runtime):
 
     def _prepare_paths(self, spec: WorkloadSpec) -> tuple[Path, Path]:
         self._state_dir.mkdir(parents=True, exist_ok=True)
-        workdir = Path(spec.workdir or spec.outputs_path or self._state_dir / spec.key)
+        if not (spec.workdir or spec.outputs_path):
+            raise RuntimeError_(f"Workload {spec.key} has no working directory.", retryable=False)
+        workdir = Path(spec.workdir or spec.outputs_path)
         log_path = Path(spec.log_path) if spec.log_path else self._state_dir / f"{spec.key}.log"
         try:
             workdir.mkdir(parents=True, exist_ok=True)

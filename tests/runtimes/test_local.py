@@ -200,7 +200,7 @@ async def test_stdout_and_stderr_are_appended_to_the_log(
     assert await runtime.read_logs("log-1") is None  # the log file is the source
 
 
-async def test_a_missing_workdir_parent_is_created_and_a_bad_one_refused(
+async def test_an_unusable_workdir_is_refused_without_claiming_the_key(
     runtime: LocalRuntime, tmp_path: Path
 ) -> None:
     (tmp_path / "a-file").write_text("")
@@ -213,13 +213,15 @@ async def test_a_missing_workdir_parent_is_created_and_a_bad_one_refused(
     assert await runtime.observe("bad-dir-1") is None  # nothing was claimed, a retry may start
 
 
-async def test_invalid_keys_and_missing_commands_are_refused(
+async def test_invalid_keys_and_missing_commands_or_dirs_are_refused(
     runtime: LocalRuntime, tmp_path: Path
 ) -> None:
     with pytest.raises(RuntimeError_):
         await runtime.start(make_spec(tmp_path, "../escape", "true"))
     with pytest.raises(RuntimeError_):
         await runtime.start(make_spec(tmp_path, "nocmd-1", None))
+    with pytest.raises(RuntimeError_):
+        await runtime.start(make_spec(tmp_path, "nodir-1", "true", workdir=None, outputs_path=""))
     assert await runtime.list_workloads() == {}
 
 
