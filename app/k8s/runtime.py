@@ -276,6 +276,8 @@ class KubernetesRuntime(Runtime):
         """First list (so answers are right from the start), then the watch loops.
         An unreachable API is not fatal here: the loops keep retrying, and until the first
         list succeeds ``observe`` answers a retryable error instead of a wrong "vanished"."""
+        if self._tasks:
+            return  # already observing
         await self._client()
         for cache, lister in self._listers():
             try:
