@@ -13,10 +13,13 @@ def format_path(loc: Sequence[str | int]) -> str:
 class SpecError(ValueError):
     """An invalid polyaxonfile / hptuning / query. Each problem has a dotted path and a reason.
 
-    `str(err)` reads like `hptuning.matrix.lr.linspace: stop value must be strictly higher than start`.
+    `str(err)` reads like
+    `hptuning.matrix.lr.linspace: stop value must be strictly higher than start`.
     """
 
-    def __init__(self, problems: Iterable[tuple[str, str]] | str, reason: str | None = None) -> None:
+    def __init__(
+        self, problems: Iterable[tuple[str, str]] | str, reason: str | None = None
+    ) -> None:
         if isinstance(problems, str):
             self.problems: list[tuple[str, str]] = [(problems, reason or "invalid value")]
         else:

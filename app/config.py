@@ -1,0 +1,48 @@
+"""Settings from `PLX_*` environment variables (contract.md section 2), read when asked."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PLX_", env_ignore_empty=True, extra="ignore")
+
+    data_dir: Path = Path("./.plx")
+    database_url: str = ""  # derived from data_dir when empty
+    admin_username: str | None = None
+    admin_password: str | None = None
+    runtime: Literal["local", "kubernetes", "fake"] = "local"
+    api_url: str | None = None  # derived from host/port by `plx server` when unset
+    k8s_namespace: str = "default"
+    k8s_registry: str | None = None
+    local_max_parallel: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    max_group_experiments: int = Field(default=100_000, ge=1)
+    max_upload_bytes: int = Field(default=150 * 1024 * 1024, ge=1)
+    max_upload_uncompressed_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
+    max_upload_files: int = Field(default=100_000, ge=1)
+    max_metrics_per_request: int = Field(default=50_000, ge=1)
+    reconcile_interval: float = Field(default=5.0, gt=0)  # resync period, seconds
+    stop_grace_seconds: float = Field(default=10.0, ge=0)
+    heartbeat_timeout: float = Field(default=0, ge=0)  # 0: no zombie sweep
+    reconciler_enabled: bool = True
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        if not self.database_url:
+            db_path = (self.data_dir / "plx.db").resolve()
+            self.database_url = f"sqlite+aiosqlite:///{db_path}"
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sync_database_url(self) -> str:
+        return self.database_url

@@ -1,0 +1,70 @@
+"""Async engine and sessions for SQLite (embedded default) and Postgres (production)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.config import Settings
+
+
+def _setup_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI types
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers proceed while the reconciler writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # SQLite ignores FOREIGN KEY clauses unless asked; we rely on ON DELETE CASCADE.
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # Wait for a competing writer instead of failing at once with "database is locked".
+    cursor.execute("PRAGMA busy_timeout=30000")
+    # WAL + NORMAL is durable across application crashes (only an OS crash may lose the tail).
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _begin_immediate(conn) -> None:  # noqa: ANN001
+    # Take the write lock at BEGIN so two writers never deadlock upgrading read locks.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _setup_sqlite)
+
+        # pysqlite's own transaction handling is off; we emit BEGIN ourselves.
+        @event.listens_for(engine.sync_engine, "connect")
+        def _no_autobegin(dbapi_connection, _record) -> None:  # noqa: ANN001
+            dbapi_connection.isolation_level = None
+
+        event.listen(engine.sync_engine, "begin", _begin_immediate)
+        return engine
+    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commit on success, roll back on any error."""
+    async with maker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise

@@ -1,0 +1,89 @@
+"""Application assembly: `create_app(settings)` builds the FastAPI app and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.config import Settings
+from app.db import make_engine, make_sessionmaker, session_scope
+from app.errors import add_exception_handlers
+from app.routers import health, projects, users
+from app.services.users import ensure_admin
+
+TAGS = [
+    {"name": "users", "description": "Log in, tokens and users"},
+    {"name": "projects", "description": "Projects (seed 000)"},
+    {"name": "health", "description": "Liveness and readiness"},
+]
+
+
+class StripTrailingSlash:
+    """Every route answers with and without a trailing slash, without a redirect."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            path: str = scope["path"]
+            if len(path) > 1 and path.endswith("/"):
+                scope = dict(scope)
+                scope["path"] = path.rstrip("/") or "/"
+                raw = scope.get("raw_path")
+                if raw:
+                    scope["raw_path"] = raw.rstrip(b"/") or b"/"
+        await self.app(scope, receive, send)
+
+
+def _lifespan(settings: Settings) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings)
+        maker = make_sessionmaker(engine)
+        app.state.engine = engine
+        app.state.sessionmaker = maker
+        if settings.admin_username and settings.admin_password:
+            async with session_scope(maker) as session:
+                await ensure_admin(
+                    session, username=settings.admin_username, password=settings.admin_password
+                )
+        hooks = list(getattr(app.state, "startup_hooks", []))
+        stops = []
+        for hook in hooks:
+            stop = await hook(app)
+            if stop is not None:
+                stops.append(stop)
+        try:
+            yield
+        finally:
+            for stop in reversed(stops):
+                await stop()
+            await engine.dispose()
+
+    return lifespan
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(
+        title="plx",
+        version="0.1.0",
+        description="Experiment tracking and hyperparameter sweeps, speaking the Polyaxon v0 API.",
+        openapi_tags=TAGS,
+        lifespan=_lifespan(settings),
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    app.state.startup_hooks = []
+    add_exception_handlers(app)
+    app.include_router(health.router)
+    app.include_router(users.router)
+    # Project routes last: `/api/v1/{username}` would otherwise shadow fixed paths.
+    app.include_router(projects.router)
+    app.add_middleware(StripTrailingSlash)
+    return app

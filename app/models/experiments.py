@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import (
+    Base,
+    IdMixin,
+    JSONType,
+    RunMixin,
+    StatusRowMixin,
+    TimestampsMixin,
+    UTCDateTime,
+    UuidMixin,
+    utcnow,
+)
+
+
+class Experiment(IdMixin, UuidMixin, TimestampsMixin, RunMixin, Base):
+    __tablename__ = "experiments"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name"),
+        # Exactly-once materialisation of a sweep: one experiment per (group, suggestion).
+        UniqueConstraint("experiment_group_id", "suggestion_index"),
+        Index("ix_experiments_project_updated", "project_id", "updated_at"),
+        Index("ix_experiments_group_status", "experiment_group_id", "last_status"),
+    )
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    )
+    experiment_group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("experiment_groups.id", ondelete="CASCADE"), nullable=True
+    )
+    suggestion_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    iteration: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    name: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    readme: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tags: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    declarations: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    last_metric: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    resources: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    run_env: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    data_refs: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    original_id: Mapped[int | None] = mapped_column(
+        ForeignKey("experiments.id", ondelete="SET NULL"), nullable=True
+    )
+    cloning_strategy: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    build_job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("build_jobs.id", ondelete="SET NULL"), nullable=True
+    )
+    code_reference_id: Mapped[int | None] = mapped_column(
+        ForeignKey("code_references.id", ondelete="SET NULL"), nullable=True
+    )
+    # True when the spec has `run`: the reconciler starts it. False: tracking-only.
+    is_managed: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    stop_requested: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ExperimentStatus(StatusRowMixin, Base):
+    __tablename__ = "experiment_statuses"
+    __table_args__ = (Index("ix_experiment_statuses_exp_created", "experiment_id", "created_at"),)
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False
+    )
+
+
+class ExperimentMetric(IdMixin, Base):
+    __tablename__ = "experiment_metrics"
+    __table_args__ = (Index("ix_experiment_metrics_exp_created", "experiment_id", "created_at"),)
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    values: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+
+
+class ExperimentJob(IdMixin, UuidMixin, TimestampsMixin, RunMixin, Base):
+    """One replica of an experiment (master, worker N, ps N)."""
+
+    __tablename__ = "experiment_jobs"
+    __table_args__ = (UniqueConstraint("experiment_id", "role", "replica_index"),)
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    replica_index: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    definition: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    resources: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    node_scheduled: Mapped[str | None] = mapped_column(String(256), nullable=True)
+
+
+class ExperimentJobStatus(StatusRowMixin, Base):
+    __tablename__ = "experiment_job_statuses"
+    __table_args__ = (Index("ix_experiment_job_statuses_job_created", "job_id", "created_at"),)
+
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("experiment_jobs.id", ondelete="CASCADE"), nullable=False
+    )
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)

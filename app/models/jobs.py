@@ -1,0 +1,126 @@
+"""Jobs, builds, tensorboards and notebooks: pod-level runs (polyaxon-v0.md 3.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import (
+    Base,
+    IdMixin,
+    JSONType,
+    RunMixin,
+    StatusRowMixin,
+    TimestampsMixin,
+    UuidMixin,
+)
+
+
+class _JobColumns(IdMixin, UuidMixin, TimestampsMixin, RunMixin):
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    )
+    name: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    readme: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tags: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    resources: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    node_scheduled: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    code_reference_id: Mapped[int | None] = mapped_column(
+        ForeignKey("code_references.id", ondelete="SET NULL"), nullable=True
+    )
+    stop_requested: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+
+
+class BuildJob(_JobColumns, Base):
+    __tablename__ = "build_jobs"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name"),
+        Index("ix_build_jobs_project_updated", "project_id", "updated_at"),
+        # De-duplication of builds on (project, build config, code version).
+        Index("ix_build_jobs_dedupe", "project_id", "config_hash", "code_reference_id"),
+    )
+
+    dockerfile: Mapped[str | None] = mapped_column(Text, nullable=True)
+    commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    config_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    image: Mapped[str | None] = mapped_column(String(512), nullable=True)
+
+
+class Job(_JobColumns, Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name"),
+        Index("ix_jobs_project_updated", "project_id", "updated_at"),
+    )
+
+    original_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True
+    )
+    cloning_strategy: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    build_job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("build_jobs.id", ondelete="SET NULL"), nullable=True
+    )
+    data_refs: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+class TensorboardJob(_JobColumns, Base):
+    __tablename__ = "tensorboard_jobs"
+    __table_args__ = (Index("ix_tensorboard_jobs_project_updated", "project_id", "updated_at"),)
+
+    experiment_group_id: Mapped[int | None] = mapped_column(
+        ForeignKey("experiment_groups.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    experiment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    url: Mapped[str | None] = mapped_column(String(512), nullable=True)
+
+
+class NotebookJob(_JobColumns, Base):
+    __tablename__ = "notebook_jobs"
+    __table_args__ = (Index("ix_notebook_jobs_project_updated", "project_id", "updated_at"),)
+
+    port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    url: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    commit_on_stop: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+
+
+class JobStatus(StatusRowMixin, Base):
+    __tablename__ = "job_statuses"
+    __table_args__ = (Index("ix_job_statuses_job_created", "job_id", "created_at"),)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+class BuildJobStatus(StatusRowMixin, Base):
+    __tablename__ = "build_job_statuses"
+    __table_args__ = (Index("ix_build_job_statuses_job_created", "job_id", "created_at"),)
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("build_jobs.id", ondelete="CASCADE"), nullable=False
+    )
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+class TensorboardJobStatus(StatusRowMixin, Base):
+    __tablename__ = "tensorboard_job_statuses"
+    __table_args__ = (Index("ix_tensorboard_job_statuses_job_created", "job_id", "created_at"),)
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("tensorboard_jobs.id", ondelete="CASCADE"), nullable=False
+    )
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+class NotebookJobStatus(StatusRowMixin, Base):
+    __tablename__ = "notebook_job_statuses"
+    __table_args__ = (Index("ix_notebook_job_statuses_job_created", "job_id", "created_at"),)
+    job_id: Mapped[int] = mapped_column(
+        ForeignKey("notebook_jobs.id", ondelete="CASCADE"), nullable=False
+    )
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)

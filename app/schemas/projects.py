@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from app.schemas.common import Description, OutSchema, ProjectName, Schema, Tags, Timestamp
+
+
+class ProjectCreate(Schema):
+    name: ProjectName
+    description: Description | None = None
+    readme: Description | None = None
+    is_public: bool = True
+    tags: Tags | None = None
+
+
+class ProjectUpdate(Schema):
+    name: ProjectName | None = None
+    description: Description | None = None
+    readme: Description | None = None
+    is_public: bool | None = None
+    tags: Tags | None = None
+    merge: bool = False  # tags are merged instead of replaced
+
+
+class ProjectOut(OutSchema):
+    id: int
+    uuid: str
+    user: str
+    name: str
+    unique_name: str
+    description: str | None
+    tags: list[str] | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    is_public: bool
+    bookmarked: bool = False
+
+
+class ProjectDetailOut(ProjectOut):
+    readme: str | None
+    has_code: bool
+    has_tensorboard: bool
+    has_notebook: bool
+    num_experiment_groups: int
+    num_independent_experiments: int
+    num_experiments: int
+    num_jobs: int
+    num_builds: int
+
+
+class BookmarkOut(BaseModel):
+    content_object: dict

@@ -1,0 +1,220 @@
+"""Projects: access rules, CRUD, counters and bookmarks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import BadRequest, NotFound, PermissionDenied
+from app.logic.query import FieldKind
+from app.models import (
+    Bookmark,
+    BuildJob,
+    Experiment,
+    ExperimentGroup,
+    Job,
+    NotebookJob,
+    Project,
+    TensorboardJob,
+    User,
+)
+from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, paginate
+from app.services.users import Principal
+
+PLUGIN_RUNNING = ("building", "scheduled", "running")
+
+
+@dataclass(frozen=True)
+class ProjectAccess:
+    project: Project
+    owner: User
+    can_write: bool
+
+    @property
+    def unique_name(self) -> str:
+        return f"{self.owner.username}.{self.project.name}"
+
+
+def _can_write(principal: Principal, owner_id: int) -> bool:
+    return principal.user.is_superuser or principal.user.id == owner_id
+
+
+async def get_project(
+    session: AsyncSession, principal: Principal, username: str, name: str, *, write: bool = False
+) -> ProjectAccess:
+    """Resolve a project: private ones of others are 404, writes to others' public ones 403."""
+    row = (
+        await session.execute(
+            select(Project, User)
+            .join(User, User.id == Project.user_id)
+            .where(User.username == username, Project.name == name)
+        )
+    ).first()
+    if row is None:
+        raise NotFound()
+    project, owner = row
+    can_write = _can_write(principal, owner.id)
+    if not can_write and not project.is_public:
+        raise NotFound()
+    if write and not can_write:
+        raise PermissionDenied()
+    if write and principal.is_run_scoped:
+        raise PermissionDenied("A run token may only act on its own run.")
+    return ProjectAccess(project=project, owner=owner, can_write=can_write)
+
+
+async def create_project(
+    session: AsyncSession, principal: Principal, *, data: dict[str, Any]
+) -> Project:
+    if principal.is_run_scoped:
+        raise PermissionDenied("A run token may only act on its own run.")
+    project = Project(user_id=principal.user.id, **data)
+    session.add(project)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise BadRequest(f"A project with name `{data['name']}` already exists.") from None
+    return project
+
+
+async def update_project(
+    session: AsyncSession, access: ProjectAccess, *, changes: dict[str, Any], merge: bool
+) -> Project:
+    project = access.project
+    if merge and changes.get("tags") is not None:
+        changes["tags"] = list(dict.fromkeys([*(project.tags or []), *changes["tags"]]))
+    for key, value in changes.items():
+        setattr(project, key, value)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise BadRequest(f"A project with name `{changes.get('name')}` already exists.") from None
+    return project
+
+
+async def delete_project(session: AsyncSession, access: ProjectAccess) -> None:
+    """Rows cascade; the reconciler sees workloads without rows and stops them."""
+    await session.execute(
+        delete(Bookmark).where(
+            Bookmark.content_type == "project", Bookmark.object_id == access.project.id
+        )
+    )
+    await session.delete(access.project)
+    await session.flush()
+
+
+PROJECT_FIELDS = FieldMap(
+    fields={
+        "id": (FieldKind.VALUE, Project.id),
+        "name": (FieldKind.VALUE, Project.name),
+        "created_at": (FieldKind.DATETIME, Project.created_at),
+        "updated_at": (FieldKind.DATETIME, Project.updated_at),
+        "tags": (FieldKind.TAGS, Project.tags),
+        "is_public": (FieldKind.BOOL, Project.is_public),
+    },
+    sortable={
+        "created_at": Project.created_at,
+        "updated_at": Project.updated_at,
+        "name": Project.name,
+    },
+    default_sort=(Project.updated_at.desc(), Project.id.desc()),
+)
+
+
+async def list_projects(
+    session: AsyncSession, principal: Principal, owner: User, params: ListParams
+) -> tuple[int, list[Project], str | None, str | None]:
+    stmt = select(Project).where(Project.user_id == owner.id)
+    if not _can_write(principal, owner.id):
+        stmt = stmt.where(Project.is_public.is_(True))
+    dialect = session.bind.dialect.name
+    stmt = apply_sort(
+        apply_query(stmt, params.query, PROJECT_FIELDS, dialect), params.sort, PROJECT_FIELDS
+    )
+    return await paginate(session, stmt, params)
+
+
+async def bookmarked_ids(
+    session: AsyncSession, user: User, content_type: str, ids: list[int]
+) -> set[int]:
+    if not ids:
+        return set()
+    rows = await session.scalars(
+        select(Bookmark.object_id).where(
+            Bookmark.user_id == user.id,
+            Bookmark.content_type == content_type,
+            Bookmark.object_id.in_(ids),
+        )
+    )
+    return set(rows)
+
+
+async def set_bookmark(
+    session: AsyncSession, user: User, content_type: str, object_id: int, *, on: bool
+) -> None:
+    """Idempotent bookmark / unbookmark (a concurrent double bookmark is not an error)."""
+    if not on:
+        await session.execute(
+            delete(Bookmark).where(
+                Bookmark.user_id == user.id,
+                Bookmark.content_type == content_type,
+                Bookmark.object_id == object_id,
+            )
+        )
+        return
+    exists_already = await session.scalar(
+        select(Bookmark.id).where(
+            Bookmark.user_id == user.id,
+            Bookmark.content_type == content_type,
+            Bookmark.object_id == object_id,
+        )
+    )
+    if exists_already is None:
+        session.add(Bookmark(user_id=user.id, content_type=content_type, object_id=object_id))
+        try:
+            async with session.begin_nested():
+                await session.flush()
+        except IntegrityError:
+            pass
+
+
+async def _count(session: AsyncSession, stmt: Any) -> int:
+    return int(await session.scalar(stmt) or 0)
+
+
+async def _last_plugin_running(session: AsyncSession, model: Any, project_id: int) -> bool:
+    stmt = select(model.last_status).where(model.project_id == project_id)
+    if model is TensorboardJob:
+        stmt = stmt.where(
+            TensorboardJob.experiment_id.is_(None), TensorboardJob.experiment_group_id.is_(None)
+        )
+    status = await session.scalar(stmt.order_by(model.id.desc()).limit(1))
+    return status in PLUGIN_RUNNING
+
+
+async def project_counters(session: AsyncSession, project: Project) -> dict[str, Any]:
+    pid = project.id
+    count = func.count()
+    return {
+        "has_code": project.code_reference_id is not None,
+        "has_tensorboard": await _last_plugin_running(session, TensorboardJob, pid),
+        "has_notebook": await _last_plugin_running(session, NotebookJob, pid),
+        "num_experiment_groups": await _count(
+            session, select(count).where(ExperimentGroup.project_id == pid)
+        ),
+        "num_independent_experiments": await _count(
+            session,
+            select(count).where(
+                Experiment.project_id == pid, Experiment.experiment_group_id.is_(None)
+            ),
+        ),
+        "num_experiments": await _count(session, select(count).where(Experiment.project_id == pid)),
+        "num_jobs": await _count(session, select(count).where(Job.project_id == pid)),
+        "num_builds": await _count(session, select(count).where(BuildJob.project_id == pid)),
+    }

@@ -1,0 +1,162 @@
+"""Users and tokens. Services take the session first, flush, never commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import BadRequest, NotFound, Unauthorized
+from app.models import Token, User
+from app.security import (
+    DUMMY_HASH,
+    hash_password,
+    keys_match,
+    new_token_key,
+    token_selector,
+    verify_password,
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user, possibly through a token scoped to one run."""
+
+    user: User
+    run_kind: str | None = None  # "experiment" | "job" | "build" when run-scoped
+    run_id: int | None = None
+
+    @property
+    def is_run_scoped(self) -> bool:
+        return self.run_kind is not None
+
+    def may_act_on_run(self, kind: str, run_id: int) -> bool:
+        return not self.is_run_scoped or (self.run_kind == kind and self.run_id == run_id)
+
+
+async def get_user(session: AsyncSession, username: str) -> User | None:
+    return await session.scalar(select(User).where(User.username == username))
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    password: str,
+    email: str | None = None,
+    is_superuser: bool = False,
+) -> User:
+    user = User(
+        username=username,
+        password_hash=hash_password(password),
+        email=email,
+        is_superuser=is_superuser,
+    )
+    session.add(user)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise BadRequest(f"A user with username `{username}` already exists.") from None
+    return user
+
+
+async def ensure_admin(session: AsyncSession, *, username: str, password: str) -> User:
+    """Create this superuser, or reset its password and superuser flag."""
+    user = await get_user(session, username)
+    if user is None:
+        return await create_user(session, username=username, password=password, is_superuser=True)
+    if not verify_password(user.password_hash, password):
+        user.password_hash = hash_password(password)
+    user.is_superuser = True
+    user.is_active = True
+    await session.flush()
+    return user
+
+
+async def _user_token(session: AsyncSession, user: User) -> Token | None:
+    return await session.scalar(
+        select(Token).where(Token.user_id == user.id, Token.run_kind.is_(None))
+    )
+
+
+async def login(session: AsyncSession, *, username: str, password: str) -> str:
+    """Return the user's token (the same one on every login, as DRF's get_or_create)."""
+    user = await get_user(session, username)
+    valid = verify_password(user.password_hash if user else DUMMY_HASH, password)
+    if user is None or not valid or not user.is_active:
+        raise BadRequest("Unable to log in with provided credentials.")
+    token = await _user_token(session, user)
+    if token is None:
+        token = await _new_token(session, user)
+    return token.key
+
+
+async def _new_token(
+    session: AsyncSession, user: User, *, run_kind: str | None = None, run_id: int | None = None
+) -> Token:
+    key = new_token_key()
+    token = Token(
+        selector=token_selector(key), key=key, user_id=user.id, run_kind=run_kind, run_id=run_id
+    )
+    session.add(token)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        # A concurrent login created the user token first: use that one.
+        existing = await _user_token(session, user) if run_kind is None else None
+        if existing is None:
+            raise
+        return existing
+    return token
+
+
+async def logout(session: AsyncSession, user: User) -> None:
+    await session.execute(delete(Token).where(Token.user_id == user.id, Token.run_kind.is_(None)))
+
+
+async def create_run_token(session: AsyncSession, user: User, *, kind: str, run_id: int) -> str:
+    """A token that acts as `user` but may only write to one run (contract.md 3)."""
+    existing = await session.scalar(
+        select(Token).where(Token.run_kind == kind, Token.run_id == run_id)
+    )
+    if existing is not None:
+        return existing.key
+    return (await _new_token(session, user, run_kind=kind, run_id=run_id)).key
+
+
+async def authenticate(session: AsyncSession, authorization: str | None) -> Principal:
+    """Parse `Authorization: token <key>` (DRF rules) and resolve the principal, or raise 401."""
+    if not authorization:
+        raise Unauthorized()
+    parts = authorization.split()
+    if not parts or parts[0].lower() != "token":
+        # Other schemes are ignored: the request is anonymous.
+        raise Unauthorized()
+    if len(parts) == 1:
+        raise Unauthorized("Invalid token header. No credentials provided.")
+    if len(parts) > 2:
+        raise Unauthorized("Invalid token header. Token string should not contain spaces.")
+    key = parts[1]
+    row = await session.execute(
+        select(Token, User)
+        .join(User, User.id == Token.user_id)
+        .where(Token.selector == token_selector(key))
+    )
+    found = row.first()
+    if found is None or not keys_match(found[0].key, key):
+        raise Unauthorized("Invalid token.")
+    token, user = found
+    if not user.is_active:
+        raise Unauthorized("User inactive or deleted.")
+    return Principal(user=user, run_kind=token.run_kind, run_id=token.run_id)
+
+
+async def get_user_or_404(session: AsyncSession, username: str) -> User:
+    user = await get_user(session, username)
+    if user is None:
+        raise NotFound()
+    return user
