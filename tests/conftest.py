@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
