@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker, session_scope
 from app.errors import add_exception_handlers
+from app.reconciler.loop import start_reconciler
 from app.routers import health, projects, users
 from app.services.users import ensure_admin
 
@@ -80,6 +81,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.startup_hooks = []
+    app.state.reconciler = None
+    app.state.runtime = None
+    # Ordered reconciler steps; each module appends its own (runs, groups, plugins).
+    app.state.reconciler_steps = []
+    if settings.reconciler_enabled:
+        app.state.startup_hooks.append(start_reconciler)
     add_exception_handlers(app)
     app.include_router(health.router)
     app.include_router(users.router)

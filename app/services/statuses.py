@@ -1,0 +1,135 @@
+"""The one compare-and-set status writer used by the API and the reconciler alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.logic.statuses import StatusTable, can_transition, clock_update, is_done, rules_for
+from app.models import (
+    BuildJob,
+    BuildJobStatus,
+    Experiment,
+    ExperimentGroup,
+    ExperimentGroupStatus,
+    ExperimentJob,
+    ExperimentJobStatus,
+    ExperimentStatus,
+    Job,
+    JobStatus,
+    NotebookJob,
+    NotebookJobStatus,
+    TensorboardJob,
+    TensorboardJobStatus,
+)
+from app.models.base import utcnow
+
+MESSAGE_MAX = 256
+
+
+@dataclass(frozen=True)
+class StatusKind:
+    table: StatusTable  # which transition rules apply
+    status_model: type  # the history table
+    fk: str  # the history table's column pointing at the entity
+
+
+KINDS: dict[type, StatusKind] = {
+    Experiment: StatusKind("experiment", ExperimentStatus, "experiment_id"),
+    ExperimentJob: StatusKind("job", ExperimentJobStatus, "job_id"),
+    Job: StatusKind("job", JobStatus, "job_id"),
+    BuildJob: StatusKind("job", BuildJobStatus, "job_id"),
+    TensorboardJob: StatusKind("job", TensorboardJobStatus, "job_id"),
+    NotebookJob: StatusKind("job", NotebookJobStatus, "job_id"),
+    ExperimentGroup: StatusKind("group", ExperimentGroupStatus, "experiment_group_id"),
+}
+
+
+def kind_of(obj: Any) -> StatusKind:
+    try:
+        return KINDS[type(obj)]
+    except KeyError:
+        raise TypeError(f"{type(obj).__name__} has no statuses") from None
+
+
+def status_values(model: type) -> frozenset[str]:
+    """The status values an entity of `model` may take."""
+    return rules_for(KINDS[model].table).values
+
+
+async def lock_row(session: AsyncSession, obj: Any) -> Any:
+    """Re-read `obj` under a row lock so the status check sees the latest committed value.
+
+    Postgres: SELECT ... FOR UPDATE. SQLite renders no FOR UPDATE, but every transaction begins
+    IMMEDIATE (app/db.py), so the writer already holds the database's only write lock.
+    """
+    model = type(obj)
+    await session.flush()
+    stmt = (
+        select(model)
+        .where(model.id == obj.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return await session.scalar(stmt)
+
+
+async def set_status(
+    session: AsyncSession,
+    obj: Any,
+    status: str,
+    *,
+    message: str | None = None,
+    traceback: str | None = None,
+    details: dict[str, Any] | None = None,
+    force: bool = False,
+) -> bool:
+    """Append a status row and update `last_status` and the clock, if the rules allow it.
+
+    Returns False, writing nothing, when the transition is refused (another writer won, or the
+    status is not a value of this entity). `force` skips the transition table (v0 let a client
+    post any status) but a done entity still never changes.
+    """
+    kind = kind_of(obj)
+    rules = rules_for(kind.table)
+    if status not in rules.values:
+        return False
+    row = await lock_row(session, obj)
+    if row is None:
+        return False
+    current = row.last_status
+    if force:
+        if is_done(current):
+            return False
+    elif not can_transition(kind.table, current, status):
+        return False
+    now = utcnow()
+    values: dict[str, Any] = {
+        kind.fk: row.id,
+        "status": status,
+        "message": message[:MESSAGE_MAX] if message else message,
+        "traceback": traceback,
+        "created_at": now,
+    }
+    if details is not None and hasattr(kind.status_model, "details"):
+        values["details"] = details
+    session.add(kind.status_model(**values))
+    clock = clock_update(
+        kind.table,
+        status,
+        has_started_at=row.started_at is not None,
+        has_finished_at=row.finished_at is not None,
+    )
+    if clock.set_started_at:
+        row.started_at = now
+    if clock.set_finished_at:
+        row.finished_at = now
+        if clock.started_at_from_created_at:
+            row.started_at = row.created_at
+    row.last_status = status
+    row.updated_at = now
+    await session.flush()
+    return True
