@@ -64,7 +64,7 @@ def validate_name(value: str, *, max_length: int = NAME_MAX) -> str:
         raise ValueError("must not be empty")
     if len(value) > max_length:
         raise ValueError(f"must be at most {max_length} characters (got {len(value)})")
-    if not SLUG_RE.match(value):
+    if not SLUG_RE.fullmatch(value):
         raise ValueError(
             "must be a slug: letters, numbers, underscores or hyphens only (^[-a-zA-Z0-9_]+$)"
         )
@@ -83,7 +83,7 @@ USERNAME_RE = re.compile(r"^[\w.@+-]+$")
 def validate_username(value: str) -> str:
     if not value or len(value) > 150:
         raise ValueError("must be between 1 and 150 characters")
-    if not USERNAME_RE.match(value) or "." in value:
+    if not USERNAME_RE.fullmatch(value) or "." in value:
         raise ValueError("may contain only letters, numbers and @/+/-/_ characters")
     if value.lower() in BLACKLIST:
         raise ValueError(f"`{value}` is a reserved name")
