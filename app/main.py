@@ -12,8 +12,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker, session_scope
 from app.errors import add_exception_handlers
+from app.reconciler.groups import reconcile_groups
 from app.reconciler.loop import start_reconciler
-from app.routers import health, projects, users
+from app.routers import admin_users, bookmarks, cluster, groups, health, projects, users, versions
+from app.routers import code as code_routes
 from app.services.users import ensure_admin
 
 TAGS = [
@@ -85,11 +87,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.runtime = None
     # Ordered reconciler steps; each module appends its own (runs, groups, plugins).
     app.state.reconciler_steps = []
+    app.state.reconciler_steps.append(reconcile_groups)
     if settings.reconciler_enabled:
         app.state.startup_hooks.append(start_reconciler)
     add_exception_handlers(app)
     app.include_router(health.router)
     app.include_router(users.router)
+    app.include_router(versions.router)
+    app.include_router(cluster.router)
+    app.include_router(bookmarks.router)
+    app.include_router(admin_users.router)
+    app.include_router(groups.router)
+    app.include_router(code_routes.router)
     # Project routes last: `/api/v1/{username}` would otherwise shadow fixed paths.
     app.include_router(projects.router)
     app.add_middleware(StripTrailingSlash)
