@@ -1,0 +1,306 @@
+"""Safe extraction of uploaded code tarballs into a scratch directory, and their content address.
+
+Every member is checked before it is written: absolute names, `..`, device files and FIFOs,
+links whose target leaves the tree, more entries or more uncompressed bytes than allowed, and
+bytes that are not a gzip-compressed tar all raise :class:`TarballError`. Writes never follow a
+symlink out of the tree (parents are resolved with ``realpath`` before anything is created), and a
+final pass re-resolves every symlink once the tree is complete, because a later member can change
+what an earlier link's target path means (``t -> x/..`` followed by ``x -> .``).
+
+The caller owns ``dest``: it must not exist, and it is removed on any error.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import stat
+import tarfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+GZIP_MAGIC = b"\x1f\x8b"
+# Data is copied in 1 MiB reads; only tar headers (pax, GNU long names) are read whole. A header
+# larger than this is a memory bomb, not a file name.
+MAX_SINGLE_READ = 16 * 1024 * 1024
+COPY_CHUNK = 1024 * 1024
+
+
+class TarballError(Exception):
+    """An upload that cannot be accepted; ``status_code`` is 400, or 413 for size limits."""
+
+    def __init__(self, message: str, *, status_code: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_uncompressed_bytes: int
+    max_files: int
+
+
+@dataclass(frozen=True)
+class Extracted:
+    commit: str  # sha256 of the normalised content (paths, types, exec bits, bytes, link targets)
+    size_bytes: int  # sum of regular file sizes
+    num_files: int  # regular files
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _BoundedGzip:
+    """A GzipFile that refuses to decompress more than ``limit`` bytes in total."""
+
+    def __init__(self, gz: gzip.GzipFile, limit: int) -> None:
+        self._gz = gz
+        self._limit = limit
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self._limit - self._gz.tell() + 1
+        if size > MAX_SINGLE_READ:
+            raise TarballError(f"A tar header is larger than {MAX_SINGLE_READ} bytes.")
+        if self._gz.tell() + size > self._limit + tarfile.RECORDSIZE:
+            raise _TooLarge()
+        return self._gz.read(size)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_SET and offset > self._limit + tarfile.RECORDSIZE:
+            raise _TooLarge()
+        return self._gz.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._gz.tell()
+
+
+def normalise_name(name: str) -> str | None:
+    """`./a//b` → `a/b`; None for the root itself; TarballError for absolute names and `..`."""
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise TarballError(f"The tarball contains an absolute path: `{name}`.")
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise TarballError(f"The tarball contains a path with `..`: `{name}`.")
+    return "/".join(parts) or None
+
+
+def _inside(root: str, path: str) -> bool:
+    return path == root or path.startswith(root + os.sep)
+
+
+def _hash_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(COPY_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _Extractor:
+    def __init__(self, tar: tarfile.TarFile, root: str, limits: Limits) -> None:
+        self.tar = tar
+        self.root = root
+        self.limits = limits
+        # Normalised path → ("d",) | ("f", exec, sha256, size) | ("l", target). Later members
+        # with the same name replace earlier ones, as tar does.
+        self.entries: dict[str, tuple] = {}
+        self.members = 0
+        self.data_bytes = 0
+
+    def run(self) -> None:
+        for member in self.tar:
+            self.members += 1
+            if self.members > self.limits.max_files:
+                raise TarballError(
+                    f"The tarball has more than {self.limits.max_files} entries.", status_code=413
+                )
+            name = normalise_name(member.name)
+            if name is None:
+                continue
+            try:
+                self._extract(member, name)
+            except OSError as exc:
+                raise TarballError(f"Cannot extract `{name}`: {exc.strerror or exc}.") from None
+        if not any(entry[0] != "d" for entry in self.entries.values()):
+            raise TarballError("The tarball contains no files.")
+        self._check_links()
+
+    def _target(self, name: str, *, is_dir: bool = False) -> str:
+        """Where `name` goes: its parent resolved (never through a link out), created if new."""
+        parent = os.path.realpath(os.path.join(self.root, os.path.dirname(name)))
+        if not _inside(self.root, parent):
+            raise TarballError(f"`{name}` would be written through a link that leaves the tree.")
+        os.makedirs(parent, exist_ok=True)
+        path = os.path.join(parent, os.path.basename(name))
+        if os.path.lexists(path):
+            if os.path.isdir(path) and not os.path.islink(path):
+                if not is_dir:
+                    raise TarballError(f"`{name}` is both a directory and a file in the tarball.")
+            else:
+                os.unlink(path)
+        return path
+
+    def _extract(self, member: tarfile.TarInfo, name: str) -> None:
+        if member.isdev():
+            raise TarballError(f"The tarball contains a device file or FIFO: `{name}`.")
+        if member.isdir():
+            path = self._target(name, is_dir=True)
+            os.makedirs(path, exist_ok=True)
+            self.entries.setdefault(name, ("d",))
+        elif member.isreg():
+            self._extract_file(member, name)
+        elif member.issym():
+            self._extract_symlink(member, name)
+        elif member.islnk():
+            self._extract_hardlink(member, name)
+        else:
+            raise TarballError(f"Unsupported tar member type for `{name}`.")
+
+    def _extract_file(self, member: tarfile.TarInfo, name: str) -> None:
+        if self.data_bytes + member.size > self.limits.max_uncompressed_bytes:
+            raise _TooLarge()
+        self.data_bytes += member.size
+        path = self._target(name)
+        source = self.tar.extractfile(member)
+        assert source is not None  # regular members always have data
+        digest = hashlib.sha256()
+        with open(path, "xb") as out:
+            while chunk := source.read(COPY_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+        executable = bool(member.mode & 0o111)
+        self.entries[name] = ("f", executable, digest.hexdigest(), member.size)
+
+    def _extract_symlink(self, member: tarfile.TarInfo, name: str) -> None:
+        target = member.linkname
+        if not target or os.path.isabs(target) or target.startswith("\\"):
+            raise TarballError(f"The symlink `{name}` points outside the tree (`{target}`).")
+        path = self._target(name)
+        resolved = os.path.realpath(os.path.join(os.path.dirname(path), target))
+        if not _inside(self.root, resolved):
+            raise TarballError(f"The symlink `{name}` points outside the tree (`{target}`).")
+        os.symlink(target, path)
+        self.entries[name] = ("l", target)
+
+    def _extract_hardlink(self, member: tarfile.TarInfo, name: str) -> None:
+        try:
+            target_name = normalise_name(member.linkname)
+        except TarballError:
+            target_name = None
+        resolved = (
+            os.path.realpath(os.path.join(self.root, target_name)) if target_name else self.root
+        )
+        if not _inside(self.root, resolved) or resolved == self.root:
+            raise TarballError(
+                f"The hard link `{name}` points outside the tree (`{member.linkname}`)."
+            )
+        if not os.path.isfile(resolved):
+            raise TarballError(
+                f"The hard link `{name}` points to `{member.linkname}`, which is not a file "
+                "earlier in the tarball."
+            )
+        path = self._target(name)
+        # A copy, not os.link: versions never share inodes with anything else.
+        shutil.copyfile(resolved, path)
+        size = os.path.getsize(path)
+        self.data_bytes += size
+        if self.data_bytes > self.limits.max_uncompressed_bytes:
+            raise _TooLarge()
+        executable = bool(os.stat(resolved).st_mode & 0o111)
+        self.entries[name] = ("f", executable, _hash_file(path), size)
+
+    def _check_links(self) -> None:
+        for name, entry in self.entries.items():
+            if entry[0] != "l":
+                continue
+            resolved = os.path.realpath(os.path.join(self.root, name))
+            if not _inside(self.root, resolved):
+                raise TarballError(f"The symlink `{name}` points outside the tree (`{entry[1]}`).")
+
+    def commit(self) -> Extracted:
+        digest = hashlib.sha256()
+        size = files = 0
+        for name in sorted(self.entries):
+            entry = self.entries[name]
+            if entry[0] == "f":
+                files += 1
+                size += entry[3]
+                line = f"f\0{name}\0{'x' if entry[1] else '-'}\0{entry[2]}\n"
+            elif entry[0] == "l":
+                line = f"l\0{name}\0{entry[1]}\n"
+            else:
+                line = f"d\0{name}\n"
+            digest.update(line.encode("utf-8", "surrogateescape"))
+        return Extracted(commit=digest.hexdigest(), size_bytes=size, num_files=files)
+
+    def finalise_modes(self) -> None:
+        """Versions are immutable: files read-only (exec bit kept), directories read-only."""
+        for name, entry in self.entries.items():
+            if entry[0] == "f":
+                os.chmod(os.path.join(self.root, name), 0o555 if entry[1] else 0o444)
+        for dirpath, _dirs, _files in os.walk(self.root, topdown=False):
+            os.chmod(dirpath, 0o555)
+
+
+def extract_tarball(archive: Path, dest: Path, limits: Limits) -> Extracted:
+    """Check and extract `archive` (.tar.gz) into `dest` (created); remove `dest` on any error."""
+    with open(archive, "rb") as raw:
+        if raw.read(2) != GZIP_MAGIC:
+            raise TarballError("The upload is not a gzip-compressed tarball (.tar.gz).")
+        raw.seek(0)
+        dest.mkdir(parents=True)
+        root = os.path.realpath(dest)
+        try:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                bounded = _BoundedGzip(gz, limits.max_uncompressed_bytes)
+                try:
+                    tar = tarfile.open(fileobj=bounded, mode="r:")  # type: ignore[call-overload]
+                except tarfile.ReadError as exc:
+                    raise TarballError(f"The upload is not a valid tarball ({exc}).") from None
+                with tar:
+                    extractor = _Extractor(tar, root, limits)
+                    extractor.run()
+                    result = extractor.commit()
+                    extractor.finalise_modes()
+                    return result
+        except _TooLarge:
+            remove_tree(dest)
+            raise TarballError(
+                f"The tarball is larger than {limits.max_uncompressed_bytes} bytes uncompressed.",
+                status_code=413,
+            ) from None
+        except (gzip.BadGzipFile, EOFError, zlib.error, tarfile.TarError) as exc:
+            remove_tree(dest)
+            raise TarballError(f"The upload is not a valid .tar.gz ({exc}).") from None
+        except BaseException:
+            remove_tree(dest)
+            raise
+
+
+def _make_writable(path: str) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+        if stat.S_ISDIR(mode):
+            os.chmod(path, 0o755)
+    except OSError:
+        pass
+
+
+def remove_tree(path: Path) -> None:
+    """rmtree that also removes read-only version trees (directories are 0555)."""
+    if not os.path.lexists(path):
+        return
+    if os.path.islink(path) or not os.path.isdir(path):
+        os.unlink(path)
+        return
+    for dirpath, dirnames, _files in os.walk(path):
+        _make_writable(dirpath)
+        for dirname in dirnames:
+            _make_writable(os.path.join(dirpath, dirname))
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,383 @@
+"""Project code versions: streamed uploads, safe extraction, immutable content-addressed storage.
+
+On disk, one directory per version, written once and never changed:
+
+    PLX_DATA_DIR/repos/<project_id>/<commit>/code/         the extracted tree (read-only)
+    PLX_DATA_DIR/repos/<project_id>/<commit>/code.tar.gz   the tarball as uploaded
+
+An upload is streamed into ``repos/<project_id>/.incoming-<random>/``, extracted and checked
+there, then renamed to ``<commit>`` in one step, so a reader sees a complete version or none, and
+a rejected upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.errors import BadRequest, NotFound, PayloadTooLarge, PermissionDenied, PlxError
+from app.logic.tarballs import Limits, TarballError, extract_tarball, remove_tree
+from app.models import CodeReference, NotebookJob, Project
+from app.services.projects import ProjectAccess, get_project
+from app.services.users import Principal
+
+UPLOAD_FIELD = "repo"
+WRITE_BUFFER = 1024 * 1024
+# Room for the multipart framing and a small `json` part around the tarball itself.
+MULTIPART_OVERHEAD = 64 * 1024
+NOTEBOOK_LIVE = ("created", "building", "scheduled", "running", "warning", "unknown")
+
+
+@dataclass(frozen=True)
+class StagedVersion:
+    """An upload extracted and checked in its scratch directory, not yet published."""
+
+    project_id: int
+    scratch: Path
+    commit: str
+    size_bytes: int
+    num_files: int
+
+
+def repos_dir(settings: Settings, project_id: int) -> Path:
+    return Path(settings.data_dir).resolve() / "repos" / str(project_id)
+
+
+def version_dir(settings: Settings, project_id: int, commit: str) -> Path:
+    return repos_dir(settings, project_id) / commit
+
+
+async def _notebook_live(session: AsyncSession, project_id: int) -> bool:
+    status = await session.scalar(
+        select(NotebookJob.last_status)
+        .where(NotebookJob.project_id == project_id)
+        .order_by(NotebookJob.id.desc())
+        .limit(1)
+    )
+    return status in NOTEBOOK_LIVE
+
+
+async def check_upload_allowed(
+    session: AsyncSession, principal: Principal, username: str, name: str
+) -> ProjectAccess:
+    """Write access, and no running notebook (its working copy would diverge, as in v0)."""
+    access = await get_project(session, principal, username, name, write=True)
+    if await _notebook_live(session, access.project.id):
+        raise PermissionDenied(
+            "The project's notebook is running: you must stop it before uploading code."
+        )
+    return access
+
+
+class _Multipart:
+    """Streams the `repo` part of a multipart body into a file; other parts are dropped."""
+
+    def __init__(self, boundary: bytes, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.buffer = bytearray()
+        self.repo_bytes = 0
+        self.repo_parts = 0
+        self.finished = False
+        self._in_repo = False
+        self._header_field = b""
+        self._header_value = b""
+        self._disposition = b""
+        self.parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field_cb,
+                "on_header_value": self._header_value_cb,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_end": self._end,
+            },
+        )
+
+    def _part_begin(self) -> None:
+        self._in_repo = False
+        self._disposition = b""
+
+    def _header_field_cb(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _header_value_cb(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        if self._header_field.lower() == b"content-disposition":
+            self._disposition = self._header_value
+        self._header_field = self._header_value = b""
+
+    def _headers_finished(self) -> None:
+        _kind, options = parse_options_header(self._disposition)
+        self._in_repo = options.get(b"name") == UPLOAD_FIELD.encode()
+        if self._in_repo:
+            self.repo_parts += 1
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._in_repo and self.repo_parts == 1:
+            self.repo_bytes += end - start
+            if self.repo_bytes <= self.max_bytes:
+                self.buffer += data[start:end]
+
+    def _end(self) -> None:
+        self.finished = True
+
+
+def _too_large(settings: Settings) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The upload is larger than the limit of {settings.max_upload_bytes} bytes "
+        "(PLX_MAX_UPLOAD_BYTES)."
+    )
+
+
+async def _receive(
+    stream: AsyncIterator[bytes], content_type: str, target: Path, settings: Settings
+) -> None:
+    kind, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
+        raise BadRequest(
+            "repo: expected a multipart/form-data body with the tarball in the `repo` field."
+        )
+    body = _Multipart(boundary, settings.max_upload_bytes)
+    total = 0
+    limit = settings.max_upload_bytes + MULTIPART_OVERHEAD
+    async with await anyio.open_file(target, "wb") as out:
+        async for chunk in stream:
+            total += len(chunk)
+            if total > limit:
+                raise _too_large(settings)
+            try:
+                body.parser.write(chunk)
+            except MultipartParseError as exc:
+                raise BadRequest(f"repo: malformed multipart body ({exc}).") from None
+            if body.repo_bytes > settings.max_upload_bytes:
+                raise _too_large(settings)
+            if len(body.buffer) >= WRITE_BUFFER:
+                await out.write(bytes(body.buffer))
+                body.buffer.clear()
+        if body.buffer:
+            await out.write(bytes(body.buffer))
+            body.buffer.clear()
+    if not body.finished:
+        raise BadRequest("repo: the multipart body is incomplete.")
+    if body.repo_parts == 0:
+        raise BadRequest("repo: this field is required (a .tar.gz of the code).")
+    if body.repo_parts > 1:
+        raise BadRequest("repo: send exactly one tarball.")
+
+
+async def stage_upload(
+    settings: Settings,
+    project_id: int,
+    *,
+    content_type: str,
+    content_length: int | None,
+    stream: AsyncIterator[bytes],
+) -> StagedVersion:
+    """Stream the body to disk (never whole in memory), then check and extract it in a thread."""
+    if content_length is not None and content_length > (
+        settings.max_upload_bytes + MULTIPART_OVERHEAD
+    ):
+        raise _too_large(settings)
+    scratch = repos_dir(settings, project_id) / f".incoming-{secrets.token_hex(8)}"
+    await anyio.to_thread.run_sync(lambda: scratch.mkdir(parents=True))
+    try:
+        archive = scratch / "code.tar.gz"
+        await _receive(stream, content_type, archive, settings)
+        limits = Limits(
+            max_uncompressed_bytes=settings.max_upload_uncompressed_bytes,
+            max_files=settings.max_upload_files,
+        )
+        try:
+            result = await anyio.to_thread.run_sync(
+                extract_tarball, archive, scratch / "code", limits
+            )
+        except TarballError as exc:
+            error = PayloadTooLarge if exc.status_code == 413 else BadRequest
+            raise error(f"repo: {exc.message}") from None
+    except BaseException:
+        await anyio.to_thread.run_sync(remove_tree, scratch)
+        raise
+    return StagedVersion(
+        project_id=project_id,
+        scratch=scratch,
+        commit=result.commit,
+        size_bytes=result.size_bytes,
+        num_files=result.num_files,
+    )
+
+
+def _move_into_place(staged: StagedVersion, final: Path) -> None:
+    if final.exists():
+        # Same content uploaded before: content addressing makes the existing copy identical.
+        remove_tree(staged.scratch)
+        return
+    try:
+        os.rename(staged.scratch, final)
+    except OSError:
+        # A concurrent upload of the same content won the rename.
+        if not final.exists():
+            raise
+        remove_tree(staged.scratch)
+
+
+async def discard_staged(staged: StagedVersion) -> None:
+    await anyio.to_thread.run_sync(remove_tree, staged.scratch)
+
+
+async def publish_version(
+    session: AsyncSession, settings: Settings, staged: StagedVersion
+) -> CodeReference:
+    """Make the staged version the project's current code (files first, then the rows)."""
+    project = await session.get(Project, staged.project_id, populate_existing=True)
+    if project is None:
+        await discard_staged(staged)
+        raise NotFound()
+    if await _notebook_live(session, project.id):
+        await discard_staged(staged)
+        raise PermissionDenied(
+            "The project's notebook is running: you must stop it before uploading code."
+        )
+    final = version_dir(settings, staged.project_id, staged.commit)
+    await anyio.to_thread.run_sync(_move_into_place, staged, final)
+    ref = await _get_reference(session, project.id, staged.commit)
+    if ref is None:
+        ref = CodeReference(
+            project_id=project.id,
+            commit=staged.commit,
+            size_bytes=staged.size_bytes,
+            num_files=staged.num_files,
+        )
+        session.add(ref)
+        try:
+            async with session.begin_nested():
+                await session.flush()
+        except IntegrityError:
+            ref = await _get_reference(session, project.id, staged.commit)
+            if ref is None:
+                raise
+    project.code_reference_id = ref.id
+    await session.flush()
+    return ref
+
+
+async def _get_reference(
+    session: AsyncSession, project_id: int, commit: str
+) -> CodeReference | None:
+    return await session.scalar(
+        select(CodeReference).where(
+            CodeReference.project_id == project_id, CodeReference.commit == commit
+        )
+    )
+
+
+async def current_reference(session: AsyncSession, project: Project) -> CodeReference | None:
+    if project.code_reference_id is None:
+        return None
+    return await session.get(CodeReference, project.code_reference_id)
+
+
+async def list_references(session: AsyncSession, project: Project) -> list[CodeReference]:
+    rows = await session.scalars(
+        select(CodeReference)
+        .where(CodeReference.project_id == project.id)
+        .order_by(CodeReference.created_at.desc(), CodeReference.id.desc())
+    )
+    return list(rows)
+
+
+async def resolve_reference(
+    session: AsyncSession, project: Project, commit: str | None
+) -> CodeReference:
+    """The version named by `commit` (a full id or a unique prefix of 7+), else the current."""
+    if not commit:
+        ref = await current_reference(session, project)
+        if ref is None:
+            raise NotFound("This project has no code yet.")
+        return ref
+    commit = commit.strip().lower()
+    if len(commit) < 7 or not all(c in "0123456789abcdef" for c in commit):
+        raise BadRequest("commit: expected a version id (at least 7 hex characters).")
+    rows = list(
+        await session.scalars(
+            select(CodeReference)
+            .where(CodeReference.project_id == project.id, CodeReference.commit.startswith(commit))
+            .limit(2)
+        )
+    )
+    if len(rows) != 1:
+        raise NotFound() if not rows else BadRequest(f"commit: `{commit}` is ambiguous.")
+    return rows[0]
+
+
+def tarball_path(settings: Settings, ref: CodeReference) -> Path:
+    path = version_dir(settings, ref.project_id, ref.commit) / "code.tar.gz"
+    if not path.is_file():
+        raise PlxError(f"The files of code version {ref.commit} are missing on the server.")
+    return path
+
+
+async def code_checkout_path(
+    settings: Settings, project_id: int, code_reference: CodeReference | str
+) -> Path:
+    """The read-only tree of one code version, for a run to start in.
+
+    Shared by every run of that version: treat it as read-only (files and directories are
+    0444/0555; a run that must write next to its code should copy it). Rebuilt from the stored
+    tarball if the tree is missing.
+    """
+    commit = code_reference if isinstance(code_reference, str) else code_reference.commit
+    base = version_dir(settings, project_id, commit)
+    tree = base / "code"
+    if tree.is_dir():
+        return tree
+    archive = base / "code.tar.gz"
+    if not archive.is_file():
+        raise PlxError(f"The files of code version {commit} are missing on the server.")
+    scratch = base.parent / f".rebuild-{secrets.token_hex(8)}"
+    limits = Limits(
+        max_uncompressed_bytes=settings.max_upload_uncompressed_bytes,
+        max_files=settings.max_upload_files,
+    )
+    await anyio.to_thread.run_sync(extract_tarball, archive, scratch, limits)
+
+    def _place() -> None:
+        try:
+            os.rename(scratch, tree)
+        except OSError:
+            remove_tree(scratch)
+            if not tree.is_dir():
+                raise
+
+    await anyio.to_thread.run_sync(_place)
+    return tree
+
+
+async def prune_orphan_repos(session: AsyncSession, settings: Settings) -> list[int]:
+    """Remove the repo directories of deleted projects (and stale scratch dirs of theirs)."""
+    root = Path(settings.data_dir).resolve() / "repos"
+    if not root.is_dir():
+        return []
+    on_disk = [int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit()]
+    if not on_disk:
+        return []
+    alive = set(await session.scalars(select(Project.id).where(Project.id.in_(on_disk))))
+    gone = [pid for pid in on_disk if pid not in alive]
+    for pid in gone:
+        await anyio.to_thread.run_sync(remove_tree, root / str(pid))
+    return gone
