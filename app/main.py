@@ -16,7 +16,6 @@ from app.reconciler.groups import reconcile_groups
 from app.reconciler.loop import start_reconciler
 from app.routers import admin_users, bookmarks, cluster, groups, health, projects, users, versions
 from app.routers import code as code_routes
-from app.routers import code as code_routes
 from app.services.users import ensure_admin
 
 TAGS = [
@@ -99,7 +98,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(bookmarks.router)
     app.include_router(admin_users.router)
     app.include_router(groups.router)
-    app.include_router(code_routes.router)
     app.include_router(code_routes.router)
     # Project routes last: `/api/v1/{username}` would otherwise shadow fixed paths.
     app.include_router(projects.router)
