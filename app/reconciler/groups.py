@@ -1,0 +1,204 @@
+"""The group step: drive each active sweep one level-triggered pass at a time.
+
+Per group, in its own transactions: created -> running; early stopping (thresholds stop pending
+experiments and the group, policies stop running experiments); materialise missing suggestions in
+batches (each batch committed, so a crash resumes without duplicates or gaps); release experiments
+to the run step within the concurrency; succeeded once nothing more will be suggested and every
+experiment is done; failed, with the reason, when the sweep cannot proceed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.logic.early_stopping import MetricHistory, check_thresholds, evaluate_policy
+from app.logic.errors import SpecError
+from app.logic.hptuning import HPTuningConfig, parse_hptuning
+from app.logic.polyaxonfile import PolyaxonFile, parse_polyaxonfile
+from app.models import Experiment, ExperimentGroup, ExperimentMetric
+from app.services import groups as service
+from app.services.statuses import set_status
+
+log = logging.getLogger(__name__)
+
+MAX_GROUPS_PER_PASS = 200
+# Batches per group per pass: bounds a pass while a 10,000-experiment group materialises in one.
+MAX_BATCHES_PER_PASS = 200
+EARLY_STOPPING_MESSAGE = "Early stopping"
+
+
+async def reconcile_groups(reconciler: Any) -> None:
+    """Reconciler step: one pass over the active groups, oldest first."""
+    async with reconciler.session() as session:
+        ids = list(
+            (
+                await session.scalars(
+                    select(ExperimentGroup.id)
+                    .where(ExperimentGroup.last_status.in_(service.GROUP_ACTIVE))
+                    .order_by(ExperimentGroup.id)
+                    .limit(MAX_GROUPS_PER_PASS)
+                )
+            ).all()
+        )
+    woke = False
+    for group_id in ids:
+        try:
+            woke |= await reconcile_group(reconciler, group_id)
+        except Exception:
+            log.exception("group %s: reconcile failed", group_id)
+    if woke:
+        reconciler.wake()  # the run step should see the released experiments soon
+
+
+async def _lock_group(session: AsyncSession, group_id: int) -> ExperimentGroup | None:
+    """The group row, locked: two replicas never drive the same group at once.
+
+    Postgres: FOR UPDATE SKIP LOCKED (another replica has it: skip). SQLite: transactions begin
+    IMMEDIATE, so the writer already holds the only write lock.
+    """
+    stmt = select(ExperimentGroup).where(ExperimentGroup.id == group_id)
+    if session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    group = await session.scalar(stmt.execution_options(populate_existing=True))
+    if group is None or group.last_status not in service.GROUP_ACTIVE:
+        return None
+    return group
+
+
+def _load(group: ExperimentGroup) -> tuple[PolyaxonFile, HPTuningConfig]:
+    group_file = parse_polyaxonfile(group.spec or {}, expected_kind="group")
+    config = parse_hptuning(group.hptuning or {})
+    if group.concurrency:
+        config = config.model_copy(update={"concurrency": group.concurrency})
+    return group_file, config
+
+
+async def _fail(session: AsyncSession, group: ExperimentGroup, reason: str) -> None:
+    await service.record_decision(
+        session, group, kind="failed", reason=reason, experiment_ids=None, inputs=None
+    )
+    await service.stop_pending_experiments(session, group.id, message=reason)
+    await set_status(session, group, "failed", message=reason)
+
+
+async def reconcile_group(reconciler: Any, group_id: int) -> bool:
+    """Converge one group. Returns True when experiments were released to the run step."""
+    for _ in range(MAX_BATCHES_PER_PASS):
+        async with reconciler.session() as session:
+            group = await _lock_group(session, group_id)
+            if group is None:
+                return False
+            try:
+                group_file, config = _load(group)
+            except SpecError as exc:
+                await _fail(session, group, f"Experiment group could not be loaded: {exc}")
+                return False
+            if group.last_status == "created":
+                await set_status(session, group, "running")
+            if await _early_stopping(session, group, config):
+                return False
+            if not group.suggestions_done:
+                try:
+                    result = await service.materialise(session, group, config, group_file)
+                except SpecError as exc:
+                    reason = f"Experiment group could not create new suggestions: {exc}"
+                    await _fail(session, group, reason)
+                    return False
+                if result.suggestions and not result.finished:
+                    continue  # commit this batch, then the next one
+            released = await service.release_experiments(session, group)
+            if group.suggestions_done and not released:
+                if await service.count_unfinished(session, group.id) == 0:
+                    await set_status(session, group, "succeeded")
+            return bool(released)
+    return False
+
+
+async def _early_stopping(
+    session: AsyncSession, group: ExperimentGroup, config: HPTuningConfig
+) -> bool:
+    """Apply thresholds (True: the group stopped) and the running-experiment policy."""
+    if config.early_stopping:
+        rows = (
+            await session.execute(
+                select(Experiment.id, Experiment.last_metric).where(
+                    Experiment.experiment_group_id == group.id,
+                    Experiment.last_metric.is_not(None),
+                )
+            )
+        ).all()
+        decision = check_thresholds(
+            config.early_stopping, {row.id: row.last_metric or {} for row in rows}
+        )
+        if decision is not None:
+            stopped = await service.stop_pending_experiments(
+                session, group.id, message=EARLY_STOPPING_MESSAGE
+            )
+            await service.record_decision(
+                session,
+                group,
+                kind="early_stopping",
+                reason=decision.reason,
+                experiment_ids=stopped,
+                inputs=decision.to_dict(),
+            )
+            group.stop_requested = True
+            await set_status(session, group, "stopped", message=decision.reason)
+            return True
+    if config.early_stopping_policy is not None:
+        await _apply_policy(session, group, config)
+    return False
+
+
+async def _apply_policy(
+    session: AsyncSession, group: ExperimentGroup, config: HPTuningConfig
+) -> None:
+    policy = config.early_stopping_policy
+    assert policy is not None
+    experiments = (
+        await session.execute(
+            select(Experiment.id, Experiment.last_status, Experiment.stop_requested).where(
+                Experiment.experiment_group_id == group.id
+            )
+        )
+    ).all()
+    running = {e.id for e in experiments if e.last_status in service.RUNNING}
+    if not running:
+        return
+    flagged = {e.id for e in experiments if e.stop_requested}
+    metrics = (
+        await session.execute(
+            select(ExperimentMetric.experiment_id, ExperimentMetric.values)
+            .join(Experiment, Experiment.id == ExperimentMetric.experiment_id)
+            .where(Experiment.experiment_group_id == group.id)
+            .order_by(ExperimentMetric.created_at, ExperimentMetric.id)
+        )
+    ).all()
+    points: dict[int, list[tuple[int, float]]] = {}
+    for experiment_id, values in metrics:
+        value = (values or {}).get(policy.metric)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        series = points.setdefault(experiment_id, [])
+        step = (values or {}).get("step")
+        series.append((int(step) if isinstance(step, int) else len(series), float(value)))
+    histories = [
+        MetricHistory(experiment_id, tuple(series), experiment_id in running)
+        for experiment_id, series in points.items()
+    ]
+    for decision in evaluate_policy(policy, histories):
+        if decision.experiment in flagged:
+            continue
+        await service.request_stop(session, group.id, [decision.experiment])
+        await service.record_decision(
+            session,
+            group,
+            kind=f"early_stopping_{decision.rule}",
+            reason=decision.reason,
+            experiment_ids=[decision.experiment],
+            inputs=decision.to_dict(),
+        )
