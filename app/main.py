@@ -14,7 +14,20 @@ from app.db import make_engine, make_sessionmaker, session_scope
 from app.errors import add_exception_handlers
 from app.reconciler.groups import reconcile_groups
 from app.reconciler.loop import start_reconciler
-from app.routers import admin_users, bookmarks, cluster, groups, health, projects, users, versions
+from app.reconciler.runs import RUN_STEPS
+from app.routers import (
+    admin_users,
+    bookmarks,
+    builds,
+    cluster,
+    experiments,
+    groups,
+    health,
+    jobs,
+    projects,
+    users,
+    versions,
+)
 from app.routers import code as code_routes
 from app.services.users import ensure_admin
 
@@ -86,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.reconciler = None
     app.state.runtime = None
     # Ordered reconciler steps; each module appends its own (runs, groups, plugins).
-    app.state.reconciler_steps = []
+    app.state.reconciler_steps = [*RUN_STEPS]
     app.state.reconciler_steps.append(reconcile_groups)
     if settings.reconciler_enabled:
         app.state.startup_hooks.append(start_reconciler)
@@ -99,6 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_users.router)
     app.include_router(groups.router)
     app.include_router(code_routes.router)
+    app.include_router(experiments.router)
+    app.include_router(jobs.router)
+    app.include_router(builds.router)
     # Project routes last: `/api/v1/{username}` would otherwise shadow fixed paths.
     app.include_router(projects.router)
     app.add_middleware(StripTrailingSlash)

@@ -40,10 +40,13 @@ async def test_set_status_follows_rules_and_clock(app, owner):
         assert not await set_status(session, exp, "running", force=True)
         assert not await set_status(session, exp, "failed")
     async with session_scope(app.state.sessionmaker) as session:
-        rows = (await session.scalars(
-            select(ExperimentStatus).where(ExperimentStatus.experiment_id == exp_id)
-            .order_by(ExperimentStatus.id)
-        )).all()
+        rows = (
+            await session.scalars(
+                select(ExperimentStatus)
+                .where(ExperimentStatus.experiment_id == exp_id)
+                .order_by(ExperimentStatus.id)
+            )
+        ).all()
         assert [r.status for r in rows] == ["created", "running", "succeeded"]
         assert len(rows[1].message) == 256
 

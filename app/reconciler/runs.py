@@ -1,0 +1,324 @@
+"""Reconcile experiments, jobs and builds with the runtime's workloads (level-triggered).
+
+One pass: read the runtime's workloads and the active rows, then
+- a workload whose row is gone (or done) is stopped and, once ended, cleaned;
+- a created row is queued (`scheduled`); queued rows start in id order up to the capacity;
+- a row asked to stop has its workloads stopped;
+- an observed workload state becomes a status through `set_status` (illegal ones are no-ops);
+- a started row whose workload vanished is failed with a message.
+Every action is keyed by a deterministic workload key, so a repeated pass is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from app.logic.statuses import DONE, experiment_status_from_jobs, is_done
+from app.models import BuildJob, Experiment, ExperimentJob, Job, Project, User
+from app.runtimes.base import RuntimeError_, WorkloadSpec, WorkloadState
+from app.services.runs import log_path, outputs_path, parse_key, run_env, workload_key
+from app.services.statuses import set_status
+from app.services.users import create_run_token
+
+log = logging.getLogger(__name__)
+
+MODELS = {"experiment": Experiment, "job": Job, "build": BuildJob}
+QUEUED = "scheduled"
+VANISHED = "The run's workload vanished (deleted from outside, or its machine restarted)."
+NO_BUILD = "The local runtime does not build images; the build is recorded as succeeded."
+
+
+def _active(model: Any) -> Any:
+    stmt = select(model).where(model.last_status.not_in(list(DONE)))
+    if model is Experiment:
+        stmt = stmt.where(Experiment.is_managed.is_(True))
+    return stmt.order_by(model.id)
+
+
+async def reconcile_runs(rec: Any) -> None:
+    runtime = rec.runtime
+    workloads = {
+        key: state
+        for key, state in (await runtime.list_workloads()).items()
+        if parse_key(key) is not None
+    }
+    async with rec.session() as session:
+        rows: dict[tuple[str, int], Any] = {}
+        for kind, model in MODELS.items():
+            for row in await session.scalars(_active(model)):
+                rows[(kind, row.id)] = row
+        # rows of workloads that are not active any more (done or deleted)
+        extra = {(p[0], p[1]) for p in map(parse_key, workloads) if p and (p[0], p[1]) not in rows}
+        for kind, run_id in extra:
+            row = await session.get(MODELS[kind], run_id)
+            if row is not None:
+                rows[(kind, run_id)] = row
+    by_run: dict[tuple[str, int], dict[str, WorkloadState]] = {}
+    for key, state in workloads.items():
+        kind, run_id, uuid8, _, _ = parse_key(key)  # type: ignore[misc]
+        row = rows.get((kind, run_id))
+        if row is None or row.uuid[:8] != uuid8 or is_done(row.last_status):
+            await _retire(runtime, key, state, rec.settings.stop_grace_seconds)
+            continue
+        by_run.setdefault((kind, run_id), {})[key] = state
+
+    running = sum(1 for s in workloads.values() if not s.done)
+    capacity = runtime.capacity
+    for (kind, run_id), row in sorted(rows.items(), key=lambda item: item[0][1]):
+        if is_done(row.last_status):
+            continue
+        states = by_run.get((kind, run_id), {})
+        try:
+            if row.stop_requested:
+                await _stop(rec, kind, row, states)
+            elif kind == "build" and runtime.name == "local":
+                await _finish_local_build(rec, row)
+            elif states:
+                await _observe(rec, kind, row, states)
+            elif row.last_status in ("created", QUEUED):
+                if capacity is not None and running >= capacity:
+                    await _queue(rec, kind, row)
+                    continue
+                if await _start(rec, kind, row):
+                    running += 1
+            else:
+                await _vanished(rec, kind, row)
+        except Exception:
+            log.exception("reconciling %s %s failed", kind, run_id)
+
+
+async def _retire(runtime: Any, key: str, state: WorkloadState, grace: float) -> None:
+    if not state.done:
+        await runtime.stop(key, grace_seconds=grace)
+        state = await runtime.observe(key) or state
+    if state.done:
+        await runtime.cleanup(key)
+
+
+async def _reload(session: Any, kind: str, row: Any) -> Any:
+    return await session.get(MODELS[kind], row.id, populate_existing=True)
+
+
+async def _queue(rec: Any, kind: str, row: Any) -> None:
+    if row.last_status == "created":
+        async with rec.session() as session:
+            fresh = await _reload(session, kind, row)
+            if fresh is not None:
+                await set_status(session, fresh, QUEUED)
+
+
+async def _finish_local_build(rec: Any, row: Any) -> None:
+    async with rec.session() as session:
+        fresh = await _reload(session, "build", row)
+        if fresh is not None:
+            await set_status(session, fresh, "succeeded", message=NO_BUILD)
+
+
+async def _build_gate(session: Any, row: Any) -> str | None:
+    """None when the run may start; else 'wait' or the failure message of its build."""
+    build_id = getattr(row, "build_job_id", None)
+    if build_id is None:
+        return None
+    build = await session.get(BuildJob, build_id)
+    if build is None or build.last_status == "succeeded":
+        return None
+    if build.last_status in ("failed", "stopped"):
+        return f"Its build {build.id} ended `{build.last_status}`."
+    return "wait"
+
+
+async def _start(rec: Any, kind: str, row: Any) -> bool:
+    settings = rec.settings
+    async with rec.session() as session:
+        fresh = await _reload(session, kind, row)
+        if fresh is None or fresh.stop_requested or is_done(fresh.last_status):
+            return False
+        gate = await _build_gate(session, fresh)
+        if gate is not None:
+            if gate != "wait":
+                await set_status(session, fresh, "failed", message=gate)
+            elif fresh.last_status == "created":
+                await set_status(session, fresh, QUEUED)
+            return False
+        project = await session.get(Project, fresh.project_id)
+        user = await session.get(User, fresh.user_id)
+        owner = await session.get(User, project.user_id)
+        token = await create_run_token(session, user, kind=kind, run_id=fresh.id)
+        if fresh.last_status == "created":
+            await set_status(session, fresh, QUEUED)
+        replicas: list[ExperimentJob | None] = [None]
+        if kind == "experiment":
+            replicas = list(
+                await session.scalars(
+                    select(ExperimentJob)
+                    .where(ExperimentJob.experiment_id == fresh.id)
+                    .order_by(ExperimentJob.id)
+                )
+            )
+        specs = [_spec(settings, kind, fresh, owner, project, token, job) for job in replicas]
+    # The queued status is committed before anything starts: a crash from here on leaves a
+    # queued row whose deterministic keys the next pass starts (or adopts).
+    started = False
+    for spec in specs:
+        try:
+            await rec.runtime.start(spec)
+            started = True
+        except RuntimeError_ as exc:
+            if exc.retryable:
+                log.warning("start of %s deferred: %s", spec.key, exc.message)
+                return started
+            async with rec.session() as session:
+                fresh = await _reload(session, kind, row)
+                if fresh is not None:
+                    await set_status(session, fresh, "failed", message=exc.message)
+            return started
+    rec.wake()
+    return started
+
+
+def _spec(settings, kind, row, owner, project, token, job) -> WorkloadSpec:  # noqa: ANN001
+    project_unique = f"{owner.username}.{project.name}"
+    if kind == "experiment":
+        group = row.experiment_group_id
+        unique = f"{project_unique}.{group}.{row.id}" if group else f"{project_unique}.{row.id}"
+        source = (row.run_env or {}).get("outputs_from", row.id)
+        outputs = outputs_path(settings, "experiment", source)
+        replica = f"{job.role}-{job.replica_index}"
+        logs = log_path(settings, "experiment", row.id, replica)
+        key = workload_key(kind, row, job.role, job.replica_index)
+        role, index = job.role, job.replica_index
+    else:
+        group = None
+        unique = f"{project_unique}.{kind}s.{row.id}"
+        outputs = outputs_path(settings, kind, row.id)
+        logs = log_path(settings, kind, row.id)
+        key = workload_key(kind, row)
+        role, index = "main", 0
+    config = row.config or {}
+    run = config.get("run") or {}
+    cmd = run.get("cmd")
+    command = " && ".join(cmd) if isinstance(cmd, list) else cmd
+    if kind == "experiment" and isinstance(cmd, str | list):
+        from app.logic.polyaxonfile import experiment_spec_for
+
+        rendered, _ = experiment_spec_for(config, row.declarations or {})
+        command = rendered.command
+    env = run_env(
+        settings,
+        kind=kind,
+        run_id=row.id,
+        unique_name=unique,
+        username=owner.username,
+        project=project.name,
+        token=token,
+        declarations=getattr(row, "declarations", None),
+        outputs=outputs,
+        group_id=group,
+    )
+    build = config.get("build") or {}
+    return WorkloadSpec(
+        key=key,
+        kind=kind,
+        run_id=row.id,
+        uuid=row.uuid,
+        unique_name=unique,
+        username=owner.username,
+        project=project.name,
+        role=role,
+        replica_index=index,
+        command=command,
+        image=build.get("image"),
+        env=env,
+        outputs_path=str(outputs),
+        log_path=str(logs),
+        group_id=group,
+        dockerfile=build.get("dockerfile"),
+    )
+
+
+async def _observe(rec: Any, kind: str, row: Any, states: dict[str, WorkloadState]) -> None:
+    async with rec.session() as session:
+        fresh = await _reload(session, kind, row)
+        if fresh is None:
+            return
+        if kind != "experiment":
+            state = next(iter(states.values()))
+            await set_status(
+                session,
+                fresh,
+                state.status,
+                message=state.message,
+                details=_details(state),
+            )
+            return
+        jobs = list(
+            await session.scalars(
+                select(ExperimentJob).where(ExperimentJob.experiment_id == fresh.id)
+            )
+        )
+        master_status = None
+        message = None
+        for job in jobs:
+            state = states.get(workload_key("experiment", fresh, job.role, job.replica_index))
+            if state is None:
+                continue
+            await set_status(
+                session, job, state.status, message=state.message, details=_details(state)
+            )
+            if job.role == "master":
+                master_status = job.last_status
+                message = state.message
+        derived = experiment_status_from_jobs(
+            [j.last_status for j in jobs if j.last_status], master_status
+        )
+        if derived is not None and derived != fresh.last_status:
+            if derived == "running" and fresh.last_status == QUEUED:
+                await set_status(session, fresh, "starting")
+            await set_status(session, fresh, derived, message=message if is_done(derived) else None)
+
+
+def _details(state: WorkloadState) -> dict[str, Any]:
+    out = {k: v for k, v in state.details.items() if isinstance(v, str | int | float | None)}
+    if state.exit_code is not None:
+        out["exit_code"] = state.exit_code
+    return out
+
+
+async def _stop(rec: Any, kind: str, row: Any, states: dict[str, WorkloadState]) -> None:
+    for key, state in states.items():
+        if not state.done:
+            await rec.runtime.stop(key, grace_seconds=rec.settings.stop_grace_seconds)
+    async with rec.session() as session:
+        fresh = await _reload(session, kind, row)
+        if fresh is None:
+            return
+        if kind == "experiment":
+            for job in await session.scalars(
+                select(ExperimentJob).where(ExperimentJob.experiment_id == fresh.id)
+            ):
+                await set_status(session, job, "stopped", message="Stopped on request.")
+        message = "Experiment was stopped." if kind == "experiment" else "Stopped on request."
+        await set_status(session, fresh, "stopped", message=message)
+    for key in states:
+        state = await rec.runtime.observe(key)
+        if state is not None and state.done:
+            await rec.runtime.cleanup(key)
+
+
+async def _vanished(rec: Any, kind: str, row: Any) -> None:
+    async with rec.session() as session:
+        fresh = await _reload(session, kind, row)
+        if fresh is None or is_done(fresh.last_status) or fresh.last_status in ("created", QUEUED):
+            return
+        if kind == "experiment":
+            for job in await session.scalars(
+                select(ExperimentJob).where(ExperimentJob.experiment_id == fresh.id)
+            ):
+                await set_status(session, job, "failed", message=VANISHED)
+        await set_status(session, fresh, "failed", message=VANISHED)
+
+
+RUN_STEPS = [reconcile_runs]

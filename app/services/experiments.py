@@ -1,0 +1,207 @@
+"""Experiments: create (managed or tracking-only), list with flags, update, clone, replicas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.errors import BadRequest, NotFound
+from app.logic.polyaxonfile import experiment_spec_for
+from app.logic.query import Condition, FieldKind
+from app.models import Experiment, ExperimentGroup, ExperimentJob, User
+from app.services.jobs import ensure_build, parse_config
+from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, paginate
+from app.services.projects import ProjectAccess
+from app.services.runs import flush_unique_name
+from app.services.statuses import set_status
+
+
+async def create_experiment(
+    session: AsyncSession,
+    access: ProjectAccess,
+    user: User,
+    *,
+    config: str | dict[str, Any],
+    declarations: dict[str, Any] | None = None,
+    name: str | None = None,
+    description: str | None = None,
+    tags: list[str] | None = None,
+    group_id: int | None = None,
+    original: Experiment | None = None,
+    cloning_strategy: str | None = None,
+) -> Experiment:
+    parsed = parse_config(config, "experiment")
+    rendered, merged = experiment_spec_for(parsed, declarations or {})
+    spec = rendered.spec
+    if group_id is not None:
+        group = await session.scalar(
+            select(ExperimentGroup.id).where(
+                ExperimentGroup.id == group_id, ExperimentGroup.project_id == access.project.id
+            )
+        )
+        if group is None:
+            raise BadRequest(f"experiment_group: no group {group_id} in this project")
+    build_job = None
+    if spec.build is not None and spec.run is not None:
+        build_job = await ensure_build(
+            session, access, user, rendered.raw.get("build") or parsed.raw.get("build")
+        )
+    all_tags = list(dict.fromkeys([*(tags or []), *parsed.tags])) or None
+    exp = Experiment(
+        user_id=user.id,
+        project_id=access.project.id,
+        experiment_group_id=group_id,
+        name=name,
+        description=description,
+        tags=all_tags,
+        config=parsed.to_dict(),
+        declarations=merged or None,
+        resources=spec.environment.resources.flat()
+        if spec.environment and spec.environment.resources
+        else None,
+        is_managed=spec.run is not None,
+        build_job_id=build_job.id if build_job else None,
+        code_reference_id=access.project.code_reference_id,
+        original_id=original.id if original else None,
+        cloning_strategy=cloning_strategy,
+    )
+    if cloning_strategy == "resume" and original is not None:
+        exp.run_env = {"outputs_from": (original.run_env or {}).get("outputs_from", original.id)}
+    session.add(exp)
+    await flush_unique_name(session, "experiment", name)
+    if exp.is_managed:
+        for replica in spec.replicas():
+            env = replica.environment
+            job = ExperimentJob(
+                experiment_id=exp.id,
+                role=replica.role,
+                replica_index=replica.index,
+                resources=env.resources.flat() if env.resources else None,
+            )
+            session.add(job)
+            await session.flush()
+            await set_status(session, job, "created")
+    await set_status(session, exp, "created")
+    return exp
+
+
+def _independent(cond: Condition) -> ColumnElement[bool]:
+    truthy = str(cond.values[0]).lower() in ("true", "1", "yes")
+    col = Experiment.experiment_group_id
+    return col.is_(None) if truthy else col.is_not(None)
+
+
+EXPERIMENT_FIELDS = FieldMap(
+    fields={
+        "id": (FieldKind.VALUE, Experiment.id),
+        "name": (FieldKind.VALUE, Experiment.name),
+        "status": (FieldKind.VALUE, Experiment.last_status),
+        "group": (FieldKind.VALUE, Experiment.experiment_group_id),
+        "build": (FieldKind.VALUE, Experiment.build_job_id),
+        "tags": (FieldKind.TAGS, Experiment.tags),
+        "created_at": (FieldKind.DATETIME, Experiment.created_at),
+        "updated_at": (FieldKind.DATETIME, Experiment.updated_at),
+        "started_at": (FieldKind.DATETIME, Experiment.started_at),
+        "finished_at": (FieldKind.DATETIME, Experiment.finished_at),
+    },
+    json_fields={
+        "metric": (FieldKind.SCALAR, Experiment.last_metric),
+        "declarations": (FieldKind.VALUE, Experiment.declarations),
+    },
+    sortable={
+        "created_at": Experiment.created_at,
+        "updated_at": Experiment.updated_at,
+        "started_at": Experiment.started_at,
+        "finished_at": Experiment.finished_at,
+    },
+    json_sortable={"metric": Experiment.last_metric},
+    default_sort=(Experiment.updated_at.desc(), Experiment.id.desc()),
+    custom={"independent": _independent},
+)
+
+
+async def list_experiments(
+    session: AsyncSession,
+    access: ProjectAccess,
+    params: ListParams,
+    *,
+    group: int | None = None,
+    independent: bool = False,
+) -> tuple[int, list[Experiment], str | None, str | None]:
+    if group is not None and independent:
+        raise BadRequest("group and independent cannot be used together.")
+    stmt = select(Experiment).where(Experiment.project_id == access.project.id)
+    if group is not None:
+        stmt = stmt.where(Experiment.experiment_group_id == group)
+    if independent:
+        stmt = stmt.where(Experiment.experiment_group_id.is_(None))
+    stmt = apply_query(stmt, params.query, EXPERIMENT_FIELDS, session.bind.dialect.name)
+    return await paginate(session, apply_sort(stmt, params.sort, EXPERIMENT_FIELDS), params)
+
+
+async def clone_experiment(
+    session: AsyncSession,
+    access: ProjectAccess,
+    user: User,
+    original: Experiment,
+    *,
+    strategy: str,
+    config: dict[str, Any] | None,
+    description: str | None,
+) -> Experiment:
+    """restart / resume / copy: a new experiment from the original's file patched by `config`."""
+    base = dict(original.config or {})
+    if config:
+        base = _deep_merge(base, config)
+    return await create_experiment(
+        session,
+        access,
+        user,
+        config=base,
+        declarations=None if config else original.declarations,
+        description=description if description is not None else original.description,
+        tags=original.tags,
+        group_id=original.experiment_group_id,
+        original=original,
+        cloning_strategy=strategy,
+    )
+
+
+def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+async def list_replicas(
+    session: AsyncSession, exp: Experiment, params: ListParams
+) -> tuple[int, list[ExperimentJob], str | None, str | None]:
+    stmt = (
+        select(ExperimentJob)
+        .where(ExperimentJob.experiment_id == exp.id)
+        .order_by(ExperimentJob.id.asc())
+    )
+    return await paginate(session, stmt, params)
+
+
+async def count_replicas(session: AsyncSession, exp: Experiment) -> int:
+    stmt = select(func.count()).where(ExperimentJob.experiment_id == exp.id)
+    return int(await session.scalar(stmt) or 0)
+
+
+async def get_replica(session: AsyncSession, exp: Experiment, job_id: int) -> ExperimentJob:
+    job = await session.scalar(
+        select(ExperimentJob).where(
+            ExperimentJob.id == job_id, ExperimentJob.experiment_id == exp.id
+        )
+    )
+    if job is None:
+        raise NotFound()
+    return job

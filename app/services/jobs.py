@@ -1,0 +1,200 @@
+"""Jobs and builds: create (with build de-duplication), list, update, stop, clone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import BadRequest
+from app.logic.errors import SpecError
+from app.logic.polyaxonfile import parse_polyaxonfile
+from app.logic.query import FieldKind
+from app.logic.statuses import is_done
+from app.models import BuildJob, CodeReference, Experiment, Job, User
+from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, paginate
+from app.services.projects import ProjectAccess
+from app.services.runs import flush_unique_name
+from app.services.statuses import set_status
+
+STARTED = frozenset({"building", "running", "warning", "unknown", "unschedulable"})
+
+
+def parse_config(config: str | dict[str, Any], kind: str) -> Any:
+    """The validated polyaxonfile of a run body (`config` as YAML text or object)."""
+    try:
+        return parse_polyaxonfile(config, expected_kind=kind)
+    except SpecError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"config: {exc}") from None
+
+
+def build_config_hash(build: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(build, sort_keys=True).encode()).hexdigest()
+
+
+async def ensure_build(
+    session: AsyncSession, access: ProjectAccess, user: User, build: dict[str, Any]
+) -> BuildJob:
+    """The build for (project, build config, code version): reused unless it failed/stopped."""
+    project = access.project
+    config_hash = build_config_hash(build)
+    code_ref = project.code_reference_id
+    stmt = select(BuildJob).where(
+        BuildJob.project_id == project.id,
+        BuildJob.config_hash == config_hash,
+        BuildJob.last_status.not_in(["failed", "stopped"]),
+    )
+    stmt = stmt.where(
+        BuildJob.code_reference_id.is_(None)
+        if code_ref is None
+        else BuildJob.code_reference_id == code_ref
+    )
+    existing = await session.scalar(stmt.order_by(BuildJob.id.desc()).limit(1))
+    if existing is not None:
+        return existing
+    commit = None
+    if code_ref is not None:
+        commit = await session.scalar(
+            select(CodeReference.commit).where(CodeReference.id == code_ref)
+        )
+    row = BuildJob(
+        user_id=user.id,
+        project_id=project.id,
+        config={"version": 1, "kind": "build", "build": build},
+        config_hash=config_hash,
+        code_reference_id=code_ref,
+        commit=commit,
+        dockerfile=build.get("dockerfile"),
+        image=build.get("image"),
+    )
+    session.add(row)
+    await session.flush()
+    await set_status(session, row, "created")
+    return row
+
+
+async def create_job(
+    session: AsyncSession,
+    access: ProjectAccess,
+    user: User,
+    *,
+    kind: str,
+    config: str | dict[str, Any],
+    name: str | None = None,
+    description: str | None = None,
+    tags: list[str] | None = None,
+    original: Job | None = None,
+    cloning_strategy: str | None = None,
+) -> Any:
+    parsed = parse_config(config, kind)
+    stored = parsed.to_dict()
+    tags = list(dict.fromkeys([*(tags or []), *parsed.tags])) or None
+    common = {
+        "user_id": user.id,
+        "project_id": access.project.id,
+        "name": name,
+        "description": description,
+        "tags": tags,
+        "config": stored,
+        "code_reference_id": access.project.code_reference_id,
+    }
+    if kind == "build":
+        build = stored.get("build") or {}
+        row: Any = BuildJob(
+            **common,
+            config_hash=build_config_hash(build),
+            dockerfile=build.get("dockerfile"),
+            image=build.get("image"),
+        )
+    else:
+        build_job = await ensure_build(session, access, user, stored["build"])
+        row = Job(
+            **common,
+            build_job_id=build_job.id,
+            original_id=original.id if original else None,
+            cloning_strategy=cloning_strategy,
+        )
+    session.add(row)
+    await flush_unique_name(session, kind, name)
+    await set_status(session, row, "created")
+    return row
+
+
+def _fields(model: Any) -> FieldMap:
+    fields: dict[str, tuple[FieldKind, Any]] = {
+        "id": (FieldKind.VALUE, model.id),
+        "name": (FieldKind.VALUE, model.name),
+        "status": (FieldKind.VALUE, model.last_status),
+        "tags": (FieldKind.TAGS, model.tags),
+        "created_at": (FieldKind.DATETIME, model.created_at),
+        "updated_at": (FieldKind.DATETIME, model.updated_at),
+        "started_at": (FieldKind.DATETIME, model.started_at),
+        "finished_at": (FieldKind.DATETIME, model.finished_at),
+    }
+    if model is Job:
+        fields["build"] = (FieldKind.VALUE, Job.build_job_id)
+    return FieldMap(
+        fields=fields,
+        sortable={
+            "created_at": model.created_at,
+            "updated_at": model.updated_at,
+            "started_at": model.started_at,
+            "finished_at": model.finished_at,
+        },
+        default_sort=(model.updated_at.desc(), model.id.desc()),
+    )
+
+
+FIELD_MAPS = {"job": _fields(Job), "build": _fields(BuildJob)}
+
+
+async def list_jobs(
+    session: AsyncSession, access: ProjectAccess, kind: str, params: ListParams
+) -> tuple[int, list[Any], str | None, str | None]:
+    model = Job if kind == "job" else BuildJob
+    fmap = FIELD_MAPS[kind]
+    stmt = select(model).where(model.project_id == access.project.id)
+    stmt = apply_query(stmt, params.query, fmap, session.bind.dialect.name)
+    return await paginate(session, apply_sort(stmt, params.sort, fmap), params)
+
+
+async def update_run(
+    session: AsyncSession, run: Any, kind: str, *, changes: dict[str, Any], merge: bool
+) -> Any:
+    if merge and changes.get("tags") is not None:
+        changes["tags"] = list(dict.fromkeys([*(run.tags or []), *changes["tags"]]))
+    if merge and changes.get("declarations") is not None and hasattr(run, "declarations"):
+        changes["declarations"] = {**(run.declarations or {}), **changes["declarations"]}
+    for key, value in changes.items():
+        setattr(run, key, value)
+    await flush_unique_name(session, kind, changes.get("name"))
+    return run
+
+
+async def stop_run(session: AsyncSession, run: Any, *, message: str) -> None:
+    """Not started yet (or tracking-only): stopped at once. Started: the reconciler stops the
+    workload and writes the status it observes."""
+    if is_done(run.last_status):
+        return
+    managed = getattr(run, "is_managed", True)
+    if not managed or run.last_status not in STARTED | {"starting"}:
+        await set_status(session, run, "stopped", message=message)
+    run.stop_requested = True
+    await session.flush()
+
+
+async def build_counts(session: AsyncSession, build: BuildJob) -> dict[str, int]:
+    return {
+        "num_jobs": int(
+            await session.scalar(select(func.count()).where(Job.build_job_id == build.id)) or 0
+        ),
+        "num_experiments": int(
+            await session.scalar(select(func.count()).where(Experiment.build_job_id == build.id))
+            or 0
+        ),
+    }

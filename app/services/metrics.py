@@ -1,0 +1,94 @@
+"""Experiment metrics: validated points, stored in one transaction, shallow-merged last_metric."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.errors import BadRequest, PayloadTooLarge
+from app.models import Experiment, ExperimentMetric
+from app.models.base import utcnow
+from app.services.listing import ListParams, paginate
+from app.services.statuses import lock_row
+
+MAX_KEYS = 1000
+
+
+def _point(item: Any, where: str) -> tuple[dict[str, float], datetime]:
+    if not isinstance(item, dict):
+        raise BadRequest(f"{where}: expected an object with `values`")
+    values = item.get("values")
+    if not isinstance(values, dict) or not values:
+        raise BadRequest(f"{where}.values: expected a non-empty object of numbers")
+    if len(values) > MAX_KEYS:
+        raise BadRequest(f"{where}.values: at most {MAX_KEYS} metrics per point")
+    clean: dict[str, float] = {}
+    for key, value in values.items():
+        if not key or len(key) > 256:
+            raise BadRequest(f"{where}.values: metric names must have 1 to 256 characters")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BadRequest(f"{where}.values.{key}: `{value!r}` is not a number")
+        if not math.isfinite(value):
+            raise BadRequest(f"{where}.values.{key}: NaN and infinity are not accepted")
+        clean[key] = value
+    created = item.get("created_at")
+    if created is None:
+        return clean, utcnow()
+    try:
+        stamp = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{where}.created_at: `{created}` is not an ISO-8601 datetime") from None
+    return clean, stamp
+
+
+def validate_points(body: Any, *, limit: int) -> list[tuple[dict[str, float], datetime]]:
+    """An object or a list of objects `{values, created_at?}`; 413 beyond `limit` points."""
+    if isinstance(body, list):
+        if not body:
+            raise BadRequest("body: an empty list of metrics")
+        if len(body) > limit:
+            raise PayloadTooLarge(
+                f"At most {limit} metric points per request (got {len(body)}); send batches."
+            )
+        return [_point(item, f"[{i}]") for i, item in enumerate(body)]
+    return [_point(body, "body")]
+
+
+async def add_metrics(
+    session: AsyncSession, exp: Experiment, points: list[tuple[dict[str, float], datetime]]
+) -> ExperimentMetric | None:
+    """Store every point; returns the row when one point was sent."""
+    # Lock the experiment: concurrent posts must not lose each other's last_metric keys.
+    row = await lock_row(session, exp)
+    merged = dict(row.last_metric or {})
+    for values, _ in points:
+        merged.update(values)
+    result = None
+    if len(points) == 1:
+        values, created = points[0]
+        result = ExperimentMetric(experiment_id=exp.id, values=values, created_at=created)
+        session.add(result)
+    else:
+        await session.execute(
+            insert(ExperimentMetric),
+            [{"experiment_id": exp.id, "values": v, "created_at": c} for v, c in points],
+        )
+    row.last_metric = merged
+    row.updated_at = utcnow()
+    await session.flush()
+    return result
+
+
+async def list_metrics(
+    session: AsyncSession, exp: Experiment, params: ListParams
+) -> tuple[int, list[ExperimentMetric], str | None, str | None]:
+    stmt = (
+        select(ExperimentMetric)
+        .where(ExperimentMetric.experiment_id == exp.id)
+        .order_by(ExperimentMetric.created_at.asc(), ExperimentMetric.id.asc())
+    )
+    return await paginate(session, stmt, params)

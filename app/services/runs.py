@@ -1,0 +1,254 @@
+"""Shared helpers of runs (experiments, jobs, builds): lookup with run-token rules, paths under
+PLX_DATA_DIR, the environment every run gets (contract.md 3), workload keys, logs, statuses."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.errors import BadRequest, NotFound, PermissionDenied
+from app.models import BuildJob, Experiment, Job, Token
+from app.models.base import utcnow
+from app.services.listing import ListParams, paginate
+from app.services.projects import ProjectAccess, get_project
+from app.services.statuses import kind_of, set_status, status_values
+from app.services.users import Principal
+
+RUN_KINDS: dict[str, type] = {"experiment": Experiment, "job": Job, "build": BuildJob}
+LABELS = {"experiment": "experiment", "job": "job", "build": "build"}
+_KEY_RE = re.compile(r"^(experiment|job|build)-(\d+)-([0-9a-f]{8})(?:-([a-z]+)-(\d+))?$")
+
+
+@dataclass(frozen=True)
+class RunAccess:
+    access: ProjectAccess
+    run: Any
+    kind: str
+
+    @property
+    def project_unique(self) -> str:
+        return self.access.unique_name
+
+
+async def get_run(
+    session: AsyncSession,
+    principal: Principal,
+    username: str,
+    project: str,
+    kind: str,
+    run_id: int,
+    *,
+    write: bool = False,
+    run_write: bool = False,
+) -> RunAccess:
+    """Resolve a run of a project. `write`: owner-level action (a run token is refused);
+    `run_write`: a write the run itself may do with its own token (metrics, statuses, logs)."""
+    access = await get_project(session, principal, username, project)
+    model = RUN_KINDS[kind]
+    run = await session.scalar(
+        select(model).where(model.id == run_id, model.project_id == access.project.id)
+    )
+    if run is None:
+        raise NotFound()
+    if principal.is_run_scoped and not principal.may_act_on_run(kind, run_id):
+        raise PermissionDenied("A run token may only act on its own run.")
+    if (write or run_write) and not access.can_write:
+        raise PermissionDenied()
+    if write and principal.is_run_scoped:
+        raise PermissionDenied("A run token may only act on its own run.")
+    return RunAccess(access=access, run=run, kind=kind)
+
+
+def check_project_write(principal: Principal, access: ProjectAccess) -> None:
+    if not access.can_write:
+        raise PermissionDenied()
+    if principal.is_run_scoped:
+        raise PermissionDenied("A run token may only act on its own run.")
+
+
+async def flush_unique_name(session: AsyncSession, kind: str, name: str | None) -> None:
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        article = "An" if kind[0] in "aeiou" else "A"
+        raise BadRequest(f"{article} {kind} with name `{name}` already exists.") from None
+
+
+# -- paths and environment ---------------------------------------------------------------------
+
+
+def run_dir(settings: Settings, kind: str, run_id: int) -> Path:
+    return (settings.data_dir / "runs" / kind / str(run_id)).resolve()
+
+
+def outputs_path(settings: Settings, kind: str, run_id: int) -> Path:
+    return run_dir(settings, kind, run_id) / "outputs"
+
+
+def log_path(settings: Settings, kind: str, run_id: int, replica: str | None = None) -> Path:
+    name = "log.txt" if replica in (None, "master-0") else f"{replica}.txt"
+    return run_dir(settings, kind, run_id) / "logs" / name
+
+
+def read_log(settings: Settings, kind: str, run_id: int, replica: str | None = None) -> str:
+    path = log_path(settings, kind, run_id, replica)
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        raise NotFound("Log file not found.") from None
+
+
+def append_log(settings: Settings, kind: str, run_id: int, lines: str | list[str]) -> None:
+    text = "\n".join(lines) if isinstance(lines, list) else lines
+    path = log_path(settings, kind, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(text if text.endswith("\n") else text + "\n")
+
+
+def run_env(
+    settings: Settings,
+    *,
+    kind: str,
+    run_id: int,
+    unique_name: str,
+    username: str,
+    project: str,
+    token: str,
+    declarations: dict[str, Any] | None,
+    outputs: Path,
+    group_id: int | None = None,
+    log_file: Path | None = None,
+) -> dict[str, str]:
+    """PLX_* of contract.md 3 and the POLYAXON_* an in-cluster polyaxon-client 0.3.9 reads."""
+    api_url = (settings.api_url or "http://127.0.0.1:8000").rstrip("/")
+    decl = json.dumps(declarations or {})
+    env = {
+        "PLX_API_URL": api_url,
+        "PLX_TOKEN": token,
+        "PLX_USERNAME": username,
+        "PLX_PROJECT": project,
+        "PLX_DECLARATIONS": decl,
+        "PLX_OUTPUTS_PATH": str(outputs),
+        "POLYAXON_IN_CLUSTER": "true",
+        "POLYAXON_API_HTTP_HOST": api_url,
+        "POLYAXON_API_WS_HOST": re.sub(r"^http", "ws", api_url),
+        "POLYAXON_API_VERSION": "v1",
+        "POLYAXON_SECRET_USER_TOKEN": token,
+        "POLYAXON_RUN_OUTPUTS_PATH": str(outputs),
+        "POLYAXON_DECLARATIONS": decl,
+    }
+    if log_file is not None:
+        env["PLX_LOG_PATH"] = str(log_file)
+    project_unique = f"{username}.{project}"
+    info: dict[str, Any] = {"project_name": project_unique}
+    if kind == "experiment":
+        env["PLX_EXPERIMENT_ID"] = str(run_id)
+        info.update(experiment_name=unique_name, experiment_uuid=None)
+        if group_id is not None:
+            env["PLX_GROUP_ID"] = str(group_id)
+            info["experiment_group_name"] = f"{project_unique}.{group_id}"
+        env["POLYAXON_EXPERIMENT_INFO"] = json.dumps(info)
+    else:
+        env["PLX_JOB_ID"] = str(run_id)
+        info.update(job_name=unique_name)
+        env["POLYAXON_JOB_INFO"] = json.dumps(info)
+    return env
+
+
+def workload_key(kind: str, run: Any, role: str | None = None, index: int = 0) -> str:
+    base = f"{kind}-{run.id}-{run.uuid[:8]}"
+    return f"{base}-{role}-{index}" if role else base
+
+
+def parse_key(key: str) -> tuple[str, int, str, str | None, int] | None:
+    """(kind, id, uuid prefix, role, index) of one of our workload keys, else None."""
+    match = _KEY_RE.match(key)
+    if match is None:
+        return None
+    kind, run_id, uuid8, role, index = match.groups()
+    return kind, int(run_id), uuid8, role, int(index or 0)
+
+
+# -- statuses, heartbeat, delete ------------------------------------------------------------------
+
+
+def check_status_value(model: type, status: str) -> None:
+    allowed = status_values(model)
+    if status not in allowed:
+        expected = ", ".join(sorted(allowed))
+        raise BadRequest(f"status: `{status}` is not a valid status; expected one of {expected}")
+
+
+async def post_status(
+    session: AsyncSession,
+    run: Any,
+    *,
+    status: str,
+    message: str | None,
+    traceback: str | None,
+) -> Any:
+    """A client-reported status (v0 skipped the transition check); a done run stays done."""
+    check_status_value(type(run), status)
+    if not await set_status(session, run, status, message=message, traceback=traceback, force=True):
+        raise BadRequest(f"status: the run is already `{run.last_status}` and cannot change.")
+    kind = kind_of(run)
+    return await session.scalar(
+        select(kind.status_model)
+        .where(getattr(kind.status_model, kind.fk) == run.id)
+        .order_by(kind.status_model.id.desc())
+        .limit(1)
+    )
+
+
+async def list_statuses(session: AsyncSession, run: Any, params: ListParams) -> Any:
+    kind = kind_of(run)
+    model = kind.status_model
+    stmt = (
+        select(model)
+        .where(getattr(model, kind.fk) == run.id)
+        .order_by(model.created_at.asc(), model.id.asc())
+    )
+    return await paginate(session, stmt, params)
+
+
+def status_out(row: Any, fk_name: str) -> dict[str, Any]:
+    kind_fk = "experiment_id" if hasattr(row, "experiment_id") else "job_id"
+    out = {
+        "id": row.id,
+        "uuid": row.uuid,
+        fk_name: getattr(row, kind_fk),
+        "created_at": row.created_at,
+        "message": row.message,
+        "traceback": row.traceback,
+        "status": row.status,
+    }
+    if hasattr(row, "details"):
+        out["details"] = row.details
+    return out
+
+
+async def heartbeat(session: AsyncSession, run: Any) -> None:
+    if hasattr(run, "heartbeat_at"):
+        run.heartbeat_at = utcnow()
+        await session.flush()
+
+
+async def delete_runs(session: AsyncSession, kind: str, runs: list[Any]) -> None:
+    """Hard delete; the reconciler stops and cleans workloads whose rows are gone."""
+    if not runs:
+        return
+    ids = [r.id for r in runs]
+    await session.execute(delete(Token).where(Token.run_kind == kind, Token.run_id.in_(ids)))
+    for run in runs:
+        await session.delete(run)
+    await session.flush()

@@ -1,0 +1,185 @@
+"""Experiment routes over ASGI, and the run step driven with FakeRuntime."""
+
+from __future__ import annotations
+
+from app.reconciler.loop import Reconciler
+from app.reconciler.runs import reconcile_runs
+from app.runtimes.fake import FakeRuntime
+
+CONFIG = "version: 1\nkind: experiment\nrun:\n  cmd: echo {{ lr }}\ndeclarations:\n  lr: 0.1\n"
+
+
+async def _project(client, user, name="p", public=True):
+    r = await client.post(
+        "/api/v1/projects", json={"name": name, "is_public": public}, headers=user.headers
+    )
+    assert r.status_code == 201, r.text
+
+
+async def test_create_get_list_update_delete(client, owner):
+    await _project(client, owner)
+    r = await client.post(
+        "/api/v1/alice/p/experiments", json={"config": CONFIG, "name": "e1"}, headers=owner.headers
+    )
+    assert r.status_code == 201, r.text
+    exp = r.json()
+    assert exp["unique_name"] == f"alice.p.{exp['id']}" and exp["last_status"] == "created"
+    assert exp["declarations"] == {"lr": 0.1} and exp["user"] == "alice"
+    r = await client.post(
+        "/api/v1/alice/p/experiments", json={"config": CONFIG, "name": "e1"}, headers=owner.headers
+    )
+    assert r.status_code == 400 and "already exists" in r.json()["detail"]
+    r = await client.get("/api/v1/alice/p/experiments?query=status:created", headers=owner.headers)
+    assert r.json()["count"] == 1
+    r = await client.patch(
+        f"/api/v1/alice/p/experiments/{exp['id']}",
+        json={"tags": ["a"], "declarations": {"x": 1}, "merge": True},
+        headers=owner.headers,
+    )
+    assert r.status_code == 200 and r.json()["declarations"] == {"lr": 0.1, "x": 1}
+    r = await client.get("/api/v1/alice/p", headers=owner.headers)
+    assert r.json()["num_experiments"] == 1
+    r = await client.delete(f"/api/v1/alice/p/experiments/{exp['id']}", headers=owner.headers)
+    assert r.status_code == 204
+    r = await client.get(f"/api/v1/alice/p/experiments/{exp['id']}", headers=owner.headers)
+    assert r.status_code == 404
+
+
+async def test_bad_config_and_other_project(client, owner, other):
+    await _project(client, owner)
+    await _project(client, owner, "q")
+    for body in ({"config": "kind: group\nversion: 1"}, {"config": "::: ["}, {}):
+        r = await client.post("/api/v1/alice/p/experiments", json=body, headers=owner.headers)
+        assert r.status_code == 400, r.text
+    r = await client.post(
+        "/api/v1/alice/p/experiments", json={"config": CONFIG}, headers=owner.headers
+    )
+    exp_id = r.json()["id"]
+    r = await client.get(f"/api/v1/alice/q/experiments/{exp_id}", headers=owner.headers)
+    assert r.status_code == 404
+    r = await client.post(
+        "/api/v1/alice/p/experiments", json={"config": CONFIG}, headers=other.headers
+    )
+    assert r.status_code == 403
+    r = await client.post(f"/api/v1/alice/p/experiments/{exp_id}/stop", headers=other.headers)
+    assert r.status_code == 403
+
+
+async def test_tracking_metrics_statuses_logs(client, owner, app):
+    await _project(client, owner)
+    r = await client.post(
+        "/api/v1/alice/p/experiments",
+        json={"config": {"version": 1, "kind": "experiment"}},
+        headers=owner.headers,
+    )
+    exp_id = r.json()["id"]
+    base = f"/api/v1/alice/p/experiments/{exp_id}"
+    r = await client.post(base + "/statuses", json={"status": "running"}, headers=owner.headers)
+    assert r.status_code == 201 and r.json()["status"] == "running"
+    r = await client.post(base + "/statuses", json={"status": "bogus"}, headers=owner.headers)
+    assert r.status_code == 400
+    r = await client.post(base + "/metrics", json={"values": {"loss": 0.5}}, headers=owner.headers)
+    assert r.status_code == 201 and r.json()["values"] == {"loss": 0.5}
+    points = [{"values": {"loss": 0.25, "acc": i}} for i in range(100)]
+    r = await client.post(base + "/metrics", json=points, headers=owner.headers)
+    assert r.status_code == 201
+    for bad in ({"values": {"loss": "x"}}, [{"values": {"a": True}}], {"values": {}}):
+        r = await client.post(base + "/metrics", json=bad, headers=owner.headers)
+        assert r.status_code == 400, bad
+    r = await client.post(
+        base + "/metrics",
+        content=b'{"values": {"loss": NaN}}',
+        headers={**owner.headers, "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400
+    app.state.settings.max_metrics_per_request = 10
+    r = await client.post(base + "/metrics", json=points, headers=owner.headers)
+    assert r.status_code == 413
+    r = await client.get(base + "/metrics", headers=owner.headers)
+    assert r.json()["count"] == 101
+    r = await client.get(base, headers=owner.headers)
+    assert r.json()["last_metric"] == {"loss": 0.25, "acc": 99}
+    r = await client.post(base + "/logs", json=["a", "b"], headers=owner.headers)
+    assert r.status_code == 200
+    r = await client.get(base + "/logs", headers=owner.headers)
+    assert r.text == "a\nb\n"
+    r = await client.post(base + "/stop", headers=owner.headers)
+    r = await client.get(base + "/statuses", headers=owner.headers)
+    assert [s["status"] for s in r.json()["results"]] == ["created", "running", "stopped"]
+
+
+async def test_reconciler_starts_observes_and_never_twice(client, owner, app):
+    await _project(client, owner)
+    ids = []
+    for _ in range(3):
+        r = await client.post(
+            "/api/v1/alice/p/experiments", json={"config": CONFIG}, headers=owner.headers
+        )
+        ids.append(r.json()["id"])
+    runtime = FakeRuntime(capacity=2)
+    rec1 = Reconciler(app.state.settings, app.state.sessionmaker, runtime, steps=[reconcile_runs])
+    rec2 = Reconciler(app.state.settings, app.state.sessionmaker, runtime, steps=[reconcile_runs])
+    await rec1.reconcile_once()
+    await rec2.reconcile_once()
+    await rec1.reconcile_once()
+    assert sum(runtime.starts.values()) == 2 and max(runtime.starts.values()) == 1
+    key0 = next(k for k in runtime.states if k.startswith(f"experiment-{ids[0]}-"))
+    spec = runtime.specs[key0]
+    assert spec.command == "echo 0.1" and spec.env["PLX_EXPERIMENT_ID"] == str(ids[0])
+    r = await client.get(f"/api/v1/alice/p/experiments/{ids[2]}", headers=owner.headers)
+    assert r.json()["last_status"] == "scheduled"
+    # run token: own endpoints yes, another run's no
+    token = {"Authorization": f"token {spec.env['PLX_TOKEN']}"}
+    r = await client.post(
+        f"/api/v1/alice/p/experiments/{ids[0]}/metrics",
+        json={"values": {"loss": 0.25}},
+        headers=token,
+    )
+    assert r.status_code == 201
+    r = await client.post(
+        f"/api/v1/alice/p/experiments/{ids[1]}/metrics",
+        json={"values": {"loss": 0.25}},
+        headers=token,
+    )
+    assert r.status_code == 403
+    runtime.set_status(key0, "succeeded", exit_code=0)
+    await rec2.reconcile_once()
+    await rec1.reconcile_once()
+    r = await client.get(f"/api/v1/alice/p/experiments/{ids[0]}/statuses", headers=owner.headers)
+    assert [s["status"] for s in r.json()["results"]] == [
+        "created",
+        "scheduled",
+        "starting",
+        "running",
+        "succeeded",
+    ]
+    assert key0 not in runtime.states  # cleaned
+    assert sum(runtime.starts.values()) == 3
+    # stop a running one, vanish another
+    r = await client.post(f"/api/v1/alice/p/experiments/{ids[1]}/stop", headers=owner.headers)
+    key2 = next(k for k in runtime.states if k.startswith(f"experiment-{ids[2]}-"))
+    runtime.vanish(key2)
+    await rec1.reconcile_once()
+    r = await client.get(f"/api/v1/alice/p/experiments/{ids[1]}", headers=owner.headers)
+    assert r.json()["last_status"] == "stopped"
+    r = await client.get(f"/api/v1/alice/p/experiments/{ids[2]}", headers=owner.headers)
+    assert r.json()["last_status"] == "failed"
+
+
+async def test_jobs_and_builds(client, owner, app):
+    await _project(client, owner)
+    cfg = "version: 1\nkind: job\nbuild:\n  image: busybox\nrun:\n  cmd: echo hello\n"
+    r = await client.post("/api/v1/alice/p/jobs", json={"config": cfg}, headers=owner.headers)
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["unique_name"] == f"alice.p.jobs.{job['id']}" and job["build_job"]
+    r = await client.post("/api/v1/alice/p/jobs", json={"config": cfg}, headers=owner.headers)
+    assert r.json()["build_job"] == job["build_job"]  # de-duplicated
+    r = await client.get("/api/v1/alice/p/builds", headers=owner.headers)
+    assert r.json()["count"] == 1
+    r = await client.get("/api/v1/alice/p", headers=owner.headers)
+    assert r.json()["num_jobs"] == 2 and r.json()["num_builds"] == 1
+    r = await client.post(f"/api/v1/alice/p/jobs/{job['id']}/restart", headers=owner.headers)
+    assert r.status_code == 201
+    r = await client.post("/api/v1/alice/p/jobs", json={"config": CONFIG}, headers=owner.headers)
+    assert r.status_code == 400
