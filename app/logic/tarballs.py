@@ -112,6 +112,9 @@ class _Extractor:
         self.entries: dict[str, tuple] = {}
         self.members = 0
         self.data_bytes = 0
+        # Resolved parent directories by archive dirname; cleared whenever a link appears or
+        # an entry is replaced, since either can change what a path resolves to.
+        self._parents: dict[str, str] = {}
 
     def run(self) -> None:
         for member in self.tar:
@@ -133,10 +136,16 @@ class _Extractor:
 
     def _target(self, name: str, *, is_dir: bool = False) -> str:
         """Where `name` goes: its parent resolved (never through a link out), created if new."""
-        parent = os.path.realpath(os.path.join(self.root, os.path.dirname(name)))
-        if not _inside(self.root, parent):
-            raise TarballError(f"`{name}` would be written through a link that leaves the tree.")
-        os.makedirs(parent, exist_ok=True)
+        dirname = os.path.dirname(name)
+        parent = self._parents.get(dirname)
+        if parent is None:
+            parent = os.path.realpath(os.path.join(self.root, dirname))
+            if not _inside(self.root, parent):
+                raise TarballError(
+                    f"`{name}` would be written through a link that leaves the tree."
+                )
+            os.makedirs(parent, exist_ok=True)
+            self._parents[dirname] = parent
         path = os.path.join(parent, os.path.basename(name))
         if os.path.lexists(path):
             if os.path.isdir(path) and not os.path.islink(path):
@@ -144,6 +153,7 @@ class _Extractor:
                     raise TarballError(f"`{name}` is both a directory and a file in the tarball.")
             else:
                 os.unlink(path)
+                self._parents.clear()  # a replaced link may have been a cached parent
         return path
 
     def _extract(self, member: tarfile.TarInfo, name: str) -> None:
@@ -186,6 +196,7 @@ class _Extractor:
         if not _inside(self.root, resolved):
             raise TarballError(f"The symlink `{name}` points outside the tree (`{target}`).")
         os.symlink(target, path)
+        self._parents.clear()
         self.entries[name] = ("l", target)
 
     def _extract_hardlink(self, member: tarfile.TarInfo, name: str) -> None:
