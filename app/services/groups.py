@@ -37,9 +37,12 @@ from app.models import (
     Experiment,
     ExperimentGroup,
     ExperimentGroupStatus,
+    ExperimentJob,
+    ExperimentJobStatus,
     ExperimentMetric,
     ExperimentStatus,
     GroupDecision,
+    Project,
     User,
 )
 from app.models.base import new_uuid, utcnow
@@ -419,6 +422,21 @@ def _insert(session: AsyncSession, model: type) -> Any:
     return sqlite.insert(model)
 
 
+async def group_build_id(session: AsyncSession, group: ExperimentGroup) -> int | None:
+    """The build shared by all of the group's experiments (v0), when the file has one."""
+    spec = group.spec or {}
+    if not spec.get("build") or not spec.get("run"):
+        return None
+    from app.services.jobs import ensure_build
+
+    project = await session.get(Project, group.project_id)
+    user = await session.get(User, group.user_id)
+    owner = await session.get(User, project.user_id)
+    access = ProjectAccess(project=project, owner=owner, can_write=True)
+    build = await ensure_build(session, access, user, spec["build"])
+    return build.id
+
+
 async def insert_suggestions(
     session: AsyncSession,
     group: ExperimentGroup,
@@ -428,11 +446,21 @@ async def insert_suggestions(
     *,
     resume: bool,
 ) -> list[int]:
-    """Insert the experiments of `suggestions`; an index that exists already is skipped."""
+    """Insert the experiments of `suggestions` (and their replicas); an index that exists
+    already is skipped, so a repeated or racing batch inserts nothing twice."""
+    if not suggestions:
+        return []
     now = utcnow()
+    build_id = await group_build_id(session, group)
     rows = []
+    replicas: dict[int, list[Any]] = {}
     for suggestion in suggestions:
         rendered, declarations = experiment_spec_for(group_file, suggestion.params)
+        spec = rendered.spec
+        managed = spec.run is not None
+        if managed:
+            replicas[suggestion.index] = spec.replicas()
+        resources = spec.environment.resources if spec.environment else None
         original = (
             existing.ids_by_index.get(suggestion.original_index)
             if suggestion.original_index is not None
@@ -449,12 +477,14 @@ async def insert_suggestions(
                 "suggestion_index": suggestion.index,
                 "iteration": suggestion.iteration,
                 "config": rendered.to_dict(),
-                "declarations": declarations,
+                "declarations": declarations or None,
+                "resources": resources.flat() if resources else None,
                 "tags": rendered.tags or None,
                 "original_id": original,
                 "cloning_strategy": (
                     None if original is None else ("resume" if resume else "restart")
                 ),
+                "build_job_id": build_id if managed else None,
                 "code_reference_id": group.code_reference_id,
                 # Held: the group step releases it when a concurrency slot is free.
                 "is_managed": False,
@@ -462,25 +492,53 @@ async def insert_suggestions(
                 "last_status": "created",
             }
         )
-    if not rows:
-        return []
+    # executemany + RETURNING: SQLAlchemy batches it under each driver's parameter limit.
     stmt = (
         _insert(session, Experiment)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["experiment_group_id", "suggestion_index"])
-        .returning(Experiment.id)
+        .returning(Experiment.id, Experiment.suggestion_index)
     )
-    ids = list((await session.execute(stmt)).scalars().all())
-    if ids:
-        # The initial status of a new row: None -> created, the only transition there is.
+    inserted = list((await session.execute(stmt, rows)).all())
+    if not inserted:
+        return []
+    # The initial status of a new row: None -> created, the only transition there is.
+    await session.execute(
+        insert(ExperimentStatus),
+        [
+            {"experiment_id": i, "uuid": new_uuid(), "created_at": now, "status": "created"}
+            for i, _ in inserted
+        ],
+    )
+    jobs = [
+        {
+            "experiment_id": experiment_id,
+            "uuid": new_uuid(),
+            "created_at": now,
+            "updated_at": now,
+            "role": replica.role,
+            "replica_index": replica.index,
+            "resources": (
+                replica.environment.resources.flat() if replica.environment.resources else None
+            ),
+            "last_status": "created",
+        }
+        for experiment_id, index in inserted
+        for replica in replicas.get(index, ())
+    ]
+    if jobs:
+        job_ids = (
+            (await session.execute(insert(ExperimentJob).returning(ExperimentJob.id), jobs))
+            .scalars()
+            .all()
+        )
         await session.execute(
-            insert(ExperimentStatus),
+            insert(ExperimentJobStatus),
             [
-                {"experiment_id": i, "uuid": new_uuid(), "created_at": now, "status": "created"}
-                for i in ids
+                {"job_id": j, "uuid": new_uuid(), "created_at": now, "status": "created"}
+                for j in job_ids
             ],
         )
-    return ids
+    return [experiment_id for experiment_id, _ in inserted]
 
 
 async def materialise(

@@ -217,7 +217,8 @@ async def test_stop_delete_bookmark(client, owner, project):
     assert r.json()["bookmarked"] is True
     r = await client.delete(f"{GROUPS}/{gid}/unbookmark", headers=owner.headers)
     assert r.status_code == 204
-    assert (await client.get(f"{GROUPS}/{gid}", headers=owner.headers)).json()["bookmarked"] is False
+    r = await client.get(f"{GROUPS}/{gid}", headers=owner.headers)
+    assert r.json()["bookmarked"] is False
 
     r = await client.post(f"{GROUPS}/{gid}/stop", json={"pending": True}, headers=owner.headers)
     assert r.status_code == 200
