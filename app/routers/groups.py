@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, UserAuthDep, wake_after_commit
 from app.models import ExperimentGroup, User
+from app.routers import experiments as experiments_routes
 from app.schemas.common import Page
 from app.schemas.groups import (
     GroupCreate,
@@ -354,6 +355,32 @@ async def list_metrics(
         for r in rows
     ]
     return Page(count=count, next=next_url, previous=prev_url, results=results)
+
+
+@router.get("/{group_id}/experiments", summary="List a group's experiments")
+async def list_group_experiments(
+    username: str,
+    project: str,
+    group_id: int,
+    session: SessionDep,
+    principal: AuthDep,
+    params: ListDep,
+    metrics: bool = False,
+    declarations: bool = False,
+) -> dict[str, Any]:
+    await _group(session, principal, username, project, group_id)
+    # The project's experiment list filtered by group: one shape for both routes.
+    return await experiments_routes.list_experiments(
+        username,
+        project,
+        session,
+        principal,
+        params,
+        metrics=metrics,
+        declarations=declarations,
+        group=group_id,
+        independent=False,
+    )
 
 
 @router.post(

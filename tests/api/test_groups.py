@@ -271,3 +271,20 @@ async def test_list_query_and_sort(client, owner, project):
     r = await client.post(GROUPS, json={"content": SEED_CONTENT, "name": "a1"},
                           headers=owner.headers)
     assert r.status_code == 400 and "a1" in r.json()["detail"]
+
+
+CLI_CONTENT = (
+    "{'version': 1, 'kind': 'group', 'hptuning': {'concurrency': 5, 'random_search': "
+    "{'n_experiments': 10}, 'matrix': {'learning_rate': {'linspace': '0.001:0.1:5'}, "
+    "'dropout': {'values': [0.25, 0.3]}, 'activation': {'values': ['relu', 'sigmoid']}}}, "
+    "'declarations': {'batch_size': 128, 'num_steps': 500, 'num_epochs': 1}, "
+    "'run': {'cmd': 'python3 model.py --batch_size={{ batch_size }}'}}"
+)
+
+
+async def test_cli_content_python_repr_is_read_and_kept_as_sent(client, owner, project):
+    r = await client.post(GROUPS, json={"content": CLI_CONTENT}, headers=owner.headers)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["content"] == CLI_CONTENT
+    assert body["hptuning"] == SEED_HPTUNING

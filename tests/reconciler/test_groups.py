@@ -384,3 +384,27 @@ async def test_decisions_of_a_failed_group(rec, client, owner):
     async with session_scope(rec.sessionmaker) as session:
         decision = await session.scalar(select(GroupDecision))
     assert decision.kind == "failed" and "matrix" in decision.reason
+
+
+async def test_group_experiments_routes(rec, client, owner):
+    gid = await create(client, owner, grid(3, 3))
+    await rec.reconcile_once()
+    r = await client.get(f"{GROUPS}/{gid}/experiments", headers=owner.headers)
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert page["count"] == 3
+    for e in page["results"]:
+        assert e["unique_name"] == f"alice.p.{gid}.{e['id']}"
+        assert e["experiment_group"] == f"alice.p.{gid}"
+    r = await client.get("/api/v1/alice/p/experiments", params={"group": gid},
+                         headers=owner.headers)
+    assert r.json()["count"] == 3
+    r = await client.get(f"{GROUPS}/{gid}/experiments", params={"declarations": "true"},
+                         headers=owner.headers)
+    assert sorted(e["declarations"]["x"] for e in r.json()["results"]) == [0, 1, 2]
+    r = await client.get(f"{GROUPS}/{gid + 100}/experiments", headers=owner.headers)
+    assert r.status_code == 404
+    # deleting the group removes its experiments
+    r = await client.delete(f"{GROUPS}/{gid}", headers=owner.headers)
+    assert r.status_code == 204
+    assert await experiments(rec, gid) == []
