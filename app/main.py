@@ -28,12 +28,17 @@ from app.routers import (
     users,
     versions,
 )
+from app.reconciler.plugins import reconcile_plugins
 from app.routers import code as code_routes
+from app.routers import plugins as plugin_routes
 from app.services.users import ensure_admin
 
 TAGS = [
     {"name": "users", "description": "Log in, tokens and users"},
     {"name": "projects", "description": "Projects (seed 000)"},
+    {"name": "experiments", "description": "Experiments: runs, statuses, metrics, logs"},
+    {"name": "jobs", "description": "Jobs"},
+    {"name": "builds", "description": "Builds (recorded; the local runtime builds no image)"},
     {"name": "health", "description": "Liveness and readiness"},
 ]
 
@@ -101,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Ordered reconciler steps; each module appends its own (runs, groups, plugins).
     app.state.reconciler_steps = [*RUN_STEPS]
     app.state.reconciler_steps.append(reconcile_groups)
+    app.state.reconciler_steps.append(reconcile_plugins)
     if settings.reconciler_enabled:
         app.state.startup_hooks.append(start_reconciler)
     add_exception_handlers(app)
@@ -112,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_users.router)
     app.include_router(groups.router)
     app.include_router(code_routes.router)
+    app.include_router(plugin_routes.router)
     app.include_router(experiments.router)
     app.include_router(jobs.router)
     app.include_router(builds.router)
