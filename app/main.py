@@ -14,6 +14,7 @@ from app.db import make_engine, make_sessionmaker, session_scope
 from app.errors import add_exception_handlers
 from app.reconciler.groups import reconcile_groups
 from app.reconciler.loop import start_reconciler
+from app.reconciler.plugins import reconcile_plugins
 from app.reconciler.runs import RUN_STEPS
 from app.routers import (
     admin_users,
@@ -29,6 +30,7 @@ from app.routers import (
     versions,
 )
 from app.routers import code as code_routes
+from app.routers import plugins as plugin_routes
 from app.services.users import ensure_admin
 
 TAGS = [
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Ordered reconciler steps; each module appends its own (runs, groups, plugins).
     app.state.reconciler_steps = [*RUN_STEPS]
     app.state.reconciler_steps.append(reconcile_groups)
+    app.state.reconciler_steps.append(reconcile_plugins)
     if settings.reconciler_enabled:
         app.state.startup_hooks.append(start_reconciler)
     add_exception_handlers(app)
@@ -115,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_users.router)
     app.include_router(groups.router)
     app.include_router(code_routes.router)
+    app.include_router(plugin_routes.router)
     app.include_router(experiments.router)
     app.include_router(jobs.router)
     app.include_router(builds.router)

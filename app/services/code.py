@@ -197,22 +197,26 @@ async def stage_upload(
     scratch = repos_dir(settings, project_id) / f".incoming-{secrets.token_hex(8)}"
     await anyio.to_thread.run_sync(lambda: scratch.mkdir(parents=True))
     try:
-        archive = scratch / "code.tar.gz"
-        await _receive(stream, content_type, archive, settings)
-        limits = Limits(
-            max_uncompressed_bytes=settings.max_upload_uncompressed_bytes,
-            max_files=settings.max_upload_files,
-        )
-        try:
-            result = await anyio.to_thread.run_sync(
-                extract_tarball, archive, scratch / "code", limits
-            )
-        except TarballError as exc:
-            error = PayloadTooLarge if exc.status_code == 413 else BadRequest
-            raise error(f"repo: {exc.message}") from None
+        await _receive(stream, content_type, scratch / "code.tar.gz", settings)
+        return await stage_archive(settings, project_id, scratch)
     except BaseException:
         await anyio.to_thread.run_sync(remove_tree, scratch)
         raise
+
+
+async def stage_archive(settings: Settings, project_id: int, scratch: Path) -> StagedVersion:
+    """Check and extract `scratch/code.tar.gz` into `scratch/code` (the caller cleans up)."""
+    limits = Limits(
+        max_uncompressed_bytes=settings.max_upload_uncompressed_bytes,
+        max_files=settings.max_upload_files,
+    )
+    try:
+        result = await anyio.to_thread.run_sync(
+            extract_tarball, scratch / "code.tar.gz", scratch / "code", limits
+        )
+    except TarballError as exc:
+        error = PayloadTooLarge if exc.status_code == 413 else BadRequest
+        raise error(f"repo: {exc.message}") from None
     return StagedVersion(
         project_id=project_id,
         scratch=scratch,

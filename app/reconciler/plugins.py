@@ -1,0 +1,253 @@
+"""The plugin step: make tensorboard and notebook workloads match their rows, level-triggered.
+
+Each pass reads every live plugin row and every plugin workload, then: stops (and cleans) any
+workload whose row is gone, done, or whose experiment / group was stopped, so nothing is left
+running after a delete (v0 #549, #156); starts a workload for a live row without one (a fixed
+port stored on the row first, so a crash between the two adopts instead of duplicating); and
+copies the observed state (running + URL, or the end with its message) onto the row.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from sqlalchemy import select
+
+from app.models import (
+    CodeReference,
+    Experiment,
+    ExperimentGroup,
+    NotebookJob,
+    Project,
+    TensorboardJob,
+    User,
+)
+from app.runtimes.base import RuntimeError_, WorkloadSpec, WorkloadState
+from app.services import plugins as service
+from app.services.code import code_checkout_path, prune_orphan_repos
+from app.services.runs import outputs_path, workload_key
+from app.services.statuses import set_status
+
+log = logging.getLogger(__name__)
+
+KINDS = {"tensorboard": TensorboardJob, "notebook": NotebookJob}
+DEFAULT_PORTS = {"tensorboard": 6006, "notebook": 8888}
+MAX_PLUGINS_PER_PASS = 500
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A frozen snapshot of one live plugin row and what it needs."""
+
+    kind: str
+    run_id: int
+    uuid: str
+    key: str
+    username: str
+    project: str
+    project_id: int
+    port: int | None
+    token: str | None
+    commit: str | None
+    owner_stopped: str | None  # why the owner's stop ends this plugin, else None
+    logdirs: tuple[tuple[str, str], ...]
+
+
+def is_plugin_key(key: str) -> bool:
+    return key.startswith(("tensorboard-", "notebook-"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _plans(session: Any, settings: Any) -> list[Plan]:
+    plans: list[Plan] = []
+    for kind, model in KINDS.items():
+        rows = (
+            await session.execute(
+                select(model, Project, User)
+                .join(Project, Project.id == model.project_id)
+                .join(User, User.id == Project.user_id)
+                .where(model.last_status.is_not(None), model.last_status.not_in(service.DONE))
+                .order_by(model.id)
+                .limit(MAX_PLUGINS_PER_PASS)
+            )
+        ).all()
+        for row, project, owner in rows:
+            plans.append(await _plan(session, settings, kind, row, project, owner))
+    return plans
+
+
+async def _plan(
+    session: Any, settings: Any, kind: str, row: Any, project: Project, owner: User
+) -> Plan:
+    commit = None
+    if row.code_reference_id is not None:
+        commit = await session.scalar(
+            select(CodeReference.commit).where(CodeReference.id == row.code_reference_id)
+        )
+    owner_stopped = None
+    logdirs: list[tuple[str, str]] = []
+    if kind == "tensorboard":
+        experiments = select(Experiment.id).where(Experiment.project_id == project.id)
+        if row.experiment_id is not None:
+            status = await session.scalar(
+                select(Experiment.last_status).where(Experiment.id == row.experiment_id)
+            )
+            if status == "stopped":
+                owner_stopped = "Its experiment was stopped."
+            experiments = experiments.where(Experiment.id == row.experiment_id)
+        elif row.experiment_group_id is not None:
+            status = await session.scalar(
+                select(ExperimentGroup.last_status).where(
+                    ExperimentGroup.id == row.experiment_group_id
+                )
+            )
+            if status == "stopped":
+                owner_stopped = "Its group was stopped."
+            experiments = experiments.where(
+                Experiment.experiment_group_id == row.experiment_group_id
+            )
+        for experiment_id in await session.scalars(experiments.order_by(Experiment.id)):
+            path = outputs_path(settings, "experiment", experiment_id)
+            logdirs.append((str(experiment_id), str(path)))
+    return Plan(
+        kind=kind,
+        run_id=row.id,
+        uuid=row.uuid,
+        key=workload_key(kind, row),
+        username=owner.username,
+        project=project.name,
+        project_id=project.id,
+        port=row.port,
+        token=getattr(row, "token", None),
+        commit=commit,
+        owner_stopped=owner_stopped,
+        logdirs=tuple(logdirs),
+    )
+
+
+async def reconcile_plugins(reconciler: Any) -> None:
+    """Reconciler step: converge tensorboard and notebook workloads on their rows."""
+    runtime = reconciler.runtime
+    settings = reconciler.settings
+    async with reconciler.session() as session:
+        plans = await _plans(session, settings)
+    workloads = {k: s for k, s in (await runtime.list_workloads()).items() if is_plugin_key(k)}
+    wanted = {plan.key for plan in plans if plan.owner_stopped is None}
+    for key, state in workloads.items():
+        if key in wanted:
+            continue
+        if not state.done:
+            await runtime.stop(key, grace_seconds=settings.stop_grace_seconds)
+        await runtime.cleanup(key)
+    for plan in plans:
+        try:
+            if plan.owner_stopped is not None:
+                await _set(reconciler, plan, "stopped", message=plan.owner_stopped)
+            elif plan.key in workloads:
+                await _sync(reconciler, plan, workloads[plan.key])
+            else:
+                await _start(reconciler, plan)
+        except Exception:
+            log.exception("plugin %s: reconcile failed", plan.key)
+    async with reconciler.session() as session:
+        await prune_orphan_repos(session, settings)
+
+
+async def _set(reconciler: Any, plan: Plan, status: str, **values: Any) -> None:
+    async with reconciler.session() as session:
+        row = await session.get(KINDS[plan.kind], plan.run_id)
+        if row is None:
+            return
+        for name, value in values.pop("columns", {}).items():
+            setattr(row, name, value)
+        if row.last_status != status:
+            await set_status(session, row, status, **values)
+
+
+async def _sync(reconciler: Any, plan: Plan, state: WorkloadState) -> None:
+    status = state.status
+    columns = {"url": state.url} if state.url else {}
+    message = state.message
+    if state.status == "succeeded":
+        message = message or f"The {plan.kind} process ended."
+    await _set(reconciler, plan, status, message=message, columns=columns)
+
+
+def _command(plan: Plan, program: str, port: int, workdir: Path, local: bool) -> str:
+    host = "127.0.0.1" if local else "0.0.0.0"
+    if plan.kind == "tensorboard":
+        if len(plan.logdirs) == 1:
+            logs = f"--logdir {shlex.quote(plan.logdirs[0][1])}"
+        elif plan.logdirs:
+            spec = ",".join(f"{name}:{path}" for name, path in plan.logdirs)
+            logs = f"--logdir_spec {shlex.quote(spec)}"
+        else:
+            logs = f"--logdir {shlex.quote(str(workdir / 'empty'))}"
+        return f"{shlex.quote(program)} {logs} --port {port} --host {host}"
+    return (
+        f"{shlex.quote(program)} --no-browser --allow-root --port={port} --ip={host}"
+        f" --ServerApp.token={shlex.quote(plan.token or '')}"
+        f" --ServerApp.root_dir={shlex.quote(str(workdir))}"
+    )
+
+
+async def _start(reconciler: Any, plan: Plan) -> None:
+    runtime = reconciler.runtime
+    settings = reconciler.settings
+    local = runtime.name == "local"
+    program = service.find_executable(plan.kind) if local else service.EXTRAS[plan.kind][0]
+    if program is None:
+        await _set(reconciler, plan, "failed", message=service.missing_message(plan.kind))
+        return
+    port = plan.port
+    if port is None:
+        port = free_port() if local else DEFAULT_PORTS[plan.kind]
+        # Stored before the start: a crash in between restarts with the same port and key.
+        await _set(reconciler, plan, "created", columns={"port": port})
+    base = service.plugin_dir(settings, plan.kind, plan.run_id)
+    if plan.kind == "notebook":
+        checkout = None
+        if plan.commit is not None:
+            checkout = await code_checkout_path(settings, plan.project_id, plan.commit)
+        workdir = await anyio.to_thread.run_sync(
+            service.prepare_notebook_workdir, settings, plan.run_id, checkout
+        )
+    else:
+        workdir = base
+        await anyio.to_thread.run_sync(lambda: (base / "empty").mkdir(parents=True, exist_ok=True))
+    spec = WorkloadSpec(
+        key=plan.key,
+        kind=plan.kind,  # type: ignore[arg-type]
+        run_id=plan.run_id,
+        uuid=plan.uuid,
+        unique_name=f"{plan.username}.{plan.project}.{plan.kind}s.{plan.run_id}",
+        username=plan.username,
+        project=plan.project,
+        role="main",
+        command=_command(plan, program, port, workdir, local),
+        workdir=str(workdir),
+        code_reference=plan.commit,
+        log_path=str(base / "logs" / "log.txt"),
+        ports=[port],
+        labels={"app": f"polyaxon-{plan.kind}", "role": "polyaxon-dashboard"},
+    )
+    try:
+        state = await runtime.start(spec)
+    except RuntimeError_ as exc:
+        if not exc.retryable:
+            await _set(reconciler, plan, "failed", message=exc.message)
+        else:
+            log.warning("plugin %s: start deferred: %s", plan.key, exc.message)
+        return
+    await _sync(reconciler, plan, state)

@@ -1,0 +1,262 @@
+"""Tensorboards (project, group, experiment) and the project notebook: start, stop, list."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+
+from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, UserAuthDep, wake_after_commit
+from app.models import NotebookJob, TensorboardJob
+from app.schemas.common import Page
+from app.schemas.plugins import NotebookOut, NotebookStop, PluginStart, TensorboardOut
+from app.services import plugins as service
+from app.services.projects import ProjectAccess, get_project
+
+router = APIRouter(prefix="/api/v1", tags=["plugins"])
+PROJECT = "/{username}/{project}"
+
+
+def _common(row: TensorboardJob | NotebookJob, access: ProjectAccess, kind: str) -> dict:
+    return {
+        "id": row.id,
+        "uuid": row.uuid,
+        "name": row.name,
+        "unique_name": f"{access.unique_name}.{kind}.{row.id}",
+        "user": access.owner.username,
+        "description": row.description,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+        "last_status": row.last_status,
+        "tags": row.tags,
+        "project": access.unique_name,
+        "url": row.url if service.is_live(row) else None,
+    }
+
+
+def _tensorboard_out(row: TensorboardJob, access: ProjectAccess) -> TensorboardOut:
+    return TensorboardOut(
+        **_common(row, access, "tensorboards"),
+        experiment_group=row.experiment_group_id,
+        experiment=row.experiment_id,
+    )
+
+
+def _notebook_out(
+    row: NotebookJob, access: ProjectAccess, commit: str | None = None
+) -> NotebookOut:
+    out = _common(row, access, "notebooks")
+    # The token opens a shell on the server: only those who may write the project see it.
+    if out["url"] and row.token and access.can_write:
+        out["url"] = f"{out['url']}?token={row.token}"
+    elif not access.can_write:
+        out["url"] = None
+    return NotebookOut(**out, commit=commit)
+
+
+async def _start_tensorboard(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: UserAuthDep,
+    access: ProjectAccess,
+    target: service.Target,
+    body: PluginStart | None,
+) -> TensorboardOut:
+    row, created = await service.start_tensorboard(
+        session, access, principal.user.id, target=target, config=body.config if body else None
+    )
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    wake_after_commit(session, request)
+    return _tensorboard_out(row, access)
+
+
+async def _stop_tensorboard(
+    request: Request, session: SessionDep, access: ProjectAccess, target: service.Target
+) -> TensorboardOut | None:
+    row = await service.stop_tensorboard(session, access, target=target)
+    wake_after_commit(session, request)
+    return _tensorboard_out(row, access) if row else None
+
+
+@router.post(
+    PROJECT + "/tensorboard/start",
+    summary="Start the project's tensorboard (201; 200 with the same when already running)",
+    response_model=TensorboardOut,
+    status_code=status.HTTP_201_CREATED,
+)
+async def start_project_tensorboard(
+    username: str,
+    project: str,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: UserAuthDep,
+    body: PluginStart | None = None,
+) -> TensorboardOut:
+    access = await get_project(session, principal, username, project, write=True)
+    return await _start_tensorboard(
+        request, response, session, principal, access, service.Target(), body
+    )
+
+
+@router.post(
+    PROJECT + "/tensorboard/stop",
+    summary="Stop the project's tensorboard",
+    response_model=TensorboardOut | None,
+)
+async def stop_project_tensorboard(
+    username: str, project: str, request: Request, session: SessionDep, principal: UserAuthDep
+) -> TensorboardOut | None:
+    access = await get_project(session, principal, username, project, write=True)
+    return await _stop_tensorboard(request, session, access, service.Target())
+
+
+@router.post(
+    PROJECT + "/groups/{group_id}/tensorboard/start",
+    summary="Start a group's tensorboard (201; 200 with the same when already running)",
+    response_model=TensorboardOut,
+    status_code=status.HTTP_201_CREATED,
+)
+async def start_group_tensorboard(
+    username: str,
+    project: str,
+    group_id: int,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: UserAuthDep,
+    body: PluginStart | None = None,
+) -> TensorboardOut:
+    access = await get_project(session, principal, username, project, write=True)
+    target = service.Target(group=await service.get_group(session, access, group_id))
+    return await _start_tensorboard(request, response, session, principal, access, target, body)
+
+
+@router.post(
+    PROJECT + "/groups/{group_id}/tensorboard/stop",
+    summary="Stop a group's tensorboard",
+    response_model=TensorboardOut | None,
+)
+async def stop_group_tensorboard(
+    username: str,
+    project: str,
+    group_id: int,
+    request: Request,
+    session: SessionDep,
+    principal: UserAuthDep,
+) -> TensorboardOut | None:
+    access = await get_project(session, principal, username, project, write=True)
+    target = service.Target(group=await service.get_group(session, access, group_id))
+    return await _stop_tensorboard(request, session, access, target)
+
+
+@router.post(
+    PROJECT + "/experiments/{experiment_id}/tensorboard/start",
+    summary="Start an experiment's tensorboard (201; 200 with the same when already running)",
+    response_model=TensorboardOut,
+    status_code=status.HTTP_201_CREATED,
+)
+async def start_experiment_tensorboard(
+    username: str,
+    project: str,
+    experiment_id: int,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: UserAuthDep,
+    body: PluginStart | None = None,
+) -> TensorboardOut:
+    access = await get_project(session, principal, username, project, write=True)
+    target = service.Target(experiment=await service.get_experiment(session, access, experiment_id))
+    return await _start_tensorboard(request, response, session, principal, access, target, body)
+
+
+@router.post(
+    PROJECT + "/experiments/{experiment_id}/tensorboard/stop",
+    summary="Stop an experiment's tensorboard",
+    response_model=TensorboardOut | None,
+)
+async def stop_experiment_tensorboard(
+    username: str,
+    project: str,
+    experiment_id: int,
+    request: Request,
+    session: SessionDep,
+    principal: UserAuthDep,
+) -> TensorboardOut | None:
+    access = await get_project(session, principal, username, project, write=True)
+    target = service.Target(experiment=await service.get_experiment(session, access, experiment_id))
+    return await _stop_tensorboard(request, session, access, target)
+
+
+@router.get(
+    PROJECT + "/tensorboards",
+    summary="List the project's tensorboards (project, group and experiment ones)",
+    response_model=Page[TensorboardOut],
+)
+async def list_tensorboards(
+    username: str, project: str, session: SessionDep, principal: AuthDep, params: ListDep
+) -> Page[TensorboardOut]:
+    access = await get_project(session, principal, username, project)
+    count, rows, next_url, prev_url = await service.list_tensorboards(session, access, params)
+    results = [_tensorboard_out(row, access) for row in rows]
+    return Page(count=count, next=next_url, previous=prev_url, results=results)
+
+
+@router.post(
+    PROJECT + "/notebook/start",
+    summary="Start the project's notebook (201; 200 with the same when already running)",
+    response_model=NotebookOut,
+    status_code=status.HTTP_201_CREATED,
+)
+async def start_notebook(
+    username: str,
+    project: str,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: UserAuthDep,
+    body: PluginStart | None = None,
+) -> NotebookOut:
+    access = await get_project(session, principal, username, project, write=True)
+    row, created = await service.start_notebook(
+        session, access, principal.user.id, config=body.config if body else None
+    )
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    wake_after_commit(session, request)
+    return _notebook_out(row, access)
+
+
+@router.post(
+    PROJECT + "/notebook/stop",
+    summary="Stop the project's notebook; `commit` (default true) saves its work as a new version",
+    response_model=NotebookOut | None,
+)
+async def stop_notebook(
+    username: str,
+    project: str,
+    request: Request,
+    session: SessionDep,
+    principal: UserAuthDep,
+    settings: SettingsDep,
+    body: NotebookStop | None = None,
+) -> NotebookOut | None:
+    access = await get_project(session, principal, username, project, write=True)
+    row, ref = await service.stop_notebook(
+        session, settings, access, commit=body.commit if body else True
+    )
+    wake_after_commit(session, request)
+    return _notebook_out(row, access, ref.commit if ref else None) if row else None
+
+
+@router.get(
+    PROJECT + "/notebook",
+    summary="The project's last notebook (with its URL while it runs)",
+    response_model=NotebookOut,
+)
+async def get_notebook(
+    username: str, project: str, session: SessionDep, principal: AuthDep
+) -> NotebookOut:
+    access = await get_project(session, principal, username, project)
+    return _notebook_out(await service.last_notebook(session, access), access)

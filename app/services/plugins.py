@@ -1,0 +1,288 @@
+"""Tensorboards and notebooks: start/stop requests, listing, and the facts the reconciler needs.
+
+A start creates a row in `created` (or answers the live one); a stop marks it `stopped` at once
+(so `has_tensorboard` / `has_notebook` drop) and the reconciler stops whatever still runs for a
+row that is done or gone. Notebook stop with `commit` snapshots the notebook's working copy as a
+new code version before answering.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.errors import NotFound
+from app.logic.statuses import DONE
+from app.logic.tarballs import remove_tree
+from app.models import CodeReference, Experiment, ExperimentGroup, NotebookJob, TensorboardJob
+from app.services import code as code_service
+from app.services.listing import ListParams, paginate
+from app.services.projects import ProjectAccess
+from app.services.runs import run_dir
+from app.services.statuses import set_status
+
+PLUGIN_RUNNING = ("building", "scheduled", "running")
+SNAPSHOT_EXCLUDE = {".ipynb_checkpoints", "__pycache__", ".git"}
+EXTRAS = {
+    "tensorboard": ("tensorboard", "pip install 'plx[tensorboard]'"),
+    "notebook": ("jupyter-server", "pip install 'plx[notebook]'"),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a tensorboard shows: the project, one group, or one experiment."""
+
+    group: ExperimentGroup | None = None
+    experiment: Experiment | None = None
+
+
+def is_live(row: Any) -> bool:
+    return row.last_status is not None and row.last_status not in DONE
+
+
+async def get_group(session: AsyncSession, access: ProjectAccess, group_id: int) -> ExperimentGroup:
+    group = await session.get(ExperimentGroup, group_id)
+    if group is None or group.project_id != access.project.id:
+        raise NotFound()
+    return group
+
+
+async def get_experiment(
+    session: AsyncSession, access: ProjectAccess, experiment_id: int
+) -> Experiment:
+    experiment = await session.get(Experiment, experiment_id)
+    if experiment is None or experiment.project_id != access.project.id:
+        raise NotFound()
+    return experiment
+
+
+def _tensorboard_stmt(project_id: int, target: Target) -> Select[Any]:
+    stmt = select(TensorboardJob).where(TensorboardJob.project_id == project_id)
+    group_id = target.group.id if target.group else None
+    experiment_id = target.experiment.id if target.experiment else None
+    stmt = stmt.where(
+        TensorboardJob.experiment_group_id.is_(None)
+        if group_id is None
+        else TensorboardJob.experiment_group_id == group_id
+    )
+    return stmt.where(
+        TensorboardJob.experiment_id.is_(None)
+        if experiment_id is None
+        else TensorboardJob.experiment_id == experiment_id
+    )
+
+
+async def _last(session: AsyncSession, stmt: Select[Any], model: Any) -> Any:
+    return await session.scalar(stmt.order_by(model.id.desc()).limit(1))
+
+
+async def start_tensorboard(
+    session: AsyncSession,
+    access: ProjectAccess,
+    user_id: int,
+    *,
+    target: Target,
+    config: dict[str, Any] | None,
+) -> tuple[TensorboardJob, bool]:
+    """The live tensorboard of `target`, or a new one; True when created."""
+    current = await _last(session, _tensorboard_stmt(access.project.id, target), TensorboardJob)
+    if current is not None and is_live(current):
+        return current, False
+    row = TensorboardJob(
+        user_id=user_id,
+        project_id=access.project.id,
+        experiment_group_id=target.group.id if target.group else None,
+        experiment_id=target.experiment.id if target.experiment else None,
+        config=config,
+        code_reference_id=access.project.code_reference_id,
+    )
+    session.add(row)
+    await session.flush()
+    await set_status(session, row, "created")
+    return row, True
+
+
+async def stop_tensorboard(
+    session: AsyncSession, access: ProjectAccess, *, target: Target
+) -> TensorboardJob | None:
+    rows = await session.scalars(_tensorboard_stmt(access.project.id, target))
+    last = None
+    for row in rows:
+        if is_live(row):
+            row.stop_requested = True
+            await set_status(session, row, "stopped", message="Stopped on request.")
+            last = row
+    return last
+
+
+async def list_tensorboards(
+    session: AsyncSession, access: ProjectAccess, params: ListParams
+) -> tuple[int, list[TensorboardJob], str | None, str | None]:
+    stmt = (
+        select(TensorboardJob)
+        .where(TensorboardJob.project_id == access.project.id)
+        .order_by(TensorboardJob.updated_at.desc(), TensorboardJob.id.desc())
+    )
+    return await paginate(session, stmt, params)
+
+
+async def has_running_tensorboard(
+    session: AsyncSession,
+    *,
+    project_id: int,
+    group_id: int | None = None,
+    experiment_id: int | None = None,
+) -> bool:
+    """`has_tensorboard` of a project, group or experiment: its last tensorboard is running."""
+    group = ExperimentGroup(id=group_id) if group_id is not None else None
+    experiment = Experiment(id=experiment_id) if experiment_id is not None else None
+    stmt = _tensorboard_stmt(project_id, Target(group=group, experiment=experiment))
+    row = await _last(session, stmt, TensorboardJob)
+    return row is not None and row.last_status in PLUGIN_RUNNING
+
+
+async def start_notebook(
+    session: AsyncSession, access: ProjectAccess, user_id: int, *, config: dict[str, Any] | None
+) -> tuple[NotebookJob, bool]:
+    stmt = select(NotebookJob).where(NotebookJob.project_id == access.project.id)
+    current = await _last(session, stmt, NotebookJob)
+    if current is not None and is_live(current):
+        return current, False
+    row = NotebookJob(
+        user_id=user_id,
+        project_id=access.project.id,
+        config=config,
+        code_reference_id=access.project.code_reference_id,
+        token=secrets.token_hex(24),
+    )
+    session.add(row)
+    await session.flush()
+    await set_status(session, row, "created")
+    return row, True
+
+
+async def stop_notebook(
+    session: AsyncSession, settings: Settings, access: ProjectAccess, *, commit: bool
+) -> tuple[NotebookJob | None, CodeReference | None]:
+    """Stop the live notebook; with `commit`, its working copy becomes a new code version."""
+    rows = await session.scalars(
+        select(NotebookJob).where(NotebookJob.project_id == access.project.id)
+    )
+    stopped = None
+    for row in rows:
+        if is_live(row):
+            row.stop_requested = True
+            row.commit_on_stop = commit
+            await set_status(session, row, "stopped", message="Stopped on request.")
+            stopped = row
+    if stopped is None or not commit:
+        return stopped, None
+    workdir = notebook_workdir(settings, stopped.id)
+    if not workdir.is_dir():
+        return stopped, None
+    staged = await snapshot_directory(settings, access.project.id, workdir)
+    ref = await code_service.publish_version(session, settings, staged)
+    return stopped, ref
+
+
+def _pack(source: Path, archive: Path) -> None:
+    """A .tar.gz of `source` with relative names; only files, directories and inside links."""
+    root = os.path.realpath(source)
+
+    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        if any(part in SNAPSHOT_EXCLUDE for part in Path(info.name).parts):
+            return None
+        if info.isdev():
+            return None
+        if info.issym():
+            path = os.path.join(root, info.name)
+            resolved = os.path.realpath(os.path.join(os.path.dirname(path), info.linkname))
+            if not (resolved == root or resolved.startswith(root + os.sep)):
+                return None
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    with tarfile.open(archive, "w:gz", compresslevel=6) as tar:
+        for entry in sorted(os.listdir(source)):
+            tar.add(os.path.join(source, entry), arcname=entry, filter=keep)
+
+
+async def snapshot_directory(
+    settings: Settings, project_id: int, source: Path
+) -> code_service.StagedVersion:
+    """Pack a working directory and stage it exactly as an upload (same checks, same ids)."""
+    scratch = code_service.repos_dir(settings, project_id) / f".incoming-{secrets.token_hex(8)}"
+    await anyio.to_thread.run_sync(lambda: scratch.mkdir(parents=True))
+    try:
+        archive = scratch / "code.tar.gz"
+        await anyio.to_thread.run_sync(_pack, source, archive)
+        return await code_service.stage_archive(settings, project_id, scratch)
+    except BaseException:
+        await anyio.to_thread.run_sync(remove_tree, scratch)
+        raise
+
+
+# -- what the reconciler needs ------------------------------------------------------------------
+
+
+def plugin_dir(settings: Settings, kind: str, run_id: int) -> Path:
+    return run_dir(settings, kind, run_id)
+
+
+def notebook_workdir(settings: Settings, run_id: int) -> Path:
+    return plugin_dir(settings, "notebook", run_id) / "work"
+
+
+def find_executable(kind: str) -> str | None:
+    """The plugin's program: next to the server's interpreter first, then on PATH."""
+    name = EXTRAS[kind][0]
+    here = Path(sys.executable).parent / name
+    if here.is_file() and os.access(here, os.X_OK):
+        return str(here)
+    return shutil.which(name)
+
+
+def missing_message(kind: str) -> str:
+    program, extra = EXTRAS[kind]
+    return f"`{program}` is not installed on the server: {extra}"
+
+
+def prepare_notebook_workdir(settings: Settings, run_id: int, checkout: Path | None) -> Path:
+    """A writable copy of the project's code (once: a restart keeps the notebook's edits)."""
+    workdir = notebook_workdir(settings, run_id)
+    if workdir.is_dir():
+        return workdir
+    scratch = workdir.with_name(f".work-{secrets.token_hex(4)}")
+    if checkout is not None:
+        shutil.copytree(checkout, scratch, symlinks=True)
+        for dirpath, _dirs, files in os.walk(scratch):
+            os.chmod(dirpath, 0o755)
+            for name in files:
+                path = os.path.join(dirpath, name)
+                if not os.path.islink(path):
+                    os.chmod(path, os.stat(path).st_mode | 0o200)
+    else:
+        scratch.mkdir(parents=True)
+    os.rename(scratch, workdir)
+    return workdir
+
+
+async def last_notebook(session: AsyncSession, access: ProjectAccess) -> NotebookJob:
+    stmt = select(NotebookJob).where(NotebookJob.project_id == access.project.id)
+    row = await _last(session, stmt, NotebookJob)
+    if row is None:
+        raise NotFound()
+    return row
