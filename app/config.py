@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     api_url: str | None = None  # derived from host/port by `plx server` when unset
     k8s_namespace: str = "default"
     k8s_registry: str | None = None
+    # A PVC holding PLX_DATA_DIR, mounted at the same path in every pod (outputs, tensorboard
+    # logdirs). Unset: each pod writes its outputs to an emptyDir.
+    k8s_outputs_claim: str | None = None
+    k8s_service_account: str | None = None
+    k8s_api_host: str | None = None  # an API server URL without credentials (tests, proxies)
+    k8s_resync_seconds: float = Field(default=60.0, gt=0)
     local_max_parallel: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     max_group_experiments: int = Field(default=100_000, ge=1)
     max_upload_bytes: int = Field(default=150 * 1024 * 1024, ge=1)

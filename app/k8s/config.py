@@ -17,8 +17,13 @@ def in_cluster() -> bool:
     )
 
 
-async def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
-    """A fresh Configuration (never the process-wide default, so tests can run several)."""
+async def load_configuration(
+    kubeconfig: str | None = None, host: str | None = None
+) -> client.Configuration:
+    """A fresh Configuration (never the process-wide default, so tests can run several).
+    ``host``: talk to that URL without credentials (`kubectl proxy`, the tests' fake server)."""
+    if host:
+        return client.Configuration(host=host)
     configuration = client.Configuration()
     try:
         if kubeconfig is None and in_cluster():
@@ -34,5 +39,7 @@ async def load_configuration(kubeconfig: str | None = None) -> client.Configurat
     return configuration
 
 
-async def new_api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    return client.ApiClient(configuration=await load_configuration(kubeconfig))
+async def new_api_client(
+    kubeconfig: str | None = None, host: str | None = None
+) -> client.ApiClient:
+    return client.ApiClient(configuration=await load_configuration(kubeconfig, host))

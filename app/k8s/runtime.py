@@ -150,6 +150,7 @@ class KubernetesRuntime(Runtime):
         stuck_timeout: float = DEFAULT_STUCK_TIMEOUT,
         request_timeout: float = 30.0,
         kubeconfig: str | None = None,
+        api_host: str | None = None,
     ) -> None:
         super().__init__(notify)
         self.namespace = namespace
@@ -161,6 +162,7 @@ class KubernetesRuntime(Runtime):
         self.stuck_timeout = stuck_timeout
         self.request_timeout = request_timeout
         self._kubeconfig = kubeconfig
+        self._api_host = api_host
         self._api = api_client
         self._owns_api = api_client is None
         self._pods = _Cache({}, {})
@@ -178,7 +180,7 @@ class KubernetesRuntime(Runtime):
 
     async def _client(self) -> client.ApiClient:
         if self._api is None:
-            self._api = await new_api_client(self._kubeconfig)
+            self._api = await new_api_client(self._kubeconfig, self._api_host)
         return self._api
 
     async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> dict:

@@ -21,6 +21,8 @@ from app.runtimes.base import Runtime
 
 log = logging.getLogger(__name__)
 
+SETUP_RETRY_MIN, SETUP_RETRY_MAX = 0.5, 30.0
+
 Step = Callable[["Reconciler"], Awaitable[None]]
 
 
@@ -41,6 +43,7 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self.setup_done = False
         runtime.set_notify(self.wake)
 
     def register_step(self, step: Step, *, first: bool = False) -> None:
@@ -71,7 +74,27 @@ class Reconciler:
                     log.exception("reconciler step %s failed", getattr(step, "__name__", step))
             self.passes += 1
 
+    async def _setup(self) -> bool:
+        try:
+            await self.runtime.setup()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a runtime that is down must not stop plx
+            log.warning("runtime %s: setup failed (%s); retrying", self.runtime.name, exc)
+            return False
+        self.setup_done = True
+        return True
+
+    async def _setup_with_backoff(self) -> None:
+        """Until the runtime answers (e.g. the Kubernetes API is down): no step runs, so no
+        run starts or is judged vanished, and the API keeps serving."""
+        delay = SETUP_RETRY_MIN
+        while not self.setup_done and not await self._setup():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, SETUP_RETRY_MAX)
+
     async def _run(self) -> None:
+        await self._setup_with_backoff()
         while True:
             # Clear before the pass: a wake-up that arrives during it triggers another one.
             self._wake.clear()
@@ -80,7 +103,9 @@ class Reconciler:
                 await asyncio.wait_for(self._wake.wait(), self.settings.reconcile_interval)
 
     async def start(self) -> None:
-        await self.runtime.setup()
+        # One attempt in line, so a healthy runtime has adopted its workloads when the app
+        # starts serving; a failed one is retried by the loop with backoff.
+        await self._setup()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="plx-reconciler")
 
@@ -104,7 +129,23 @@ def build_runtime(settings: Settings) -> Runtime:
             max_parallel=settings.local_max_parallel,
         )
     if settings.runtime == "kubernetes":
-        return make_runtime("kubernetes", namespace=settings.k8s_namespace)
+        from app.k8s.manifests import ManifestOptions
+
+        options = ManifestOptions(
+            outputs_claim=settings.k8s_outputs_claim,
+            # The claim holds PLX_DATA_DIR and is mounted at the same path in pods, so the
+            # outputs paths of the database are valid inside them too.
+            outputs_root=str(settings.data_dir.resolve()),
+            service_account=settings.k8s_service_account,
+        )
+        return make_runtime(
+            "kubernetes",
+            namespace=settings.k8s_namespace,
+            registry=settings.k8s_registry,
+            resync_seconds=settings.k8s_resync_seconds,
+            options=options,
+            api_host=settings.k8s_api_host,
+        )
     return make_runtime(settings.runtime)
 
 

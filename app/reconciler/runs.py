@@ -22,6 +22,7 @@ from app.runtimes.base import RuntimeError_, WorkloadSpec, WorkloadState
 from app.services.runs import log_path, outputs_path, parse_key, run_env, workload_key
 from app.services.statuses import set_status
 from app.services.users import create_run_token
+from app.services.workloads import build_fields, image_name, run_fields
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,17 @@ async def _start(rec: Any, kind: str, row: Any) -> bool:
                     .order_by(ExperimentJob.id)
                 )
             )
-        specs = [_spec(settings, kind, fresh, owner, project, token, job) for job in replicas]
+        build = None
+        if getattr(fresh, "build_job_id", None) is not None:
+            build = await session.get(BuildJob, fresh.build_job_id)
+        try:
+            specs = [
+                _spec(settings, kind, fresh, owner, project, token, job, rec.runtime.name, build)
+                for job in replicas
+            ]
+        except RuntimeError_ as exc:
+            await set_status(session, fresh, "failed", message=exc.message)
+            return False
     # The queued status is committed before anything starts: a crash from here on leaves a
     # queued row whose deterministic keys the next pass starts (or adopts).
     started = False
@@ -179,7 +190,7 @@ async def _start(rec: Any, kind: str, row: Any) -> bool:
     return started
 
 
-def _spec(settings, kind, row, owner, project, token, job) -> WorkloadSpec:  # noqa: ANN001
+def _spec(settings, kind, row, owner, project, token, job, runtime, build) -> WorkloadSpec:  # noqa: ANN001
     project_unique = f"{owner.username}.{project.name}"
     if kind == "experiment":
         group = row.experiment_group_id
@@ -218,7 +229,33 @@ def _spec(settings, kind, row, owner, project, token, job) -> WorkloadSpec:  # n
         outputs=outputs,
         group_id=group,
     )
-    build = config.get("build") or {}
+    if kind == "build" and runtime == "kubernetes":
+        extra = build_fields(
+            row, registry=settings.k8s_registry, project=project.name, project_id=project.id
+        )
+    elif kind == "build":
+        build_config = config.get("build") or {}
+        extra = {"image": build_config.get("image"), "dockerfile": build_config.get("dockerfile")}
+    else:
+        image, pod_name = None, None
+        if runtime == "kubernetes":
+            if build is not None:
+                image = image_name(settings.k8s_registry, project.name, project.id, build.uuid)
+            uuid = row.uuid
+
+            def pod_name(r: str, i: int) -> str:
+                return f"plxjob-{r}{i}-{uuid}"  # the replica's pod and service (v0 7.1)
+
+        extra = run_fields(
+            row,
+            kind=kind,
+            role=role,
+            index=index,
+            replica_resources=job.resources if job is not None else None,
+            image=image,
+            pod_name=pod_name,
+        )
+    env.update(extra.pop("env", {}))
     return WorkloadSpec(
         key=key,
         kind=kind,
@@ -230,12 +267,11 @@ def _spec(settings, kind, row, owner, project, token, job) -> WorkloadSpec:  # n
         role=role,
         replica_index=index,
         command=command,
-        image=build.get("image"),
         env=env,
         outputs_path=str(outputs),
         log_path=str(logs),
         group_id=group,
-        dockerfile=build.get("dockerfile"),
+        **extra,
     )
 
 
