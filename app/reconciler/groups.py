@@ -87,6 +87,7 @@ async def _fail(session: AsyncSession, group: ExperimentGroup, reason: str) -> N
 
 async def reconcile_group(reconciler: Any, group_id: int) -> bool:
     """Converge one group. Returns True when experiments were released to the run step."""
+    cursor = service.IndexedCursor()
     for _ in range(MAX_BATCHES_PER_PASS):
         async with reconciler.session() as session:
             group = await _lock_group(session, group_id)
@@ -103,12 +104,12 @@ async def reconcile_group(reconciler: Any, group_id: int) -> bool:
                 return False
             if not group.suggestions_done:
                 try:
-                    result = await service.materialise(session, group, config, group_file)
+                    more = await _materialise(session, group, config, group_file, cursor)
                 except SpecError as exc:
                     reason = f"Experiment group could not create new suggestions: {exc}"
                     await _fail(session, group, reason)
                     return False
-                if result.suggestions and not result.finished:
+                if more:
                     continue  # commit this batch, then the next one
             released = await service.release_experiments(session, group)
             if group.suggestions_done and not released:
@@ -116,6 +117,21 @@ async def reconcile_group(reconciler: Any, group_id: int) -> bool:
                     await set_status(session, group, "succeeded")
             return bool(released)
     return False
+
+
+async def _materialise(
+    session: AsyncSession,
+    group: ExperimentGroup,
+    config: HPTuningConfig,
+    group_file: PolyaxonFile,
+    cursor: service.IndexedCursor,
+) -> bool:
+    """One batch; True when another batch should follow in this pass."""
+    if config.search_algorithm in ("grid", "random"):
+        await service.materialise_indexed(session, group, config, group_file, cursor)
+        return not group.suggestions_done
+    result = await service.materialise(session, group, config, group_file)
+    return bool(result.suggestions) and not result.finished
 
 
 async def _early_stopping(

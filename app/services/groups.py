@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
@@ -29,7 +30,14 @@ from app.logic.errors import SpecError
 from app.logic.hptuning import HPTuningConfig
 from app.logic.polyaxonfile import PolyaxonFile, experiment_spec_for, parse_polyaxonfile
 from app.logic.query import FieldKind
-from app.logic.search import Suggestion, SuggestResult, Trial, current_iteration, suggest
+from app.logic.search import (
+    Suggestion,
+    SuggestResult,
+    Trial,
+    current_iteration,
+    make_search,
+    suggest,
+)
 from app.logic.statuses import rules_for
 from app.logic.sweep_plan import SweepPlan, plan_sweep
 from app.models import (
@@ -564,6 +572,55 @@ async def materialise(
     if result.finished:
         group.suggestions_done = True
     return result
+
+
+@dataclass
+class IndexedCursor:
+    """Where a grid / random materialisation is in the algorithm's list, kept across batches.
+
+    Re-reading every existing row per batch would make a 100,000-experiment group quadratic; a
+    random stream over a continuous space would also be replayed from its start each time.
+    """
+
+    iterator: Iterator[Suggestion] | None = None
+
+
+async def materialise_indexed(
+    session: AsyncSession,
+    group: ExperimentGroup,
+    config: HPTuningConfig,
+    group_file: PolyaxonFile,
+    cursor: IndexedCursor,
+    *,
+    limit: int = BATCH_SIZE,
+) -> int:
+    """One batch of a grid / random group (whose list is known up front); returns rows added."""
+    assert group.seed is not None
+    if cursor.iterator is None:
+        indexes = set(
+            (
+                await session.scalars(
+                    select(Experiment.suggestion_index).where(
+                        Experiment.experiment_group_id == group.id,
+                        Experiment.suggestion_index.is_not(None),
+                    )
+                )
+            ).all()
+        )
+        top = max(indexes, default=-1) + 1
+        if len(indexes) != top:  # a gap (rows deleted by hand): fill it the slow, exact way
+            result = await materialise(session, group, config, group_file, limit=limit)
+            return len(result.suggestions)
+        group.materialized_count = top
+        cursor.iterator = make_search(config, group.seed).iter_suggestions(top, None)
+    batch = list(islice(cursor.iterator, limit))
+    inserted = await insert_suggestions(
+        session, group, group_file, batch, Existing([], {}), resume=False
+    )
+    group.materialized_count += len(inserted)
+    if len(batch) < limit:
+        group.suggestions_done = True
+    return len(batch)
 
 
 async def release_experiments(session: AsyncSession, group: ExperimentGroup) -> list[int]:
