@@ -137,8 +137,12 @@ async def _materialise(
 async def _early_stopping(
     session: AsyncSession, group: ExperimentGroup, config: HPTuningConfig
 ) -> bool:
-    """Apply thresholds (True: the group stopped) and the running-experiment policy."""
-    if config.early_stopping:
+    """Apply thresholds (True: the group stopped) and the running-experiment policy.
+
+    v0 checked thresholds only before starting pending experiments: once every experiment has
+    started (and no more will be suggested), a crossing no longer stops the group.
+    """
+    if config.early_stopping and await _has_pending_work(session, group):
         rows = (
             await session.execute(
                 select(Experiment.id, Experiment.last_metric).where(
@@ -168,6 +172,20 @@ async def _early_stopping(
     if config.early_stopping_policy is not None:
         await _apply_policy(session, group, config)
     return False
+
+
+async def _has_pending_work(session: AsyncSession, group: ExperimentGroup) -> bool:
+    if not group.suggestions_done:
+        return True
+    pending = await session.scalar(
+        select(Experiment.id)
+        .where(
+            Experiment.experiment_group_id == group.id,
+            Experiment.last_status.in_(service.PENDING),
+        )
+        .limit(1)
+    )
+    return pending is not None
 
 
 async def _apply_policy(

@@ -408,3 +408,14 @@ async def test_group_experiments_routes(rec, client, owner):
     r = await client.delete(f"{GROUPS}/{gid}", headers=owner.headers)
     assert r.status_code == 204
     assert await experiments(rec, gid) == []
+
+
+async def test_threshold_after_everything_started_does_not_stop_the_group(rec, client, owner):
+    extra = "  early_stopping:\n    - {metric: loss, value: 0.5, optimization: minimize}"
+    gid = await create(client, owner, grid(2, 2, extra))
+    await rec.reconcile_once()
+    await rec.reconcile_once()
+    await finish_running(rec, metric=lambda _: {"loss": 0.1})
+    await rec.reconcile_once()
+    await rec.reconcile_once()
+    assert (await group_row(rec, gid)).last_status == "succeeded"
