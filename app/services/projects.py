@@ -184,37 +184,48 @@ async def set_bookmark(
             pass
 
 
-async def _count(session: AsyncSession, stmt: Any) -> int:
-    return int(await session.scalar(stmt) or 0)
-
-
-async def _last_plugin_running(session: AsyncSession, model: Any, project_id: int) -> bool:
+def _last_plugin_status(model: Any, project_id: int) -> Any:
     stmt = select(model.last_status).where(model.project_id == project_id)
     if model is TensorboardJob:
         stmt = stmt.where(
             TensorboardJob.experiment_id.is_(None), TensorboardJob.experiment_group_id.is_(None)
         )
-    status = await session.scalar(stmt.order_by(model.id.desc()).limit(1))
-    return status in PLUGIN_RUNNING
+    return stmt.order_by(model.id.desc()).limit(1).scalar_subquery()
+
+
+def _count_in_project(model: Any, project_id: int, *where: Any) -> Any:
+    return (
+        select(func.count())
+        .select_from(model)
+        .where(model.project_id == project_id, *where)
+        .scalar_subquery()
+    )
 
 
 async def project_counters(session: AsyncSession, project: Project) -> dict[str, Any]:
+    """The detail counters in one round trip (seven scalar subqueries in one SELECT)."""
     pid = project.id
-    count = func.count()
+    row = (
+        await session.execute(
+            select(
+                _last_plugin_status(TensorboardJob, pid),
+                _last_plugin_status(NotebookJob, pid),
+                _count_in_project(ExperimentGroup, pid),
+                _count_in_project(Experiment, pid, Experiment.experiment_group_id.is_(None)),
+                _count_in_project(Experiment, pid),
+                _count_in_project(Job, pid),
+                _count_in_project(BuildJob, pid),
+            )
+        )
+    ).one()
+    tensorboard, notebook, groups, independent, experiments, jobs, builds = row
     return {
         "has_code": project.code_reference_id is not None,
-        "has_tensorboard": await _last_plugin_running(session, TensorboardJob, pid),
-        "has_notebook": await _last_plugin_running(session, NotebookJob, pid),
-        "num_experiment_groups": await _count(
-            session, select(count).where(ExperimentGroup.project_id == pid)
-        ),
-        "num_independent_experiments": await _count(
-            session,
-            select(count).where(
-                Experiment.project_id == pid, Experiment.experiment_group_id.is_(None)
-            ),
-        ),
-        "num_experiments": await _count(session, select(count).where(Experiment.project_id == pid)),
-        "num_jobs": await _count(session, select(count).where(Job.project_id == pid)),
-        "num_builds": await _count(session, select(count).where(BuildJob.project_id == pid)),
+        "has_tensorboard": tensorboard in PLUGIN_RUNNING,
+        "has_notebook": notebook in PLUGIN_RUNNING,
+        "num_experiment_groups": int(groups or 0),
+        "num_independent_experiments": int(independent or 0),
+        "num_experiments": int(experiments or 0),
+        "num_jobs": int(jobs or 0),
+        "num_builds": int(builds or 0),
     }
