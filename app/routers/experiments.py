@@ -10,8 +10,19 @@ from fastapi.responses import PlainTextResponse
 from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, wake_after_commit
 from app.errors import BadRequest
 from app.models import Experiment
-from app.schemas.experiments import CloneBody, ExperimentCreate, IdsBody, RunUpdate
-from app.schemas.statuses import StatusCreate
+from app.schemas.common import Detail, Page
+from app.schemas.experiments import (
+    CloneBody,
+    ExperimentCreate,
+    ExperimentDetailOut,
+    ExperimentJobDetailOut,
+    ExperimentJobOut,
+    ExperimentOut,
+    IdsBody,
+    MetricOut,
+    RunUpdate,
+)
+from app.schemas.statuses import ExperimentStatusOut, JobStatusOut, StatusCreate
 from app.services import experiments as service
 from app.services import metrics as metrics_service
 from app.services import runs
@@ -20,6 +31,8 @@ from app.services.projects import bookmarked_ids, get_project, set_bookmark
 
 router = APIRouter(prefix="/api/v1/{username}/{project}", tags=["experiments"])
 NO_CONTENT = {"status_code": status.HTTP_204_NO_CONTENT, "response_class": Response}
+# Rows leave out what they do not carry (`?metrics=true` / `?declarations=true` lists).
+DETAIL = {"response_model": ExperimentDetailOut, "response_model_exclude_unset": True}
 
 
 def _out(exp: Experiment, project_unique: str, *, bookmarked: bool = False) -> dict[str, Any]:
@@ -53,7 +66,7 @@ async def _render(session, ra, principal, *, detail: bool = True) -> dict[str, A
     exp = ra.run
     marked = await bookmarked_ids(session, principal.user, "experiment", [exp.id])
     out = _out(exp, ra.project_unique, bookmarked=exp.id in marked)
-    out["user"] = await _username(session, exp.user_id)
+    out["user"] = (await runs.usernames(session, [exp.user_id])).get(exp.user_id, "")
     if detail:
         total = await service.count_replicas(session, exp)
         out.update(
@@ -73,18 +86,16 @@ async def _render(session, ra, principal, *, detail: bool = True) -> dict[str, A
     return out
 
 
-async def _username(session, user_id: int) -> str:  # noqa: ANN001
-    from app.models import User
-
-    user = await session.get(User, user_id)
-    return user.username if user else ""
-
-
 async def _get(session, principal, username, project, exp_id, **kw):  # noqa: ANN001, ANN003, ANN202
     return await runs.get_run(session, principal, username, project, "experiment", exp_id, **kw)
 
 
-@router.get("/experiments", summary="List the project's experiments")
+@router.get(
+    "/experiments",
+    summary="List the project's experiments",
+    response_model=Page[ExperimentOut],
+    response_model_exclude_unset=True,
+)
 async def list_experiments(
     username: str,
     project: str,
@@ -101,10 +112,11 @@ async def list_experiments(
         session, access, params, group=group, independent=independent
     )
     marked = await bookmarked_ids(session, principal.user, "experiment", [e.id for e in rows])
+    names = await runs.usernames(session, (e.user_id for e in rows))
     results = []
     for exp in rows:
         out = _out(exp, access.unique_name, bookmarked=exp.id in marked)
-        out["user"] = await _username(session, exp.user_id)
+        out["user"] = names.get(exp.user_id, "")
         if metrics:
             keys = ("id", "uuid", "name", "unique_name", "last_metric", "started_at", "finished_at")
             out = {k: out[k] for k in keys}
@@ -114,7 +126,7 @@ async def list_experiments(
     return {"count": count, "next": nxt, "previous": prev, "results": results}
 
 
-@router.post("/experiments", summary="Create an experiment", status_code=201)
+@router.post("/experiments", summary="Create an experiment", status_code=201, **DETAIL)
 async def create_experiment(
     username: str,
     project: str,
@@ -139,7 +151,7 @@ async def create_experiment(
     return await _render(session, runs.RunAccess(access, exp, "experiment"), principal)
 
 
-@router.post("/experiments/stop", summary="Stop several experiments")
+@router.post("/experiments/stop", summary="Stop several experiments", response_model=Detail)
 async def stop_many(
     username: str,
     project: str,
@@ -174,7 +186,7 @@ async def delete_many(
     return Response(status_code=204)
 
 
-@router.get("/experiments/{exp_id}", summary="Get an experiment")
+@router.get("/experiments/{exp_id}", summary="Get an experiment", **DETAIL)
 async def get_experiment(
     username: str, project: str, exp_id: int, session: SessionDep, principal: AuthDep
 ) -> dict[str, Any]:
@@ -189,7 +201,7 @@ async def _update(username, project, exp_id, body, session, principal):  # noqa:
     return await _render(session, ra, principal)
 
 
-@router.patch("/experiments/{exp_id}", summary="Update an experiment")
+@router.patch("/experiments/{exp_id}", summary="Update an experiment", **DETAIL)
 async def patch_experiment(
     username: str,
     project: str,
@@ -201,7 +213,7 @@ async def patch_experiment(
     return await _update(username, project, exp_id, body, session, principal)
 
 
-@router.put("/experiments/{exp_id}", summary="Update an experiment")
+@router.put("/experiments/{exp_id}", summary="Update an experiment", **DETAIL)
 async def put_experiment(
     username: str,
     project: str,
@@ -228,7 +240,7 @@ async def delete_experiment(
     return Response(status_code=204)
 
 
-@router.post("/experiments/{exp_id}/stop", summary="Stop an experiment")
+@router.post("/experiments/{exp_id}/stop", summary="Stop an experiment", response_model=Detail)
 async def stop_experiment(
     username: str,
     project: str,
@@ -259,7 +271,10 @@ async def _clone(strategy, username, project, exp_id, body, request, session, pr
 
 
 @router.post(
-    "/experiments/{exp_id}/restart", summary="Restart as a new experiment", status_code=201
+    "/experiments/{exp_id}/restart",
+    summary="Restart as a new experiment",
+    status_code=201,
+    **DETAIL,
 )
 async def restart(
     username: str,
@@ -273,7 +288,9 @@ async def restart(
     return await _clone("restart", username, project, exp_id, body, request, session, principal)
 
 
-@router.post("/experiments/{exp_id}/resume", summary="Resume in a new experiment", status_code=201)
+@router.post(
+    "/experiments/{exp_id}/resume", summary="Resume in a new experiment", status_code=201, **DETAIL
+)
 async def resume(
     username: str,
     project: str,
@@ -286,7 +303,9 @@ async def resume(
     return await _clone("resume", username, project, exp_id, body, request, session, principal)
 
 
-@router.post("/experiments/{exp_id}/copy", summary="Copy into a new experiment", status_code=201)
+@router.post(
+    "/experiments/{exp_id}/copy", summary="Copy into a new experiment", status_code=201, **DETAIL
+)
 async def copy(
     username: str,
     project: str,
@@ -299,7 +318,11 @@ async def copy(
     return await _clone("copy", username, project, exp_id, body, request, session, principal)
 
 
-@router.get("/experiments/{exp_id}/statuses", summary="Status history, oldest first")
+@router.get(
+    "/experiments/{exp_id}/statuses",
+    summary="Status history, oldest first",
+    response_model=Page[ExperimentStatusOut],
+)
 async def list_statuses(
     username: str,
     project: str,
@@ -314,7 +337,12 @@ async def list_statuses(
     return {"count": count, "next": nxt, "previous": prev, "results": results}
 
 
-@router.post("/experiments/{exp_id}/statuses", summary="Report a status", status_code=201)
+@router.post(
+    "/experiments/{exp_id}/statuses",
+    summary="Report a status",
+    status_code=201,
+    response_model=ExperimentStatusOut,
+)
 async def post_status(
     username: str,
     project: str,
@@ -330,7 +358,11 @@ async def post_status(
     return runs.status_out(row, "experiment")
 
 
-@router.get("/experiments/{exp_id}/metrics", summary="All metric points, oldest first")
+@router.get(
+    "/experiments/{exp_id}/metrics",
+    summary="All metric points, oldest first",
+    response_model=Page[MetricOut],
+)
 async def list_metrics(
     username: str,
     project: str,
@@ -354,7 +386,11 @@ async def list_metrics(
 
 
 @router.post(
-    "/experiments/{exp_id}/metrics", summary="Post one metric point or a list", status_code=201
+    "/experiments/{exp_id}/metrics",
+    summary="Post one metric point or a list",
+    status_code=201,
+    response_model=MetricOut | None,
+    responses={201: {"description": "The point (object body), or an empty body (list body)"}},
 )
 async def post_metrics(
     username: str,
@@ -391,7 +427,7 @@ async def get_logs(
     return PlainTextResponse(runs.read_log(settings, "experiment", exp_id))
 
 
-@router.post("/experiments/{exp_id}/logs", summary="Append log lines")
+@router.post("/experiments/{exp_id}/logs", summary="Append log lines", response_model=Detail)
 async def post_logs(
     username: str,
     project: str,
@@ -410,7 +446,7 @@ async def post_logs(
     return {"detail": "Logged."}
 
 
-@router.post("/experiments/{exp_id}/_heartbeat", summary="The run is alive")
+@router.post("/experiments/{exp_id}/_heartbeat", summary="The run is alive", response_model=Detail)
 async def heartbeat(
     username: str, project: str, exp_id: int, session: SessionDep, principal: AuthDep
 ) -> dict[str, str]:
@@ -436,7 +472,11 @@ def _job_out(job, exp_unique: str) -> dict[str, Any]:  # noqa: ANN001
     }
 
 
-@router.get("/experiments/{exp_id}/jobs", summary="The experiment's replicas")
+@router.get(
+    "/experiments/{exp_id}/jobs",
+    summary="The experiment's replicas",
+    response_model=Page[ExperimentJobOut],
+)
 async def list_jobs(
     username: str,
     project: str,
@@ -456,7 +496,11 @@ async def list_jobs(
     }
 
 
-@router.get("/experiments/{exp_id}/jobs/{job_id}", summary="One replica")
+@router.get(
+    "/experiments/{exp_id}/jobs/{job_id}",
+    summary="One replica",
+    response_model=ExperimentJobDetailOut,
+)
 async def get_job(
     username: str, project: str, exp_id: int, job_id: int, session: SessionDep, principal: AuthDep
 ) -> dict[str, Any]:
@@ -468,7 +512,11 @@ async def get_job(
     }
 
 
-@router.get("/experiments/{exp_id}/jobs/{job_id}/statuses", summary="A replica's statuses")
+@router.get(
+    "/experiments/{exp_id}/jobs/{job_id}/statuses",
+    summary="A replica's statuses",
+    response_model=Page[JobStatusOut],
+)
 async def list_job_statuses(
     username: str,
     project: str,
@@ -509,7 +557,9 @@ async def get_job_logs(
     return PlainTextResponse(runs.read_log(settings, "experiment", exp_id, replica))
 
 
-@router.post("/experiments/{exp_id}/bookmark", summary="Bookmark", status_code=201)
+@router.post(
+    "/experiments/{exp_id}/bookmark", summary="Bookmark", status_code=201, response_model=Detail
+)
 async def bookmark(
     username: str, project: str, exp_id: int, session: SessionDep, principal: AuthDep
 ) -> dict[str, str]:

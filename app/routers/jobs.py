@@ -9,9 +9,9 @@ from fastapi.responses import PlainTextResponse
 
 from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, wake_after_commit
 from app.errors import BadRequest
-from app.models import User
-from app.schemas.jobs import JobCreate, JobUpdate
-from app.schemas.statuses import StatusCreate
+from app.schemas.common import Detail, Page
+from app.schemas.jobs import BuildDetailOut, BuildOut, JobCreate, JobDetailOut, JobOut, JobUpdate
+from app.schemas.statuses import JobStatusOut, StatusCreate
 from app.services import jobs as service
 from app.services import runs
 from app.services.projects import bookmarked_ids, get_project, set_bookmark
@@ -22,14 +22,26 @@ def _iso(value: Any) -> str | None:
 
 
 async def _out(session, kind: str, row, project_unique: str, principal, *, detail: bool) -> dict:  # noqa: ANN001
-    user = await session.get(User, row.user_id)
-    marked = await bookmarked_ids(session, principal.user, kind, [row.id])
+    page = await _page(session, kind, [row], project_unique, principal, detail=detail)
+    if detail and kind == "build":
+        page[0].update(await service.build_counts(session, row))
+    return page[0]
+
+
+async def _page(session, kind: str, rows, project_unique: str, principal, *, detail: bool) -> list:  # noqa: ANN001
+    """Render rows with one query for their users and one for the caller's bookmarks."""
+    names = await runs.usernames(session, (r.user_id for r in rows))
+    marked = await bookmarked_ids(session, principal.user, kind, [r.id for r in rows])
+    return [_row(kind, r, project_unique, names, marked, detail) for r in rows]
+
+
+def _row(kind: str, row, project_unique: str, names, marked, detail: bool) -> dict[str, Any]:  # noqa: ANN001
     out: dict[str, Any] = {
         "id": row.id,
         "uuid": row.uuid,
         "name": row.name,
         "unique_name": f"{project_unique}.{kind}s.{row.id}",
-        "user": user.username if user else None,
+        "user": names.get(row.user_id),
         "description": row.description,
         "created_at": _iso(row.created_at),
         "updated_at": _iso(row.updated_at),
@@ -58,33 +70,28 @@ async def _out(session, kind: str, row, project_unique: str, principal, *, detai
                 original=f"{project_unique}.jobs.{row.original_id}" if row.original_id else None,
             )
         else:
-            out.update(
-                dockerfile=row.dockerfile,
-                commit=row.commit,
-                **await service.build_counts(session, row),
-            )
+            out.update(dockerfile=row.dockerfile, commit=row.commit)
     return out
 
 
 def make_router(kind: str) -> APIRouter:
     path = f"/{kind}s"
     router = APIRouter(prefix="/api/v1/{username}/{project}", tags=[f"{kind}s"])
+    row_out, detail_out = (JobOut, JobDetailOut) if kind == "job" else (BuildOut, BuildDetailOut)
 
     async def _get(session, principal, username, project, run_id, **kw):  # noqa: ANN001, ANN003, ANN202
         return await runs.get_run(session, principal, username, project, kind, run_id, **kw)
 
-    @router.get(path, summary=f"List the project's {kind}s")
+    @router.get(path, summary=f"List the project's {kind}s", response_model=Page[row_out])
     async def list_runs(
         username: str, project: str, session: SessionDep, principal: AuthDep, params: ListDep
     ) -> dict[str, Any]:
         access = await get_project(session, principal, username, project)
         count, rows, nxt, prev = await service.list_jobs(session, access, kind, params)
-        results = [
-            await _out(session, kind, r, access.unique_name, principal, detail=False) for r in rows
-        ]
+        results = await _page(session, kind, rows, access.unique_name, principal, detail=False)
         return {"count": count, "next": nxt, "previous": prev, "results": results}
 
-    @router.post(path, summary=f"Create a {kind}", status_code=201)
+    @router.post(path, summary=f"Create a {kind}", status_code=201, response_model=detail_out)
     async def create_run(
         username: str,
         project: str,
@@ -107,7 +114,7 @@ def make_router(kind: str) -> APIRouter:
         wake_after_commit(session, request)
         return await _out(session, kind, row, access.unique_name, principal, detail=True)
 
-    @router.get(path + "/{run_id}", summary=f"Get a {kind}")
+    @router.get(path + "/{run_id}", summary=f"Get a {kind}", response_model=detail_out)
     async def get_run(
         username: str, project: str, run_id: int, session: SessionDep, principal: AuthDep
     ) -> dict[str, Any]:
@@ -120,7 +127,7 @@ def make_router(kind: str) -> APIRouter:
         await service.update_run(session, ra.run, kind, changes=changes, merge=body.merge)
         return await _out(session, kind, ra.run, ra.project_unique, principal, detail=True)
 
-    @router.patch(path + "/{run_id}", summary=f"Update a {kind}")
+    @router.patch(path + "/{run_id}", summary=f"Update a {kind}", response_model=detail_out)
     async def patch_run(
         username: str,
         project: str,
@@ -131,7 +138,7 @@ def make_router(kind: str) -> APIRouter:
     ) -> dict[str, Any]:
         return await _update(username, project, run_id, body, session, principal)
 
-    @router.put(path + "/{run_id}", summary=f"Update a {kind}")
+    @router.put(path + "/{run_id}", summary=f"Update a {kind}", response_model=detail_out)
     async def put_run(
         username: str,
         project: str,
@@ -158,7 +165,7 @@ def make_router(kind: str) -> APIRouter:
         wake_after_commit(session, request)
         return Response(status_code=204)
 
-    @router.post(path + "/{run_id}/stop", summary=f"Stop a {kind}")
+    @router.post(path + "/{run_id}/stop", summary=f"Stop a {kind}", response_model=Detail)
     async def stop(
         username: str,
         project: str,
@@ -172,7 +179,11 @@ def make_router(kind: str) -> APIRouter:
         wake_after_commit(session, request)
         return {"detail": "Stopping."}
 
-    @router.get(path + "/{run_id}/statuses", summary="Status history, oldest first")
+    @router.get(
+        path + "/{run_id}/statuses",
+        summary="Status history, oldest first",
+        response_model=Page[JobStatusOut],
+    )
     async def list_statuses(
         username: str,
         project: str,
@@ -186,7 +197,12 @@ def make_router(kind: str) -> APIRouter:
         results = [runs.status_out(r, "job") for r in rows]
         return {"count": count, "next": nxt, "previous": prev, "results": results}
 
-    @router.post(path + "/{run_id}/statuses", summary="Report a status", status_code=201)
+    @router.post(
+        path + "/{run_id}/statuses",
+        summary="Report a status",
+        status_code=201,
+        response_model=JobStatusOut,
+    )
     async def post_status(
         username: str,
         project: str,
@@ -213,7 +229,7 @@ def make_router(kind: str) -> APIRouter:
         await _get(session, principal, username, project, run_id)
         return PlainTextResponse(runs.read_log(settings, kind, run_id))
 
-    @router.post(path + "/{run_id}/logs", summary="Append log lines")
+    @router.post(path + "/{run_id}/logs", summary="Append log lines", response_model=Detail)
     async def post_logs(
         username: str,
         project: str,
@@ -232,14 +248,16 @@ def make_router(kind: str) -> APIRouter:
         runs.append_log(settings, kind, run_id, body)
         return {"detail": "Logged."}
 
-    @router.post(path + "/{run_id}/_heartbeat", summary="The run is alive")
+    @router.post(path + "/{run_id}/_heartbeat", summary="The run is alive", response_model=Detail)
     async def heartbeat(
         username: str, project: str, run_id: int, session: SessionDep, principal: AuthDep
     ) -> dict[str, str]:
         await _get(session, principal, username, project, run_id, run_write=True)
         return {"detail": "ok"}
 
-    @router.post(path + "/{run_id}/bookmark", summary="Bookmark", status_code=201)
+    @router.post(
+        path + "/{run_id}/bookmark", summary="Bookmark", status_code=201, response_model=Detail
+    )
     async def bookmark(
         username: str, project: str, run_id: int, session: SessionDep, principal: AuthDep
     ) -> dict[str, str]:
@@ -262,7 +280,12 @@ def make_router(kind: str) -> APIRouter:
 
     if kind == "job":
 
-        @router.post(path + "/{run_id}/restart", summary="Restart as a new job", status_code=201)
+        @router.post(
+            path + "/{run_id}/restart",
+            summary="Restart as a new job",
+            status_code=201,
+            response_model=JobDetailOut,
+        )
         async def restart(
             username: str,
             project: str,

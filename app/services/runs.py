@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import BadRequest, NotFound, PermissionDenied
-from app.models import BuildJob, Experiment, Job, Token
+from app.models import BuildJob, Experiment, Job, Token, User
 from app.models.base import utcnow
 from app.services.listing import ListParams, paginate
 from app.services.projects import ProjectAccess, get_project
@@ -65,6 +65,15 @@ async def get_run(
     if write and principal.is_run_scoped:
         raise PermissionDenied("A run token may only act on its own run.")
     return RunAccess(access=access, run=run, kind=kind)
+
+
+async def usernames(session: AsyncSession, user_ids: Any) -> dict[int, str]:
+    """Usernames of a page of rows in one query (a list must not look users up row by row)."""
+    ids = set(user_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(select(User.id, User.username).where(User.id.in_(ids)))
+    return dict(rows.all())
 
 
 def check_project_write(principal: Principal, access: ProjectAccess) -> None:
