@@ -21,6 +21,7 @@ from app.routers import (
     bookmarks,
     builds,
     cluster,
+    events,
     experiments,
     groups,
     health,
@@ -39,6 +40,7 @@ TAGS = [
     {"name": "experiments", "description": "Experiments: runs, statuses, metrics, logs"},
     {"name": "jobs", "description": "Jobs"},
     {"name": "builds", "description": "Builds (recorded; the local runtime builds no image)"},
+    {"name": "events", "description": "Change feed: statuses, metrics, creates, deletes"},
     {"name": "health", "description": "Liveness and readiness"},
 ]
 
@@ -122,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(experiments.router)
     app.include_router(jobs.router)
     app.include_router(builds.router)
+    app.include_router(events.router)
     # Project routes last: `/api/v1/{username}` would otherwise shadow fixed paths.
     app.include_router(projects.router)
     app.add_middleware(StripTrailingSlash)

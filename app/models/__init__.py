@@ -2,6 +2,7 @@
 
 from app.models.base import Base
 from app.models.code import CodeReference
+from app.models.events import Event, Lease
 from app.models.experiments import (
     Experiment,
     ExperimentJob,
@@ -29,6 +30,7 @@ __all__ = [
     "BuildJob",
     "BuildJobStatus",
     "CodeReference",
+    "Event",
     "Experiment",
     "ExperimentGroup",
     "ExperimentGroupStatus",
@@ -37,6 +39,7 @@ __all__ = [
     "ExperimentMetric",
     "ExperimentStatus",
     "GroupDecision",
+    "Lease",
     "Job",
     "JobStatus",
     "NotebookJob",
