@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker, session_scope
 from app.errors import add_exception_handlers
+from app.observability import ObservabilityMiddleware, RequestMetrics
 from app.reconciler.groups import reconcile_groups
 from app.reconciler.loop import start_reconciler
 from app.reconciler.plugins import reconcile_plugins
@@ -31,6 +32,7 @@ from app.routers import (
     versions,
 )
 from app.routers import code as code_routes
+from app.routers import metrics as metrics_routes
 from app.routers import plugins as plugin_routes
 from app.services.users import ensure_admin
 
@@ -113,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.startup_hooks.append(start_reconciler)
     add_exception_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics_routes.router)
     app.include_router(users.router)
     app.include_router(versions.router)
     app.include_router(cluster.router)
@@ -127,5 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     # Project routes last: `/api/v1/{username}` would otherwise shadow fixed paths.
     app.include_router(projects.router)
+    app.state.request_metrics = RequestMetrics()
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.request_metrics)
     app.add_middleware(StripTrailingSlash)
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -73,6 +74,7 @@ class Reconciler:
                 except Exception:
                     log.exception("reconciler step %s failed", getattr(step, "__name__", step))
             self.passes += 1
+            self.last_pass_at = time.time()  # /metrics: reconcile lag
 
     async def _setup(self) -> bool:
         try:

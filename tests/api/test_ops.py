@@ -1,0 +1,89 @@
+"""/metrics, request ids and JSON access logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from app.observability import access_log
+from app.reconciler.loop import Reconciler
+from app.runtimes.fake import FakeRuntime
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def _samples(text: str) -> dict[str, float]:
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+async def test_metrics_count_requests_by_route_template_and_runs_by_status(client, owner, app):
+    r = await client.post("/api/v1/projects", json={"name": "p"}, headers=owner.headers)
+    assert r.status_code == 201
+    config = "version: 1\nkind: experiment\nrun:\n  cmd: echo hi\n"
+    for _ in range(2):
+        r = await client.post(
+            "/api/v1/alice/p/experiments", json={"config": config}, headers=owner.headers
+        )
+        assert r.status_code == 201
+    for missing in (98, 99):
+        r = await client.get(f"/api/v1/alice/p/experiments/{missing}", headers=owner.headers)
+        assert r.status_code == 404
+    r = await client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    samples = _samples(r.text)
+    route = "/api/v1/{username}/{project}/experiments/{exp_id}"
+    assert samples[f'plx_http_requests_total{{method="GET",route="{route}",status="404"}}'] == 2
+    create = "/api/v1/{username}/{project}/experiments"
+    assert samples[f'plx_http_requests_total{{method="POST",route="{create}",status="201"}}'] == 2
+    assert (
+        samples[f'plx_http_request_duration_seconds_count{{method="POST",route="{create}"}}'] == 2
+    )
+    assert samples['plx_runs{kind="experiment",status="created"}'] == 2
+    assert samples["plx_reconciler_up"] == 0  # the test app runs no reconciler
+    assert samples["plx_lease_takeovers_total"] == 0
+    # No per-object series: raw paths never become labels.
+    assert "/experiments/98" not in r.text
+
+
+async def test_metrics_report_reconcile_passes_and_lag(client, app, settings):
+    rec = Reconciler(settings, app.state.sessionmaker, FakeRuntime(), steps=[])
+    app.state.reconciler = rec
+    await rec.reconcile_once()
+    await rec.reconcile_once()
+    samples = _samples((await client.get("/metrics")).text)
+    assert samples["plx_reconcile_passes_total"] == 2
+    assert 0 <= samples["plx_reconcile_lag_seconds"] < 5
+
+
+async def test_request_id_in_and_out_and_json_access_log(client):
+    handler = _Lines()
+    access_log.addHandler(handler)
+    try:
+        r = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+        assert r.headers["x-request-id"] == "abc-123"
+        r = await client.get("/healthz/", headers={"X-Request-ID": "bad id\twith spaces"})
+        generated = r.headers["x-request-id"]
+        assert len(generated) == 32 and generated != "abc-123"
+        r = await client.get("/api/v1/nobody/nothing/experiments")
+        assert r.status_code == 401 and r.headers["x-request-id"]
+    finally:
+        access_log.removeHandler(handler)
+    entries = [json.loads(line) for line in handler.lines]
+    assert [e["request_id"] for e in entries[:2]] == ["abc-123", generated]
+    first = entries[0]
+    assert first["method"] == "GET" and first["route"] == "/healthz" and first["status"] == 200
+    assert first["duration_ms"] >= 0 and first["ts"].endswith("+00:00")
+    assert entries[2]["status"] == 401
+    assert entries[2]["route"] == "/api/v1/{username}/{project}/experiments"
