@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     stop_grace_seconds: float = Field(default=10.0, ge=0)
     heartbeat_timeout: float = Field(default=0, ge=0)  # 0: no zombie sweep
     reconciler_enabled: bool = True
+    # Requests per minute per token (per client IP when anonymous); 0 turns the limit off.
+    rate_limit_per_minute: int = Field(default=0, ge=0)
+    # Largest request body outside the repo upload route (which has `max_upload_bytes`).
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:

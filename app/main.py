@@ -13,6 +13,7 @@ from app.config import Settings
 from app.db import make_engine, make_sessionmaker, session_scope
 from app.errors import add_exception_handlers
 from app.observability import ObservabilityMiddleware, RequestMetrics
+from app.ratelimit import LimitsMiddleware
 from app.reconciler.groups import reconcile_groups
 from app.reconciler.loop import start_reconciler
 from app.reconciler.plugins import reconcile_plugins
@@ -131,6 +132,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Project routes last: `/api/v1/{username}` would otherwise shadow fixed paths.
     app.include_router(projects.router)
     app.state.request_metrics = RequestMetrics()
+    app.add_middleware(
+        LimitsMiddleware,
+        per_minute=settings.rate_limit_per_minute,
+        max_body_bytes=settings.max_body_bytes,
+        metrics=app.state.request_metrics,
+    )
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.request_metrics)
     app.add_middleware(StripTrailingSlash)
     return app
