@@ -81,13 +81,18 @@ class Server:
     port: int
     data_dir: Path
     log: Path
+    tokens: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def token(self, username: str = ADMIN, password: str = ADMIN_PASSWORD) -> str:
-        r = httpx.post(
-            f"{self.url}/api/v1/users/token", json={"username": username, "password": password}
-        )
-        r.raise_for_status()
-        return r.json()["token"]
+        # Cached: a login costs a slow password hash on the server.
+        if (username, password) not in self.tokens:
+            r = httpx.post(
+                f"{self.url}/api/v1/users/token",
+                json={"username": username, "password": password},
+            )
+            r.raise_for_status()
+            self.tokens[(username, password)] = r.json()["token"]
+        return self.tokens[(username, password)]
 
     def api(self, method: str, path: str, *, token: str | None = None, **kw: Any) -> Any:
         headers = {"Authorization": f"token {token or self.token()}"}
