@@ -373,15 +373,7 @@ async def list_metrics(
 ) -> dict[str, Any]:
     ra = await _get(session, principal, username, project, exp_id)
     count, rows, nxt, prev = await metrics_service.list_metrics(session, ra.run, params)
-    results = [
-        {
-            "id": m.id,
-            "experiment": m.experiment_id,
-            "created_at": m.created_at.isoformat(),
-            "values": m.values,
-        }
-        for m in rows
-    ]
+    results = [metrics_service.metric_out(m) for m in rows]
     return {"count": count, "next": nxt, "previous": prev, "results": results}
 
 
@@ -406,12 +398,7 @@ async def post_metrics(
     row = await metrics_service.add_metrics(session, ra.run, points)
     if row is None:
         return Response(status_code=201)
-    return {
-        "id": row.id,
-        "experiment": row.experiment_id,
-        "created_at": row.created_at.isoformat(),
-        "values": row.values,
-    }
+    return metrics_service.metric_out(row)
 
 
 @router.get("/experiments/{exp_id}/logs", summary="The run's log", response_class=PlainTextResponse)

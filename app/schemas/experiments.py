@@ -98,9 +98,10 @@ class ExperimentJobDetailOut(ExperimentJobOut):
 
 
 class MetricOut(OutSchema):
-    """One metric point (no uuid column, as v0)."""
+    """One metric point; `uuid` is derived from the id (polyaxon-client requires one)."""
 
     id: int
+    uuid: str
     experiment: int
     created_at: Timestamp
     values: dict[str, float]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,9 @@ from app.services.listing import ListParams, paginate
 from app.services.statuses import lock_row
 
 MAX_KEYS = 1000
+# Metric rows have no uuid column (v0 neither), but polyaxon-client's schema requires one: a
+# stable name-based uuid of the row id.
+_METRIC_NS = uuid.UUID("6f0c1d52-5a3e-4f6b-9a51-3e1c2b7d9a10")
 
 
 def _point(item: Any, where: str) -> tuple[dict[str, float], datetime]:
@@ -92,3 +96,13 @@ async def list_metrics(
         .order_by(ExperimentMetric.created_at.asc(), ExperimentMetric.id.asc())
     )
     return await paginate(session, stmt, params)
+
+
+def metric_out(row: ExperimentMetric) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "uuid": uuid.uuid5(_METRIC_NS, str(row.id)).hex,
+        "experiment": row.experiment_id,
+        "created_at": row.created_at.isoformat(),
+        "values": row.values,
+    }

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import BadRequest, NotFound, PermissionDenied
-from app.models import BuildJob, Experiment, Job, Token, User
+from app.models import Bookmark, BuildJob, Experiment, Job, Token, User
 from app.models.base import utcnow
 from app.services.listing import ListParams, paginate
 from app.services.projects import ProjectAccess, get_project
@@ -258,6 +258,9 @@ async def delete_runs(session: AsyncSession, kind: str, runs: list[Any]) -> None
         return
     ids = [r.id for r in runs]
     await session.execute(delete(Token).where(Token.run_kind == kind, Token.run_id.in_(ids)))
+    await session.execute(
+        delete(Bookmark).where(Bookmark.content_type == kind, Bookmark.object_id.in_(ids))
+    )
     for run in runs:
         await session.delete(run)
     await session.flush()
