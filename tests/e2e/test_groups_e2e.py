@@ -111,3 +111,91 @@ def test_kill_during_run_then_restart_completes_exactly_once(server, tmp_path):
         assert body["num_experiments"] == 6 and body["num_succeeded_experiments"] == 6
         exps = c.get(f"{GROUPS}/{gid}/experiments", params={"declarations": "true"}).json()
         assert sorted(e["declarations"]["x"] for e in exps["results"]) == list(range(6))
+
+
+def test_kill_during_materialisation_then_restart_has_no_duplicate_or_gap(server, tmp_path):
+    data = tmp_path / "data"
+    srv = server(data_dir=data)
+    n = 3000
+    # Tracking-only experiments (no `run`): only materialisation is exercised.
+    content = f"version: 1\nkind: group\nhptuning:\n  matrix: {{x: {{range: '0:{n}:1'}}}}\n"
+    with srv.client() as c:
+        setup_project(c)
+        r = c.post(GROUPS, json={"content": content})
+        assert r.status_code == 201, r.text
+        gid = r.json()["id"]
+        deadline = time.monotonic() + 30
+        while c.get(f"{GROUPS}/{gid}").json()["num_experiments"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    srv.kill(signal.SIGKILL)
+    srv = server(data_dir=data)
+    with srv.client() as c:
+        deadline = time.monotonic() + 60
+        while c.get(f"{GROUPS}/{gid}").json()["num_experiments"] < n:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        time.sleep(1)  # a further pass must add nothing
+        assert c.get(f"{GROUPS}/{gid}").json()["num_experiments"] == n
+        seen = []
+        for offset in range(0, n, 1000):
+            page = c.get(f"{GROUPS}/{gid}/experiments",
+                         params={"declarations": "true", "limit": 1000, "offset": offset})
+            seen += [e["declarations"]["x"] for e in page.json()["results"]]
+        assert sorted(seen) == list(range(n))
+
+
+# YAML double-quoted scalar: `\\"` in this Python text is `\"` in YAML, a `"` for bash.
+REPORT_LOSS = (
+    'curl -sf -X POST -H \\"Authorization: token $PLX_TOKEN\\" '
+    '-H \\"Content-Type: application/json\\" '
+    "-d '{\\\"values\\\": {\\\"loss\\\": {{ lr }}}}' "
+    '\\"$PLX_API_URL/api/v1/$PLX_USERNAME/$PLX_PROJECT/experiments/$PLX_EXPERIMENT_ID/metrics\\"'
+)
+
+
+def test_hyperband_and_bo_on_the_local_runtime(server):
+    srv = server()
+    hyperband = f"""
+version: 1
+kind: group
+hptuning:
+  concurrency: 4
+  hyperband:
+    max_iter: 9
+    eta: 3
+    resource: {{name: epochs, type: int}}
+    metric: {{name: loss, optimization: minimize}}
+  matrix: {{lr: {{uniform: '0:1'}}}}
+run: {{cmd: "echo epochs={{{{ epochs }}}} && {REPORT_LOSS}"}}
+"""
+    bo = f"""
+version: 1
+kind: group
+hptuning:
+  concurrency: 3
+  bo:
+    n_initial_trials: 3
+    n_iterations: 3
+    metric: {{name: loss, optimization: minimize}}
+    utility_function: {{acquisition_function: ucb, kappa: 1.0}}
+  matrix: {{lr: {{uniform: '0:1'}}}}
+run: {{cmd: "{REPORT_LOSS}"}}
+"""
+    with srv.client() as c:
+        setup_project(c)
+        hb = c.post(GROUPS, json={"content": hyperband})
+        assert hb.status_code == 201, hb.text
+        bo_group = c.post(GROUPS, json={"content": bo})
+        assert bo_group.status_code == 201, bo_group.text
+        body = wait_group(c, hb.json()["id"], {"succeeded", "failed", "stopped"}, timeout=120,
+                          max_running=4)
+        assert body["last_status"] == "succeeded"
+        assert body["num_experiments"] == 22 and body["num_succeeded_experiments"] == 22
+        exps = c.get(f"{GROUPS}/{hb.json()['id']}/experiments", params={"limit": 100}).json()
+        epochs = sorted(e["declarations"]["epochs"] for e in exps["results"])
+        assert epochs == [1] * 9 + [3] * 8 + [9] * 5
+        body = wait_group(c, bo_group.json()["id"], {"succeeded", "failed", "stopped"},
+                          timeout=120)
+        assert body["last_status"] == "succeeded" and body["num_experiments"] == 6
+        assert body["current_iteration"] == 4
