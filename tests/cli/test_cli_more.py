@@ -64,6 +64,16 @@ def test_restart_resume_copy(admin_cli: Cli, workdir: Path):
         assert body["last_status"] == "succeeded", body
         assert body["original"] == f"{ADMIN}.more.{xp}"
 
+    # List flags are sent as `metrics=True` / `declarations=True` / `independent=True`.
+    out = admin_cli.ok("project", "experiments", "-m", cwd=workdir)
+    assert f"{ADMIN}.more.{xp}" in out
+    out = admin_cli.ok("project", "experiments", "-d", cwd=workdir)
+    assert "hello" in out
+    out = admin_cli.ok("project", "experiments", "-i", "-q", "status:succeeded", cwd=workdir)
+    assert out.count(f"{ADMIN}.more.") == 4, out
+    out = admin_cli.ok("experiment", "-xp", str(xp), "jobs", cwd=workdir)
+    assert "master" in out or "Jobs for experiment" in out, out
+
 
 def test_job_run_get_statuses_logs(admin_cli: Cli, workdir: Path):
     spec = _write(
