@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.faults import crash_point
 from app.logic.early_stopping import MetricHistory, check_thresholds, evaluate_policy
 from app.logic.errors import SpecError
 from app.logic.hptuning import HPTuningConfig, parse_hptuning
@@ -26,8 +27,9 @@ from app.services.statuses import set_status
 log = logging.getLogger(__name__)
 
 MAX_GROUPS_PER_PASS = 200
-# Batches per group per pass: bounds a pass while a 10,000-experiment group materialises in one.
-MAX_BATCHES_PER_PASS = 200
+# Batches per group per pass: a 10,000-experiment group materialises in one pass, a bigger one
+# goes on in the next pass (woken at once) so that other groups and runs are not held up.
+MAX_BATCHES_PER_PASS = 12
 EARLY_STOPPING_MESSAGE = "Early stopping"
 
 
@@ -48,10 +50,11 @@ async def reconcile_groups(reconciler: Any) -> None:
     for group_id in ids:
         try:
             woke |= await reconcile_group(reconciler, group_id)
+            crash_point("groups.after_group_committed")
         except Exception:
             log.exception("group %s: reconcile failed", group_id)
     if woke:
-        reconciler.wake()  # the run step should see the released experiments soon
+        reconciler.wake()
 
 
 async def _lock_group(session: AsyncSession, group_id: int) -> ExperimentGroup | None:
@@ -86,7 +89,8 @@ async def _fail(session: AsyncSession, group: ExperimentGroup, reason: str) -> N
 
 
 async def reconcile_group(reconciler: Any, group_id: int) -> bool:
-    """Converge one group. Returns True when experiments were released to the run step."""
+    """Converge one group. True when another pass is wanted soon (experiments were released to
+    the run step, or materialisation goes on)."""
     cursor = service.IndexedCursor()
     for _ in range(MAX_BATCHES_PER_PASS):
         async with reconciler.session() as session:
@@ -100,6 +104,7 @@ async def reconcile_group(reconciler: Any, group_id: int) -> bool:
                 return False
             if group.last_status == "created":
                 await set_status(session, group, "running")
+                crash_point("groups.after_running_status")
             if await _early_stopping(session, group, config):
                 return False
             if not group.suggestions_done:
@@ -109,14 +114,18 @@ async def reconcile_group(reconciler: Any, group_id: int) -> bool:
                     reason = f"Experiment group could not create new suggestions: {exc}"
                     await _fail(session, group, reason)
                     return False
+                crash_point("groups.after_materialise_batch")
                 if more:
                     continue  # commit this batch, then the next one
+            crash_point("groups.before_release")
             released = await service.release_experiments(session, group)
+            crash_point("groups.after_release")
             if group.suggestions_done and not released:
                 if await service.count_unfinished(session, group.id) == 0:
                     await set_status(session, group, "succeeded")
+                    crash_point("groups.after_succeeded")
             return bool(released)
-    return False
+    return True
 
 
 async def _materialise(
