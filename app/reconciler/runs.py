@@ -16,9 +16,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from app.faults import crash_point
 from app.logic.statuses import DONE, experiment_status_from_jobs, is_done
 from app.models import BuildJob, Experiment, ExperimentJob, Job, Project, User
 from app.runtimes.base import RuntimeError_, WorkloadSpec, WorkloadState
+from app.services import leases
 from app.services.runs import log_path, outputs_path, parse_key, run_env, workload_key
 from app.services.statuses import set_status
 from app.services.users import create_run_token
@@ -66,6 +68,7 @@ async def reconcile_runs(rec: Any) -> None:
             continue
         by_run.setdefault((kind, run_id), {})[key] = state
 
+    crash_point("runs.after_listing")
     running = sum(1 for s in workloads.values() if not s.done)
     capacity = runtime.capacity
     for (kind, run_id), row in sorted(rows.items(), key=lambda item: item[0][1]):
@@ -92,9 +95,11 @@ async def reconcile_runs(rec: Any) -> None:
 
 
 async def _retire(runtime: Any, key: str, state: WorkloadState, grace: float) -> None:
+    crash_point("runs.retire_before_stop")
     if not state.done:
         await runtime.stop(key, grace_seconds=grace)
         state = await runtime.observe(key) or state
+    crash_point("runs.retire_before_cleanup")
     if state.done:
         await runtime.cleanup(key)
 
@@ -109,6 +114,7 @@ async def _queue(rec: Any, kind: str, row: Any) -> None:
             fresh = await _reload(session, kind, row)
             if fresh is not None:
                 await set_status(session, fresh, QUEUED)
+                crash_point("runs.queue_before_commit")
 
 
 async def _finish_local_build(rec: Any, row: Any) -> None:
@@ -137,6 +143,8 @@ async def _start(rec: Any, kind: str, row: Any) -> bool:
         fresh = await _reload(session, kind, row)
         if fresh is None or fresh.stop_requested or is_done(fresh.last_status):
             return False
+        if not await leases.claim(session, f"start:{kind}:{fresh.id}", leases.holder_of(rec)):
+            return False  # another replica is starting it (Postgres only)
         gate = await _build_gate(session, fresh)
         if gate is not None:
             if gate != "wait":
@@ -147,9 +155,11 @@ async def _start(rec: Any, kind: str, row: Any) -> bool:
         project = await session.get(Project, fresh.project_id)
         user = await session.get(User, fresh.user_id)
         owner = await session.get(User, project.user_id)
+        crash_point("runs.start_before_token")
         token = await create_run_token(session, user, kind=kind, run_id=fresh.id)
         if fresh.last_status == "created":
             await set_status(session, fresh, QUEUED)
+        crash_point("runs.start_before_queued_commit")
         replicas: list[ExperimentJob | None] = [None]
         if kind == "experiment":
             replicas = list(
@@ -172,10 +182,13 @@ async def _start(rec: Any, kind: str, row: Any) -> bool:
             return False
     # The queued status is committed before anything starts: a crash from here on leaves a
     # queued row whose deterministic keys the next pass starts (or adopts).
+    crash_point("runs.start_after_queued_commit")
     started = False
     for spec in specs:
         try:
+            crash_point("runs.start_before_workload")
             await rec.runtime.start(spec)
+            crash_point("runs.start_after_workload")
             started = True
         except RuntimeError_ as exc:
             if exc.retryable:
@@ -186,6 +199,7 @@ async def _start(rec: Any, kind: str, row: Any) -> bool:
                 if fresh is not None:
                     await set_status(session, fresh, "failed", message=exc.message)
             return started
+    crash_point("runs.start_after_all_workloads")
     rec.wake()
     return started
 
@@ -280,6 +294,7 @@ async def _observe(rec: Any, kind: str, row: Any, states: dict[str, WorkloadStat
         fresh = await _reload(session, kind, row)
         if fresh is None:
             return
+        crash_point("runs.observe_before_status")
         if kind != "experiment":
             state = next(iter(states.values()))
             await set_status(
@@ -304,6 +319,7 @@ async def _observe(rec: Any, kind: str, row: Any, states: dict[str, WorkloadStat
             await set_status(
                 session, job, state.status, message=state.message, details=_details(state)
             )
+            crash_point("runs.observe_after_replica_status")
             if job.role == "master":
                 master_status = job.last_status
                 message = state.message
@@ -314,6 +330,7 @@ async def _observe(rec: Any, kind: str, row: Any, states: dict[str, WorkloadStat
             if derived == "running" and fresh.last_status == QUEUED:
                 await set_status(session, fresh, "starting")
             await set_status(session, fresh, derived, message=message if is_done(derived) else None)
+            crash_point("runs.observe_before_commit")
 
 
 def _details(state: WorkloadState) -> dict[str, Any]:
@@ -324,9 +341,11 @@ def _details(state: WorkloadState) -> dict[str, Any]:
 
 
 async def _stop(rec: Any, kind: str, row: Any, states: dict[str, WorkloadState]) -> None:
+    crash_point("runs.stop_before_signal")
     for key, state in states.items():
         if not state.done:
             await rec.runtime.stop(key, grace_seconds=rec.settings.stop_grace_seconds)
+            crash_point("runs.stop_after_signal")
     async with rec.session() as session:
         fresh = await _reload(session, kind, row)
         if fresh is None:
