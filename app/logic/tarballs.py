@@ -112,6 +112,7 @@ class _Extractor:
         self.entries: dict[str, tuple] = {}
         self.members = 0
         self.data_bytes = 0
+        self.copied: set[str] = set()  # hard links, copied with the source's mode
         # Resolved parent directories by archive dirname; cleared whenever a link appears or
         # an entry is replaced, since either can change what a path resolves to.
         self._parents: dict[str, str] = {}
@@ -180,11 +181,13 @@ class _Extractor:
         source = self.tar.extractfile(member)
         assert source is not None  # regular members always have data
         digest = hashlib.sha256()
-        with open(path, "xb") as out:
+        executable = bool(member.mode & 0o111)
+        # Created read-only at once (the mode applies to later opens, not to this descriptor).
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o555 if executable else 0o444)
+        with open(fd, "wb") as out:
             while chunk := source.read(COPY_CHUNK):
                 digest.update(chunk)
                 out.write(chunk)
-        executable = bool(member.mode & 0o111)
         self.entries[name] = ("f", executable, digest.hexdigest(), member.size)
 
     def _extract_symlink(self, member: tarfile.TarInfo, name: str) -> None:
@@ -225,6 +228,7 @@ class _Extractor:
             raise _TooLarge()
         executable = bool(os.stat(resolved).st_mode & 0o111)
         self.entries[name] = ("f", executable, _hash_file(path), size)
+        self.copied.add(name)
 
     def _check_links(self) -> None:
         for name, entry in self.entries.items():
@@ -253,10 +257,18 @@ class _Extractor:
     def finalise_modes(self) -> None:
         """Versions are immutable: files read-only (exec bit kept), directories read-only."""
         for name, entry in self.entries.items():
-            if entry[0] == "f":
+            if entry[0] == "f" and name in self.copied:
                 os.chmod(os.path.join(self.root, name), 0o555 if entry[1] else 0o444)
-        for dirpath, _dirs, _files in os.walk(self.root, topdown=False):
-            os.chmod(dirpath, 0o555)
+        dirs = {""}
+        for name, entry in self.entries.items():
+            parent = name if entry[0] == "d" else os.path.dirname(name)
+            while parent and parent not in dirs:
+                dirs.add(parent)
+                parent = os.path.dirname(parent)
+        for name in sorted(dirs, key=len, reverse=True):
+            path = os.path.join(self.root, name) if name else self.root
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.chmod(path, 0o555)
 
 
 def extract_tarball(archive: Path, dest: Path, limits: Limits) -> Extracted:

@@ -87,6 +87,8 @@ async def test_upload_download_round_trip(client, owner, project, settings):
     assert (tree / "train.py").read_bytes() == files["train.py"]
     assert (tree / "pkg" / "util.py").read_bytes() == files["pkg/util.py"]
     assert not os.stat(tree / "train.py").st_mode & 0o222  # read-only version
+    assert not os.stat(tree / "pkg").st_mode & 0o222  # no directory entry in the tar for it
+    assert not os.stat(tree).st_mode & 0o222
 
 
 async def test_versions_are_immutable_and_addressable(client, owner, project, settings):
