@@ -97,6 +97,7 @@ def main() -> None:
         with httpx.Client(timeout=120) as client:
             client.post(f"{base}/projects", json={"name": "bench"}, headers=headers)
             started = time.perf_counter()
+            cpu_started = time.process_time()
             with open(archive, "rb") as handle:
                 r = client.put(
                     f"{base}/bench/bench/repo/upload",
@@ -104,10 +105,12 @@ def main() -> None:
                     files={"repo": ("/tmp/bench.tar.gz", handle, "text/plain")},
                 )
             elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu_started
             r.raise_for_status()
             print(
                 f"upload + extract: {elapsed:.2f} s ({size_mb / elapsed:.0f} MB/s compressed), "
-                f"{r.json()['num_files']} files"
+                f"{r.json()['num_files']} files; CPU {cpu:.2f} s (client + server, all threads); "
+                f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
             )
             print(
                 f"peak RSS growth during upload: {rss_mib() - rss_before:.0f} MiB "
