@@ -19,6 +19,21 @@ router = APIRouter(prefix="/api/v1", tags=["code"])
     "/{username}/{project}/repo/upload",
     summary="Upload the project's code (multipart field `repo`, a .tar.gz) as a new version",
     response_model=CodeReferenceOut,
+    # The body is streamed by hand (never spooled whole), so it is declared here for the docs.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["repo"],
+                        "properties": {"repo": {"type": "string", "format": "binary"}},
+                    }
+                }
+            },
+        }
+    },
 )
 async def upload_repo(
     username: str,
