@@ -12,13 +12,15 @@ Every action is keyed by a deterministic workload key, so a repeated pass is har
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from app.faults import crash_point
 from app.logic.statuses import DONE, experiment_status_from_jobs, is_done
 from app.models import BuildJob, Experiment, ExperimentJob, Job, Project, User
+from app.models.base import utcnow
 from app.runtimes.base import RuntimeError_, WorkloadSpec, WorkloadState
 from app.services import leases
 from app.services.runs import log_path, outputs_path, parse_key, run_env, workload_key
@@ -32,6 +34,8 @@ MODELS = {"experiment": Experiment, "job": Job, "build": BuildJob}
 QUEUED = "scheduled"
 VANISHED = "The run's workload vanished (deleted from outside, or its machine restarted)."
 NO_BUILD = "The local runtime does not build images; the build is recorded as succeeded."
+ZOMBIE = "Experiment is in zombie state (no heartbeat was reported)."
+SWEEP_BATCH = 400
 
 
 def _active(model: Any) -> Any:
@@ -376,4 +380,33 @@ async def _vanished(rec: Any, kind: str, row: Any) -> None:
         await set_status(session, fresh, "failed", message=VANISHED)
 
 
-RUN_STEPS = [reconcile_runs]
+async def sweep_stale_heartbeats(rec: Any) -> None:
+    """Fail running experiments without a heartbeat for `heartbeat_timeout` seconds (v0's zombie
+    check; off when the timeout is 0). The last ping, else the start, is the reference."""
+    timeout = rec.settings.heartbeat_timeout
+    if timeout <= 0:
+        return
+    cutoff = utcnow() - timedelta(seconds=timeout)
+    stale = or_(
+        Experiment.heartbeat_at < cutoff,
+        and_(Experiment.heartbeat_at.is_(None), Experiment.started_at < cutoff),
+    )
+    async with rec.session() as session:
+        rows = await session.scalars(
+            select(Experiment)
+            .where(Experiment.last_status == "running", stale)
+            .order_by(Experiment.id)
+            .limit(SWEEP_BATCH)
+        )
+        for exp in rows:
+            # set_status is compare-and-set: a run that ended meanwhile stays as it ended.
+            if await set_status(session, exp, "failed", message=ZOMBIE):
+                exp.stop_requested = exp.is_managed  # the run step stops what may still run
+                for job in await session.scalars(
+                    select(ExperimentJob).where(ExperimentJob.experiment_id == exp.id)
+                ):
+                    await set_status(session, job, "failed", message=ZOMBIE)
+    rec.wake()
+
+
+RUN_STEPS = [reconcile_runs, sweep_stale_heartbeats]

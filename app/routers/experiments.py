@@ -545,6 +545,20 @@ async def get_job_logs(
 
 
 @router.post(
+    "/experiments/{exp_id}/jobs/{job_id}/_heartbeat",
+    summary="A replica is alive (counts for its experiment)",
+    response_model=Detail,
+)
+async def job_heartbeat(
+    username: str, project: str, exp_id: int, job_id: int, session: SessionDep, principal: AuthDep
+) -> dict[str, str]:
+    ra = await _get(session, principal, username, project, exp_id, run_write=True)
+    await service.get_replica(session, ra.run, job_id)
+    await runs.heartbeat(session, ra.run)
+    return {"detail": "ok"}
+
+
+@router.post(
     "/experiments/{exp_id}/bookmark", summary="Bookmark", status_code=201, response_model=Detail
 )
 async def bookmark(
