@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import PermissionDenied
-from app.services.listing import DEFAULT_LIMIT, MAX_LIMIT, ListParams
+from app.services.listing import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, ListParams
 from app.services.users import Principal, authenticate
 
 # Declared as an API key header so the docs page's "Authorize" button works:
@@ -79,7 +79,7 @@ SuperuserDep = Annotated[Principal, Depends(get_superuser)]
 def list_params(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, description="rows to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")] = 0,
     sort: Annotated[str | None, Query(max_length=1000, description="e.g. -created_at")] = None,
     query: Annotated[
         str | None, Query(max_length=5000, description="e.g. status:running|failed")

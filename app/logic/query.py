@@ -56,6 +56,8 @@ def parse_query(
     prefixed: Mapping[str, FieldKind] | None = None,
 ) -> list[Condition]:
     """Parse `query` against the allowed `fields` and JSON-key `prefixed` fields."""
+    if "\x00" in query:
+        raise SpecError("query", "must not contain NUL characters")
     conditions: list[Condition] = []
     for raw in query.split(","):
         expr = raw.strip()

@@ -6,7 +6,7 @@ Field maps say, per resource, which query fields exist and which SQL expression 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Select, and_, cast, exists, func, not_, or_, select
@@ -21,6 +21,10 @@ from app.logic.query import Condition, FieldKind, parse_query, parse_sort
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
+# Both databases hold 64-bit integers; a larger offset or id cannot match anything and must not
+# reach the driver (OverflowError on SQLite, DataError on asyncpg).
+MAX_OFFSET = 2**31 - 1
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,26 @@ def _tags_contain(column: Any, tag: object, dialect: str) -> ColumnElement[bool]
     return exists(select(1).select_from(element).where(element.c.value == tag))
 
 
+def _typed_values(column: Any, cond: Condition) -> Condition:
+    """Integer columns get integers: `id:abc` or `id:1e30` is a 400, not a driver error."""
+    try:
+        is_int = column.type.python_type is int
+    except (AttributeError, NotImplementedError):
+        return cond
+    if not is_int or cond.op not in ("eq", "in"):
+        return cond
+    values = []
+    for value in cond.values:
+        try:
+            number = int(str(value))
+        except ValueError:
+            raise BadRequest(f"query: `{cond.field}` expects an integer, got `{value}`") from None
+        if not _INT64[0] <= number <= _INT64[1]:
+            raise BadRequest(f"query: `{cond.field}` value `{value}` is out of range")
+        values.append(number)
+    return replace(cond, values=tuple(values))
+
+
 def _condition(cond: Condition, fmap: FieldMap, dialect: str) -> ColumnElement[bool]:
     if cond.field in fmap.custom:
         clause = fmap.custom[cond.field](cond)
@@ -85,7 +109,7 @@ def _condition(cond: Condition, fmap: FieldMap, dialect: str) -> ColumnElement[b
         if kind is FieldKind.TAGS:
             clause = or_(*(_tags_contain(column, v, dialect) for v in cond.values))
         else:
-            clause = _compare(column, cond)
+            clause = _compare(column, _typed_values(column, cond))
     # `~` means "not this"; rows where the value is NULL count as "not this" too.
     return not_(func.coalesce(clause, False)) if cond.negate else clause
 

@@ -47,6 +47,8 @@ async def get_project(
     session: AsyncSession, principal: Principal, username: str, name: str, *, write: bool = False
 ) -> ProjectAccess:
     """Resolve a project: private ones of others are 404, writes to others' public ones 403."""
+    if "\x00" in username or "\x00" in name:  # PostgreSQL text cannot hold NUL
+        raise NotFound()
     row = (
         await session.execute(
             select(Project, User)

@@ -37,6 +37,8 @@ class Principal:
 
 
 async def get_user(session: AsyncSession, username: str) -> User | None:
+    if "\x00" in username:  # PostgreSQL text cannot hold NUL: no such user
+        return None
     return await session.scalar(select(User).where(User.username == username))
 
 

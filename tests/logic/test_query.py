@@ -104,6 +104,7 @@ def test_bools(text, value):
         ("started_at:yesterday", ["not a date"]),
         ("started_at:2018-10-12..2018-10-10", ["ends before it starts"]),
         ("is_public:maybe", ["true or false", "maybe"]),
+        ("name:a\x00b", ["NUL"]),
     ],
 )
 def test_malformed_queries_name_the_problem(query, words):
