@@ -8,6 +8,14 @@ it with the group step (the run step is left out: nothing starts), then prints t
 materialisation time, group detail p50/p95 and the group's experiment list p50 (on Postgres
 after a VACUUM ANALYZE, as autovacuum would run after such a bulk insert). Without
 PLX_BENCH_DATABASE_URL it uses a temporary SQLite file.
+
+Figures (2026-11-23, local Postgres 15, a machine shared with other test suites):
+- 10,000 experiments, unloaded (load ~1): materialised in 3.1 s; detail p50 9 / p95 12 ms;
+  group experiment list p50 22 ms.
+- 10,000 under load ~9: materialised in 6.6-8.5 s; detail p95 39-53 ms.
+- 100,000 under load ~15: materialised in 127-153 s (rendering each experiment's file costs
+  ~0.25 ms of CPU, the rest is the insert); detail p50 40-120 ms; list p50 105-220 ms (its
+  count(*) reads every row of the group).
 """
 
 from __future__ import annotations
