@@ -121,9 +121,21 @@ async def concurrently(
     return per * len(clients) / (time.perf_counter() - start)
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the server process: other load on the machine distorts it less."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def expect(r: httpx.Response, code: int) -> None:
     if r.status_code != code:
         raise SystemExit(f"{r.request.method} {r.request.url}: {r.status_code} {r.text[:500]}")
+
+
+def report_cpu(pid: int, before: float, n: int, unit: str = "request") -> float:
+    now = cpu_seconds(pid)
+    print(f"  server CPU: {(now - before) * 1000 / max(n, 1):.3f} ms per {unit}")
+    return now
 
 
 def spawn_ms(n: int = 200) -> float:
@@ -134,7 +146,7 @@ def spawn_ms(n: int = 200) -> float:
     return (time.perf_counter() - start) * 1000 / n
 
 
-async def run(base_url: str, pg_url: str, args: argparse.Namespace) -> None:
+async def run(base_url: str, pg_url: str, args: argparse.Namespace, pid: int) -> None:
     async with httpx.AsyncClient(base_url=base_url) as anon:
         r = await anon.post("/api/v1/users/token", json={"username": ADMIN, "password": PASSWORD})
         headers = {"Authorization": f"token {r.json()['token']}"}
@@ -154,8 +166,10 @@ async def run(base_url: str, pg_url: str, args: argparse.Namespace) -> None:
         expect(r, 201)
         ids.append(r.json()["id"])
 
+    cpu = cpu_seconds(pid)
     rate = await concurrently(clients, args.creates, create)
     print(f"create experiment (tracking-only): {rate:.0f} req/s  (target >= 430)")
+    cpu = report_cpu(pid, cpu, args.creates)
 
     async def metric(c: httpx.AsyncClient, i: int) -> None:
         exp = ids[i * CLIENTS // args.metrics]  # one experiment per client: no lock contention
@@ -164,6 +178,7 @@ async def run(base_url: str, pg_url: str, args: argparse.Namespace) -> None:
 
     rate = await concurrently(clients, args.metrics, metric)
     print(f"post one metric: {rate:.0f} req/s  (target >= 500)")
+    cpu = report_cpu(pid, cpu, args.metrics)
 
     batch = [{"values": {"loss": 0.1 * k, "acc": 0.5}} for k in range(args.batch)]
 
@@ -173,12 +188,14 @@ async def run(base_url: str, pg_url: str, args: argparse.Namespace) -> None:
 
     rate = await concurrently(clients, args.lists, metric_list)
     print(f"metric points in list bodies: {rate * args.batch:.0f} points/s  (target >= 20,000)")
+    cpu = report_cpu(pid, cpu, args.lists * args.batch, "point")
 
     async def get(c: httpx.AsyncClient, i: int) -> None:
         expect(await c.get(f"{x}/{ids[i % len(ids)]}"), 200)
 
     rate = await concurrently(clients, args.gets, get)
     print(f"get experiment: {rate:.0f} req/s  (target >= 600)")
+    cpu = report_cpu(pid, cpu, args.gets)
 
     took = await bulk_insert_experiments(pg_url, "big", args.rows)
     print(f"seeded {args.rows} experiments in {took:.1f} s")
@@ -202,6 +219,8 @@ async def run(base_url: str, pg_url: str, args: argparse.Namespace) -> None:
         "  (target <= 40 ms)"
     )
 
+    if args.runs <= 0:
+        return
     spawn = spawn_ms()
     runs_path = "/api/v1/admin/spawn/experiments"
     start = time.perf_counter()
@@ -251,7 +270,7 @@ def main() -> None:
     port = free_port()
     proc = start_server(args.pg, data_dir, port)
     try:
-        asyncio.run(run(f"http://127.0.0.1:{port}", args.pg, args))
+        asyncio.run(run(f"http://127.0.0.1:{port}", args.pg, args, proc.pid))
     finally:
         proc.terminate()
         try:
