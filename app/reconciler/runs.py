@@ -12,18 +12,29 @@ Every action is keyed by a deterministic workload key, so a repeated pass is har
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 
+from app.errors import PlxError
 from app.faults import crash_point
 from app.logic.statuses import DONE, experiment_status_from_jobs, is_done
-from app.models import BuildJob, Experiment, ExperimentJob, Job, Project, User
+from app.models import BuildJob, CodeReference, Experiment, ExperimentJob, Job, Project, User
 from app.models.base import utcnow
 from app.runtimes.base import RuntimeError_, WorkloadSpec, WorkloadState
 from app.services import leases
-from app.services.runs import log_path, outputs_path, parse_key, run_env, workload_key
+from app.services.code import run_workdir
+from app.services.runs import (
+    log_path,
+    outputs_path,
+    parse_key,
+    run_dir,
+    run_env,
+    workload_key,
+)
 from app.services.statuses import set_status
 from app.services.users import create_run_token
 from app.services.workloads import build_fields, image_name, run_fields
@@ -33,6 +44,7 @@ log = logging.getLogger(__name__)
 MODELS = {"experiment": Experiment, "job": Job, "build": BuildJob}
 QUEUED = "scheduled"
 VANISHED = "The run's workload vanished (deleted from outside, or its machine restarted)."
+REPLICA_ENDED = "The experiment ended; this replica was stopped."
 NO_BUILD = "The local runtime does not build images; the build is recorded as succeeded."
 ZOMBIE = "Experiment is in zombie state (no heartbeat was reported)."
 SWEEP_BATCH = 400
@@ -177,10 +189,21 @@ async def _start(rec: Any, kind: str, row: Any) -> bool:
         if getattr(fresh, "build_job_id", None) is not None:
             build = await session.get(BuildJob, fresh.build_job_id)
         try:
+            workdir = await _code_workdir(settings, kind, fresh, rec.runtime.name, session)
             specs = [
                 _spec(settings, kind, fresh, owner, project, token, job, rec.runtime.name, build)
                 for job in replicas
             ]
+            if workdir is not None:
+                specs = [replace(spec, workdir=str(workdir)) for spec in specs]
+            code = fresh.code_reference_id and await session.get(
+                CodeReference, fresh.code_reference_id
+            )
+            if code:
+                specs = [replace(spec, code_reference=code.commit) for spec in specs]
+        except PlxError as exc:
+            await set_status(session, fresh, "failed", message=exc.message)
+            return False
         except RuntimeError_ as exc:
             await set_status(session, fresh, "failed", message=exc.message)
             return False
@@ -206,6 +229,16 @@ async def _start(rec: Any, kind: str, row: Any) -> bool:
     crash_point("runs.start_after_all_workloads")
     rec.wake()
     return started
+
+
+async def _code_workdir(settings, kind, row, runtime, session) -> Path | None:  # noqa: ANN001
+    """Local runs start in a writable copy of the code version recorded on their row."""
+    if runtime != "local" or kind not in ("experiment", "job") or not row.code_reference_id:
+        return None
+    code = await session.get(CodeReference, row.code_reference_id)
+    if code is None:
+        return None
+    return await run_workdir(settings, row.project_id, code, run_dir(settings, kind, row.id))
 
 
 def _spec(settings, kind, row, owner, project, token, job, runtime, build) -> WorkloadSpec:  # noqa: ANN001
@@ -334,6 +367,12 @@ async def _observe(rec: Any, kind: str, row: Any, states: dict[str, WorkloadStat
             if derived == "running" and fresh.last_status == QUEUED:
                 await set_status(session, fresh, "starting")
             await set_status(session, fresh, derived, message=message if is_done(derived) else None)
+        if is_done(fresh.last_status):
+            # The experiment is over (its master ended, or a replica failed): the next pass
+            # retires the other replicas' workloads, so their rows must not stay running.
+            for job in jobs:
+                if not is_done(job.last_status):
+                    await set_status(session, job, "stopped", message=REPLICA_ENDED)
             crash_point("runs.observe_before_commit")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -385,3 +386,35 @@ async def prune_orphan_repos(session: AsyncSession, settings: Settings) -> list[
     for pid in gone:
         await anyio.to_thread.run_sync(remove_tree, root / str(pid))
     return gone
+
+
+def _copy_writable(source: Path, target: Path) -> None:
+    """Copy a read-only version tree into a run's own writable working directory."""
+    scratch = target.with_name(f".{target.name}-{secrets.token_hex(4)}")
+    shutil.copytree(source, scratch, copy_function=shutil.copyfile, symlinks=True)
+    for root, dirs, _files in os.walk(scratch):
+        os.chmod(root, 0o755)
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o755)
+    try:
+        os.rename(scratch, target)
+    except OSError:
+        remove_tree(scratch)  # a concurrent pass placed it first
+        if not target.is_dir():
+            raise
+
+
+async def run_workdir(
+    settings: Settings, project_id: int, code_reference: CodeReference, run_dir: Path
+) -> Path:
+    """The run's own working directory: a writable copy of *its* code version (made once).
+
+    A later upload never changes it, and nothing a run writes reaches the shared version.
+    """
+    target = run_dir / "code"
+    if target.is_dir():
+        return target
+    checkout = await code_checkout_path(settings, project_id, code_reference)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    await anyio.to_thread.run_sync(_copy_writable, checkout, target)
+    return target
