@@ -75,7 +75,7 @@ async def _detail(
         current_iteration=group.current_iteration,
         content=group.content,
         hptuning=group.hptuning,
-        has_tensorboard=None,
+        has_tensorboard=await service.has_tensorboard(session, group.id),
         **await service.experiment_counts(session, group.id),
     )
 

@@ -51,11 +51,12 @@ from app.models import (
     ExperimentStatus,
     GroupDecision,
     Project,
+    TensorboardJob,
     User,
 )
 from app.models.base import new_uuid, utcnow
 from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, paginate
-from app.services.projects import ProjectAccess
+from app.services.projects import PLUGIN_RUNNING, ProjectAccess
 from app.services.statuses import set_status
 
 EXPERIMENT_RULES = rules_for("experiment")
@@ -221,6 +222,19 @@ async def experiment_counts(session: AsyncSession, group_id: int) -> dict[str, i
         "num_failed_experiments": by_status.get("failed", 0),
         "num_stopped_experiments": by_status.get("stopped", 0),
     }
+
+
+async def has_tensorboard(session: AsyncSession, group_id: int) -> bool | None:
+    """v0 `group.tensorboard and group.tensorboard.is_running`: None without a tensorboard."""
+    status = await session.scalar(
+        select(TensorboardJob.last_status)
+        .where(TensorboardJob.experiment_group_id == group_id)
+        .order_by(TensorboardJob.id.desc())
+        .limit(1)
+    )
+    if status is None:
+        return None
+    return status in PLUGIN_RUNNING
 
 
 async def update_group(

@@ -288,3 +288,15 @@ async def test_cli_content_python_repr_is_read_and_kept_as_sent(client, owner, p
     body = r.json()
     assert body["content"] == CLI_CONTENT
     assert body["hptuning"] == SEED_HPTUNING
+
+
+async def test_has_tensorboard_is_null_until_a_group_tensorboard_exists(client, owner, project):
+    gid = (await client.post(GROUPS, json={"content": SEED_CONTENT},
+                             headers=owner.headers)).json()["id"]
+    assert (await client.get(f"{GROUPS}/{gid}", headers=owner.headers)).json()[
+        "has_tensorboard"] is None
+    r = await client.post(f"{GROUPS}/{gid}/tensorboard/start", headers=owner.headers)
+    assert r.status_code == 201, r.text
+    # created, not yet running: false (v0 `is_running`)
+    assert (await client.get(f"{GROUPS}/{gid}", headers=owner.headers)).json()[
+        "has_tensorboard"] is False
