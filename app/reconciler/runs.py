@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -189,18 +188,11 @@ async def _start(rec: Any, kind: str, row: Any) -> bool:
         if getattr(fresh, "build_job_id", None) is not None:
             build = await session.get(BuildJob, fresh.build_job_id)
         try:
-            workdir = await _code_workdir(settings, kind, fresh, rec.runtime.name, session)
             specs = [
                 _spec(settings, kind, fresh, owner, project, token, job, rec.runtime.name, build)
                 for job in replicas
             ]
-            if workdir is not None:
-                specs = [replace(spec, workdir=str(workdir)) for spec in specs]
-            code = fresh.code_reference_id and await session.get(
-                CodeReference, fresh.code_reference_id
-            )
-            if code:
-                specs = [replace(spec, code_reference=code.commit) for spec in specs]
+            specs = await _with_code(settings, kind, fresh, rec.runtime.name, session, specs)
         except PlxError as exc:
             await set_status(session, fresh, "failed", message=exc.message)
             return False
@@ -231,14 +223,16 @@ async def _start(rec: Any, kind: str, row: Any) -> bool:
     return started
 
 
-async def _code_workdir(settings, kind, row, runtime, session) -> Path | None:  # noqa: ANN001
-    """Local runs start in a writable copy of the code version recorded on their row."""
-    if runtime != "local" or kind not in ("experiment", "job") or not row.code_reference_id:
-        return None
-    code = await session.get(CodeReference, row.code_reference_id)
-    if code is None:
-        return None
-    return await run_workdir(settings, row.project_id, code, run_dir(settings, kind, row.id))
+async def _with_code(settings, kind, row, runtime, session, specs):  # noqa: ANN001, ANN202
+    """Point the specs at the run's own code version (local: a writable copy of it)."""
+    code = row.code_reference_id and await session.get(CodeReference, row.code_reference_id)
+    if not code:
+        return specs
+    specs = [replace(spec, code_reference=code.commit) for spec in specs]
+    if runtime != "local" or kind not in ("experiment", "job"):
+        return specs
+    workdir = await run_workdir(settings, row.project_id, code, run_dir(settings, kind, row.id))
+    return [replace(spec, workdir=str(workdir)) for spec in specs]
 
 
 def _spec(settings, kind, row, owner, project, token, job, runtime, build) -> WorkloadSpec:  # noqa: ANN001
@@ -411,11 +405,22 @@ async def _vanished(rec: Any, kind: str, row: Any) -> None:
         fresh = await _reload(session, kind, row)
         if fresh is None or is_done(fresh.last_status) or fresh.last_status in ("created", QUEUED):
             return
+        jobs: list[Any] = []
+        keys = [workload_key(kind, fresh)]
         if kind == "experiment":
-            for job in await session.scalars(
-                select(ExperimentJob).where(ExperimentJob.experiment_id == fresh.id)
-            ):
-                await set_status(session, job, "failed", message=VANISHED)
+            jobs = list(
+                await session.scalars(
+                    select(ExperimentJob).where(ExperimentJob.experiment_id == fresh.id)
+                )
+            )
+            keys = [workload_key(kind, fresh, j.role, j.replica_index) for j in jobs]
+        # The workloads were listed before the row was read: another replica may have started
+        # the run in between. Only a workload still absent now, after the read, has vanished.
+        for key in keys:
+            if await rec.runtime.observe(key) is not None:
+                return
+        for job in jobs:
+            await set_status(session, job, "failed", message=VANISHED)
         await set_status(session, fresh, "failed", message=VANISHED)
 
 
