@@ -57,7 +57,7 @@ from app.models import (
 from app.models.base import new_uuid, utcnow
 from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, paginate
 from app.services.projects import PLUGIN_RUNNING, ProjectAccess
-from app.services.statuses import set_status
+from app.services.statuses import lock_row, set_status
 
 EXPERIMENT_RULES = rules_for("experiment")
 PENDING = tuple(sorted(EXPERIMENT_RULES.pending))
@@ -296,7 +296,10 @@ async def stop_group(
 ) -> bool:
     """v0 stop: pending experiments become `stopped` at once; unless `pending_only`, running
     ones are asked to stop (the run step kills them). A done group is left as it is."""
-    if group.last_status not in GROUP_ACTIVE:
+    # Lock the group first: the group step holds this lock while it inserts a batch, so no
+    # experiment it is creating can escape the stop below.
+    group = await lock_row(session, group)
+    if group is None or group.last_status not in GROUP_ACTIVE:
         return False
     group.stop_requested = True
     await stop_pending_experiments(session, group.id, message=message)
