@@ -27,6 +27,7 @@ from app.services import experiments as service
 from app.services import metrics as metrics_service
 from app.services import runs
 from app.services.jobs import stop_run, update_run
+from app.services.plugins import has_running_tensorboard
 from app.services.projects import bookmarked_ids, get_project, set_bookmark
 
 router = APIRouter(prefix="/api/v1/{username}/{project}", tags=["experiments"])
@@ -79,7 +80,9 @@ async def _render(session, ra, principal, *, detail: bool = True) -> dict[str, A
             is_clone=exp.original_id is not None,
             is_managed=exp.is_managed,
             code_reference=exp.code_reference_id,
-            has_tensorboard=False,
+            has_tensorboard=await has_running_tensorboard(
+                session, project_id=exp.project_id, experiment_id=exp.id
+            ),
         )
         if exp.last_metric:
             out["last_metric"] = {k: round(v, 7) for k, v in exp.last_metric.items()}

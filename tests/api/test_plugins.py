@@ -101,6 +101,10 @@ async def test_group_and_experiment_tensorboards(app, client, owner, settings):
     assert r.status_code == 404
     await reconciler.reconcile_once()
     assert len(runtime.starts) == 2
+    for path in (f"{BASE}/experiments/{exp_id}", f"{BASE}/groups/{group_id}"):
+        assert (await client.get(path, headers=owner.headers)).json()["has_tensorboard"] is True
+    member = await client.get(f"{BASE}/experiments/{member_id}", headers=owner.headers)
+    assert member.json()["has_tensorboard"] is False  # the group's board is not the member's
     commands = sorted(spec.command for spec in runtime.specs.values())
     assert any(f"/runs/experiment/{exp_id}/outputs" in c for c in commands)
     assert any(f"/runs/experiment/{member_id}/outputs" in c for c in commands)
