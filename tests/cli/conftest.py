@@ -26,9 +26,19 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CLI_VENV = REPO / ".cache" / "polyaxon-cli-venv"
 INSTALLED_MARKER = CLI_VENV / ".plx-installed"
-INSTALL_SCRIPT = Path(
-    os.environ.get("PLX_CLI_INSTALL_SCRIPT", REPO.parent / "shared/tools/install-polyaxon-cli.sh")
-)
+
+
+def _install_script() -> Path:
+    """PLX_CLI_INSTALL_SCRIPT, else the shared tool beside the repository."""
+    if os.environ.get("PLX_CLI_INSTALL_SCRIPT"):
+        return Path(os.environ["PLX_CLI_INSTALL_SCRIPT"])
+    candidates = [
+        REPO.parent / "shared" / "tools" / "install-polyaxon-cli.sh",
+        Path("/work/shared/tools/install-polyaxon-cli.sh"),
+    ]
+    return next((c for c in candidates if c.exists()), candidates[0])
+
+
 ADMIN = "admin"
 ADMIN_PASSWORD = "admin-pass-123"
 
@@ -48,11 +58,12 @@ def _install_cli() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if INSTALLED_MARKER.exists() and polyaxon.exists():
             return polyaxon
-        if not INSTALL_SCRIPT.exists():
-            _unavailable(f"the install script {INSTALL_SCRIPT} does not exist")
+        script = _install_script()
+        if not script.exists():
+            _unavailable(f"the install script {script} does not exist")
         shutil.rmtree(CLI_VENV, ignore_errors=True)  # a half-finished install
         result = subprocess.run(
-            ["bash", str(INSTALL_SCRIPT), str(CLI_VENV), sys.executable],
+            ["bash", str(script), str(CLI_VENV), sys.executable],
             capture_output=True,
             text=True,
             timeout=900,
