@@ -105,6 +105,7 @@ def _experiment(
         "experiment_group": group_unique,
         "build_job": _build_unique(project_unique, experiment.build_job_id),
         "original": refs["experiments"].get(experiment.original_id or 0),
+        "cloning_strategy": experiment.cloning_strategy,
         "last_metric": experiment.last_metric,
         "declarations": experiment.declarations,
     }
