@@ -106,11 +106,6 @@ def test_run_experiment_get_statuses_logs(admin_cli: Cli, project_dir: Path):
     assert f"admin.mnist.{xp}" in out
 
 
-@pytest.mark.xfail(
-    reason="experiments run in their outputs directory, not in a checkout of the uploaded code "
-    "(contract.md 5); remove this mark once the run step checks the code out",
-    strict=False,
-)
 def test_runs_start_in_the_uploaded_code(admin_cli: Cli, project_dir: Path):
     spec = _experiment_file(project_dir, "relative.yml", f"{sys.executable} model.py 2")
     admin_cli.ok("run", "-f", spec, "--name=relative", cwd=project_dir)
