@@ -43,7 +43,13 @@ TAGS = [
     {"name": "experiments", "description": "Experiments: runs, statuses, metrics, logs"},
     {"name": "jobs", "description": "Jobs"},
     {"name": "builds", "description": "Builds (recorded; the local runtime builds no image)"},
+    {"name": "groups", "description": "Experiment groups: hyperparameter sweeps"},
+    {"name": "code", "description": "A project's uploaded code (repo upload and download)"},
+    {"name": "plugins", "description": "Tensorboards and notebooks"},
+    {"name": "bookmarks", "description": "A user's bookmarks"},
     {"name": "events", "description": "Change feed: statuses, metrics, creates, deletes"},
+    {"name": "cluster", "description": "Cluster and nodes, as v0 clients ask for them"},
+    {"name": "versions", "description": "Versions and log handler, as v0 clients ask for them"},
     {"name": "health", "description": "Liveness and readiness"},
 ]
 
