@@ -198,7 +198,8 @@ async def get_experiment(
 
 
 async def _update(username, project, exp_id, body, session, principal):  # noqa: ANN001, ANN202
-    ra = await _get(session, principal, username, project, exp_id, write=True)
+    # The tracking client updates its own experiment (log_tags, log_params, run_env).
+    ra = await _get(session, principal, username, project, exp_id, run_write=True)
     changes = body.model_dump(exclude_unset=True, exclude={"merge"})
     await update_run(session, ra.run, "experiment", changes=changes, merge=body.merge)
     return await _render(session, ra, principal)

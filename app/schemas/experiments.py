@@ -24,6 +24,7 @@ class RunUpdate(Schema):
     readme: Description | None = None
     tags: Tags | None = None
     declarations: dict[str, Any] | None = None
+    run_env: dict[str, Any] | None = None  # experiments only (the in-cluster client sends it)
     merge: bool = False
 
 

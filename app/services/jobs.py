@@ -170,6 +170,8 @@ async def update_run(
         changes["tags"] = list(dict.fromkeys([*(run.tags or []), *changes["tags"]]))
     if merge and changes.get("declarations") is not None and hasattr(run, "declarations"):
         changes["declarations"] = {**(run.declarations or {}), **changes["declarations"]}
+    if not hasattr(run, "run_env"):
+        changes.pop("run_env", None)
     for key, value in changes.items():
         setattr(run, key, value)
     await flush_unique_name(session, kind, changes.get("name"))

@@ -130,6 +130,12 @@ async def test_run_token_acts_only_on_its_own_run(client, owner, app):
         r = await client.request(method, a + suffix, json=body, headers=token)
         assert r.status_code == code, (suffix, r.text)
     assert (await client.get(a, headers=token)).status_code == 200
+    # The tracking client's log_tags / log_params / run_env PATCH its own experiment.
+    r = await client.patch(a, json={"tags": ["t"], "declarations": {"lr": 0.1}, "merge": True,
+                                    "run_env": {"host": "x"}}, headers=token)
+    assert r.status_code == 200 and r.json()["tags"] == ["t"], r.text
+    assert r.json()["declarations"]["lr"] == 0.1 and r.json()["run_env"] == {"host": "x"}
+    assert (await client.patch(b, json={"tags": ["t"]}, headers=token)).status_code == 403
     r = await client.get(a, headers=owner.headers)
     assert r.json()["last_metric"] == {"loss": 0.5} and r.json()["last_status"] == "running"
     assert (await client.get(a + "/logs", headers=owner.headers)).text == "from the run\n"

@@ -166,11 +166,6 @@ def test_tracking_client_inside_a_run_logs_metrics(admin_cli: Cli, tracked_run):
     assert body["last_metric"]["loss"] == pytest.approx(1 / 3)
 
 
-@pytest.mark.xfail(
-    reason="PATCH .../experiments/{id}/ with the run's own token answers 403 `A run token may "
-    "only act on its own run.`: log_tags/log_params/run_env from inside a run are lost",
-    strict=False,
-)
 def test_tracking_client_inside_a_run_patches_its_experiment(tracked_run):
     body, logs = tracked_run
     assert "tracked" in (body["tags"] or []), logs
