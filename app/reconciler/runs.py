@@ -27,6 +27,7 @@ from app.runtimes.base import RuntimeError_, WorkloadSpec, WorkloadState
 from app.services import leases
 from app.services.code import run_workdir
 from app.services.runs import (
+    append_log,
     log_path,
     outputs_path,
     parse_key,
@@ -135,8 +136,9 @@ async def _queue(rec: Any, kind: str, row: Any) -> None:
 async def _finish_local_build(rec: Any, row: Any) -> None:
     async with rec.session() as session:
         fresh = await _reload(session, "build", row)
-        if fresh is not None:
-            await set_status(session, fresh, "succeeded", message=NO_BUILD)
+        if fresh is not None and await set_status(session, fresh, "succeeded", message=NO_BUILD):
+            # `logs --past` of a build shows why nothing was built (v0 answered 404 on no log).
+            append_log(rec.settings, "build", fresh.id, NO_BUILD)
 
 
 async def _build_gate(session: Any, row: Any) -> str | None:

@@ -183,3 +183,22 @@ async def test_jobs_and_builds(client, owner, app):
     assert r.status_code == 201
     r = await client.post("/api/v1/alice/p/jobs", json={"config": CONFIG}, headers=owner.headers)
     assert r.status_code == 400
+
+
+async def test_local_build_is_recorded_with_a_readable_log(client, owner, app, tmp_path):
+    from app.runtimes.local import LocalRuntime
+
+    await _project(client, owner)
+    config = "version: 1\nkind: build\nbuild:\n  image: python:3.11\n"
+    r = await client.post("/api/v1/alice/p/builds", json={"config": config}, headers=owner.headers)
+    assert r.status_code == 201, r.text
+    base = f"/api/v1/alice/p/builds/{r.json()['id']}"
+    runtime = LocalRuntime(tmp_path / "runtime", max_parallel=1)
+    rec = Reconciler(app.state.settings, app.state.sessionmaker, runtime, steps=[reconcile_runs])
+    await rec.reconcile_once()
+    await rec.reconcile_once()
+    body = (await client.get(base, headers=owner.headers)).json()
+    assert body["last_status"] == "succeeded"
+    logs = await client.get(base + "/logs", headers=owner.headers)
+    assert logs.status_code == 200 and "does not build images" in logs.text
+    assert runtime.__class__.__name__ == "LocalRuntime" and await runtime.list_workloads() == {}
