@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import PlainTextResponse
+from sqlalchemy import select
 
 from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, wake_after_commit
 from app.errors import BadRequest
@@ -36,7 +37,28 @@ NO_CONTENT = {"status_code": status.HTTP_204_NO_CONTENT, "response_class": Respo
 DETAIL = {"response_model": ExperimentDetailOut, "response_model_exclude_unset": True}
 
 
-def _out(exp: Experiment, project_unique: str, *, bookmarked: bool = False) -> dict[str, Any]:
+async def _original_groups(session: Any, rows: list[Experiment]) -> dict[int, int | None]:
+    """Group of each page row's original, in one query: `original` is its unique_name."""
+    ids = {e.original_id for e in rows if e.original_id}
+    if not ids:
+        return {}
+    found = await session.execute(
+        select(Experiment.id, Experiment.experiment_group_id).where(Experiment.id.in_(ids))
+    )
+    return dict(found.all())
+
+
+def _unique(project_unique: str, exp_id: int, group_id: int | None) -> str:
+    return f"{project_unique}.{group_id}.{exp_id}" if group_id else f"{project_unique}.{exp_id}"
+
+
+def _out(
+    exp: Experiment,
+    project_unique: str,
+    *,
+    bookmarked: bool = False,
+    original_groups: dict[int, int | None] | None = None,
+) -> dict[str, Any]:
     group = exp.experiment_group_id
     prefix = f"{project_unique}.{group}" if group else project_unique
     return {
@@ -51,7 +73,11 @@ def _out(exp: Experiment, project_unique: str, *, bookmarked: bool = False) -> d
         "started_at": exp.started_at.isoformat() if exp.started_at else None,
         "finished_at": exp.finished_at.isoformat() if exp.finished_at else None,
         "last_status": exp.last_status,
-        "original": f"{project_unique}.{exp.original_id}" if exp.original_id else None,
+        "original": (
+            _unique(project_unique, exp.original_id, (original_groups or {}).get(exp.original_id))
+            if exp.original_id
+            else None
+        ),
         "cloning_strategy": exp.cloning_strategy,
         "project": project_unique,
         "experiment_group": f"{project_unique}.{group}" if group else None,
@@ -66,7 +92,8 @@ def _out(exp: Experiment, project_unique: str, *, bookmarked: bool = False) -> d
 async def _render(session, ra, principal, *, detail: bool = True) -> dict[str, Any]:  # noqa: ANN001
     exp = ra.run
     marked = await bookmarked_ids(session, principal.user, "experiment", [exp.id])
-    out = _out(exp, ra.project_unique, bookmarked=exp.id in marked)
+    originals = await _original_groups(session, [exp])
+    out = _out(exp, ra.project_unique, bookmarked=exp.id in marked, original_groups=originals)
     out["user"] = (await runs.usernames(session, [exp.user_id])).get(exp.user_id, "")
     if detail:
         total = await service.count_replicas(session, exp)
@@ -116,9 +143,10 @@ async def list_experiments(
     )
     marked = await bookmarked_ids(session, principal.user, "experiment", [e.id for e in rows])
     names = await runs.usernames(session, (e.user_id for e in rows))
+    originals = await _original_groups(session, rows)
     results = []
     for exp in rows:
-        out = _out(exp, access.unique_name, bookmarked=exp.id in marked)
+        out = _out(exp, access.unique_name, bookmarked=exp.id in marked, original_groups=originals)
         out["user"] = names.get(exp.user_id, "")
         if metrics:
             keys = ("id", "uuid", "name", "unique_name", "last_metric", "started_at", "finished_at")

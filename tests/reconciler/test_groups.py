@@ -292,6 +292,13 @@ async def test_hyperband_creates_the_planned_rungs(rec, client, owner):
             assert e.original_id is None
     group = await group_row(rec, gid)
     assert group.last_status == "succeeded" and group.current_iteration == 6
+    clone = next(e for e in rows if e.original_id)
+    r = await client.get(f"/api/v1/alice/p/experiments/{clone.id}", headers=owner.headers)
+    assert r.json()["original"] == f"alice.p.{gid}.{clone.original_id}"
+    r = await client.get(f"/api/v1/alice/p/experiments?group={gid}&limit=100",
+                         headers=owner.headers)
+    listed = {e["id"]: e["original"] for e in r.json()["results"]}
+    assert listed[clone.id] == f"alice.p.{gid}.{clone.original_id}"
 
 
 BO = """
