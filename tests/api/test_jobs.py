@@ -165,3 +165,20 @@ async def test_ids_of_another_project_are_404(client, owner):
         assert r.status_code == 404, (method, suffix, r.text)
     r = await client.get(f"/api/v1/alice/p/jobs/{job['id']}", headers=owner.headers)
     assert r.json()["last_status"] == "created"
+
+
+async def test_openapi_documents_run_shapes(client):
+    spec = (await client.get("/openapi.json")).json()
+    paths, schemas = spec["paths"], spec["components"]["schemas"]
+
+    def ref(path: str, method: str, code: str) -> str:
+        body = paths[f"/api/v1/{{username}}/{{project}}{path}"][method]["responses"][code]
+        return body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+
+    assert ref("/jobs/{run_id}", "get", "200") == "JobDetailOut"
+    assert ref("/builds", "get", "200") == "Page_BuildOut_"
+    assert ref("/experiments/{exp_id}", "get", "200") == "ExperimentDetailOut"
+    assert ref("/experiments/{exp_id}/statuses", "get", "200") == "Page_ExperimentStatusOut_"
+    assert ref("/experiments/{exp_id}/metrics", "get", "200") == "Page_MetricOut_"
+    assert set(schemas["JobDetailOut"]["properties"]) == DETAIL_FIELDS
+    assert {"job", "details", "status"} <= set(schemas["JobStatusOut"]["properties"])
