@@ -29,6 +29,7 @@ from app.routers import (
     health,
     jobs,
     projects,
+    streams,
     users,
     versions,
 )
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(builds.router)
     app.include_router(events.router)
+    app.include_router(streams.router)
     # Project routes last: `/api/v1/{username}` would otherwise shadow fixed paths.
     app.include_router(projects.router)
     app.state.request_metrics = RequestMetrics()
