@@ -80,6 +80,16 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of the process (fields 14 and 15 of /proc/<pid>/stat)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -294,10 +304,11 @@ async def soak(args: argparse.Namespace, url: str, token: str, pid: int | None) 
         started = time.monotonic()
         end = started + args.minutes * 60
         last_n, last_t = 0, started
+        last_cpu = cpu_seconds(pid) if pid else None
         rss_series: list[tuple[float, int]] = []
         print(f"soak: {url}, {args.minutes} min at {args.rate:g} req/s target, pid {pid}")
         print(f"{'t(s)':>6} {'reqs':>8} {'req/s':>7} {'errors':>6} {'p50ms':>7} {'p95ms':>7} "
-              f"{'rss MiB':>8} {'events':>7} {'sweeps':>6}")
+              f"{'rss MiB':>8} {'cpu%':>5} {'events':>7} {'sweeps':>6}")
         while time.monotonic() < end:
             await asyncio.sleep(min(args.every, max(0.0, end - time.monotonic())))
             now = time.monotonic()
@@ -306,12 +317,17 @@ async def soak(args: argparse.Namespace, url: str, token: str, pid: int | None) 
                 rss_series.append((now - started, rss))
             window = stats.latencies
             stats.latencies = []
+            cpu = cpu_seconds(pid) if pid else None
+            busy = "-"  # the server's CPU use: near 100 means it, not the client, is the limit
+            if cpu is not None and last_cpu is not None:
+                busy = f"{100 * (cpu - last_cpu) / max(now - last_t, 1e-9):.0f}"
+            last_cpu = cpu
             rate = (stats.requests - last_n) / max(now - last_t, 1e-9)
             last_n, last_t = stats.requests, now
             rss_text = f"{rss / 1024:8.1f}" if rss is not None else f"{'-':>8}"
             print(f"{now - started:6.0f} {stats.requests:8d} {rate:7.1f} "
                   f"{sum(stats.errors.values()):6d} {pct(window, 0.5):7.1f} "
-                  f"{pct(window, 0.95):7.1f} {rss_text} {stats.events_seen:7d} "
+                  f"{pct(window, 0.95):7.1f} {rss_text} {busy:>5} {stats.events_seen:7d} "
                   f"{stats.sweeps:6d}", flush=True)
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
