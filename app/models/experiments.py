@@ -29,6 +29,8 @@ class Experiment(IdMixin, UuidMixin, TimestampsMixin, RunMixin, Base):
         Index("ix_experiments_group_status", "experiment_group_id", "last_status"),
         # A group's experiment list (newest first) without scanning the project's rows.
         Index("ix_experiments_group_updated", "experiment_group_id", "updated_at"),
+        # `query=status:...` lists, newest first.
+        Index("ix_experiments_project_status_updated", "project_id", "last_status", "updated_at"),
     )
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)

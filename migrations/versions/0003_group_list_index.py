@@ -1,4 +1,4 @@
-"""index for a group's experiment list (experiment_group_id, updated_at)
+"""indexes for experiment lists: a group's, and a project's filtered by status
 
 Revision ID: 0003_group_list_index
 Revises: 0002_events_leases
@@ -16,7 +16,13 @@ def upgrade() -> None:
     op.create_index(
         "ix_experiments_group_updated", "experiments", ["experiment_group_id", "updated_at"]
     )
+    op.create_index(
+        "ix_experiments_project_status_updated",
+        "experiments",
+        ["project_id", "last_status", "updated_at"],
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_experiments_project_status_updated", table_name="experiments")
     op.drop_index("ix_experiments_group_updated", table_name="experiments")
