@@ -21,7 +21,7 @@ def _database_url() -> str:
     return config.attributes.get("database_url") or Settings().database_url
 
 
-def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def render_item(type_: str, obj: Any, _autogen_context: Any) -> str | bool:
     """Render our TypeDecorators as plain SQLAlchemy types so revisions don't import app code."""
     from app.models.base import UTCDateTime
 
