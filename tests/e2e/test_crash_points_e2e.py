@@ -61,7 +61,7 @@ NTH = {
 STOP_POINTS = {"runs.stop_before_signal", "runs.stop_after_signal"}
 QUEUE_POINTS = {"runs.queue_before_commit"}
 # Run by `make test`: at least one per phase (materialise, release, queue, start, observe, retire,
-# stop, finish). The rest are marked slow.
+# stop, finish). The rest run with `-m slow`.
 CI_POINTS = {
     "groups.after_materialise_batch",
     "groups.after_release",
@@ -206,11 +206,6 @@ def start_armed(env: dict[str, str], data_dir: Path, points: str) -> Server:
 # -- the crash test -------------------------------------------------------------------------------
 
 
-def _param(point: str) -> object:
-    marks = [] if point in CI_POINTS else [pytest.mark.slow]
-    return pytest.param(point, marks=marks, id=point)
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def database(request: pytest.FixtureRequest) -> str | None:
     if request.param == "sqlite":
@@ -218,7 +213,8 @@ def database(request: pytest.FixtureRequest) -> str | None:
     return request.getfixturevalue("pg_url")
 
 
-@pytest.mark.parametrize("point", [_param(p) for p in POINTS])
+@pytest.mark.slow  # all of them; without `-m slow` only the CI subset runs (the rest skip)
+@pytest.mark.parametrize("point", POINTS)
 def test_crash_then_restart_finishes_the_sweep_exactly_once(
     request, server, tmp_path, database, point
 ):
