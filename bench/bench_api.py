@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -21,30 +20,16 @@ import time
 from pathlib import Path
 
 import httpx
+from common import free_port, recreate_database
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 ADMIN, PASSWORD = "admin", "bench-password-1"
 CLIENTS = 8
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-async def recreate_database(url: str) -> None:
-    base = make_url(url)
-    admin = create_async_engine(
-        base.set(database="postgres").render_as_string(hide_password=False),
-        isolation_level="AUTOCOMMIT",
-    )
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{base.database}" WITH (FORCE)'))
-        await conn.execute(text(f'CREATE DATABASE "{base.database}"'))
-    await admin.dispose()
 
 
 async def bulk_insert_projects(url: str, user_id: int, count: int) -> float:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
-import socket
 import tarfile
 import tempfile
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from common import free_port
 
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker, session_scope
@@ -44,10 +44,6 @@ def build_tarball(workdir: Path) -> Path:
     return archive
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_mib() -> float:

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import httpx
+from common import recreate_database
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -58,14 +59,6 @@ run: {{cmd: "python train.py --lr={{{{ lr }}}} --units={{{{ units }}}}"}}
 """
 
 
-async def recreate(url: str) -> None:
-    base = make_url(url)
-    admin = base.set(database="postgres").render_as_string(hide_password=False)
-    engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{base.database}" WITH (FORCE)'))
-        await conn.execute(text(f'CREATE DATABASE "{base.database}"'))
-    await engine.dispose()
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -87,7 +80,7 @@ async def main(n: int) -> None:
     url = os.environ.get("PLX_BENCH_DATABASE_URL")
     tmp = Path(tempfile.mkdtemp(prefix="plx-bench-groups-"))
     if url:
-        await recreate(url)
+        await recreate_database(url)
     else:
         url = f"sqlite+aiosqlite:///{tmp / 'plx.db'}"
     settings = Settings(

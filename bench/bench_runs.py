@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,8 +23,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+from common import free_port, recreate_database
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 ADMIN, PASSWORD = "admin", "bench-password-1"
@@ -34,22 +33,8 @@ TRACKING = {"version": 1, "kind": "experiment"}
 TRUE_RUN = {"version": 1, "kind": "experiment", "run": {"cmd": "true"}}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-async def recreate_database(url: str) -> None:
-    base = make_url(url)
-    admin = create_async_engine(
-        base.set(database="postgres").render_as_string(hide_password=False),
-        isolation_level="AUTOCOMMIT",
-    )
-    async with admin.connect() as conn:
-        await conn.execute(text(f'DROP DATABASE IF EXISTS "{base.database}" WITH (FORCE)'))
-        await conn.execute(text(f'CREATE DATABASE "{base.database}"'))
-    await admin.dispose()
 
 
 async def bulk_insert_experiments(url: str, project: str, count: int) -> float:

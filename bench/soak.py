@@ -21,7 +21,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from common import free_port, recreate_database
 
 ADMIN = ("admin", "soak-password-1")
 PROJECT = "soak"
@@ -90,10 +90,6 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(data_dir: Path, pg: str | None) -> tuple[subprocess.Popen[bytes], str]:
@@ -120,16 +116,6 @@ def start_server(data_dir: Path, pg: str | None) -> tuple[subprocess.Popen[bytes
     return proc, f"http://127.0.0.1:{port}"
 
 
-async def reset_pg(url: str) -> None:
-    import asyncpg
-
-    base, name = url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)
-    conn = await asyncpg.connect(f"{base}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
 
 
 async def login(url: str, user: str, password: str, proc: subprocess.Popen | None) -> str:
@@ -367,7 +353,7 @@ def main() -> int:
         url, pid = args.url.rstrip("/"), args.pid
     else:
         if args.pg:
-            asyncio.run(reset_pg(args.pg))
+            asyncio.run(recreate_database(args.pg))
         data_dir = Path(tempfile.mkdtemp(prefix="plx-soak-"))
         proc, url = start_server(data_dir, args.pg)
         pid = proc.pid
