@@ -11,7 +11,7 @@ import hashlib
 import math
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubernetes_asyncio.client import models as k8s
@@ -48,6 +48,7 @@ _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _UUID = re.compile(r"^[0-9a-f]{32}$")
 _ROLE = re.compile(r"^[a-z][a-z0-9]*$")
+_CODE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -423,33 +424,87 @@ def destination(spec: WorkloadSpec, registry: str | None) -> str:
     return f"{registry.rstrip('/')}/{image}"
 
 
+def code_path(value: Any, what: str, key: str, *, allow_root: bool = False) -> str:
+    """A path inside the code version, normalised (`./docker/Dockerfile` → `docker/Dockerfile`).
+    Absolute paths and `..` would read outside the build context: refused."""
+    if not isinstance(value, str) or any(c in value for c in "\x00\n\r"):
+        raise invalid(f"Invalid {what} `{value!r}` for `{key}`: expected a relative path.")
+    if value.startswith("/"):
+        raise invalid(
+            f"Invalid {what} `{value}` for `{key}`: must be relative to the root of the code, "
+            "not absolute."
+        )
+    parts = [part for part in value.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise invalid(f"Invalid {what} `{value}` for `{key}`: `..` leaves the code.")
+    if not parts and not allow_root:
+        raise invalid(f"Invalid {what} `{value}` for `{key}`: names no file.")
+    return "/".join(parts)
+
+
+def _download_code_steps(spec: WorkloadSpec, into: str) -> list[str]:
+    """Fetch the run's code version from the API (repo/download, polyaxon-v0.md 8) with the
+    run's token, and unpack it into `into`."""
+    if not spec.code_reference:
+        return []
+    if not _CODE_REFERENCE.match(spec.code_reference):
+        raise invalid(f"Invalid code version `{spec.code_reference}` for `{spec.key}`.")
+    url = (
+        f'"$PLX_API_URL/api/v1/{spec.username}/{spec.project}/repo/download'
+        f'?commit={spec.code_reference}"'
+    )
+    return [
+        f'wget -q --header "Authorization: token $PLX_TOKEN" -O /tmp/code.tar.gz {url}',
+        f"tar -xzf /tmp/code.tar.gz -C {into}",
+    ]
+
+
 def _build_context_script(spec: WorkloadSpec) -> str:
-    """Init container: write the Dockerfile and, when there is a code version, download it
-    from the API (repo/download, polyaxon-v0.md 8) with the run's token."""
-    steps = [f"mkdir -p {WORKSPACE}", f'printf "%s" "$PLX_DOCKERFILE" > {WORKSPACE}/Dockerfile']
-    if spec.code_reference:
-        url = (
-            f'"$PLX_API_URL/api/v1/{spec.username}/{spec.project}/repo/download'
-            f'?commit={spec.code_reference}"'
+    """Init container: the code version (when there is one) and the Dockerfile, either
+    written from the rendered text or checked to exist in the code (`build.dockerfile`)."""
+    steps = [f"mkdir -p {WORKSPACE}", *_download_code_steps(spec, WORKSPACE)]
+    if spec.dockerfile_path:
+        path = shlex.quote(f"{WORKSPACE}/{spec.dockerfile_path}")
+        missing = shlex.quote(
+            f"No Dockerfile `{spec.dockerfile_path}` in code version {spec.code_reference}."
         )
-        steps.append(
-            f'wget -q --header "Authorization: token $PLX_TOKEN" -O /tmp/code.tar.gz {url}'
-            f" && tar -xzf /tmp/code.tar.gz -C {WORKSPACE}"
-        )
+        steps.append(f"{{ test -f {path} || {{ echo {missing} >&2; exit 1; }}; }}")
+    else:
+        steps.append(f'printf "%s" "$PLX_DOCKERFILE" > {WORKSPACE}/Dockerfile')
     return " && ".join(steps)
+
+
+def _kaniko_sources(spec: WorkloadSpec) -> tuple[str, str, WorkloadSpec]:
+    """(--dockerfile, --context, the spec with normalised paths). A Dockerfile of the code is
+    found from the root of the code version, like v0's `build.dockerfile`; the context is
+    `build.context` (default: the whole code version)."""
+    context = code_path(spec.build_context or ".", "build context", spec.key, allow_root=True)
+    context_dir = f"{WORKSPACE}/{context}".rstrip("/")
+    if spec.dockerfile_path is None:
+        if not spec.dockerfile:
+            raise invalid(f"Build `{spec.key}` has no Dockerfile.")
+        return f"{WORKSPACE}/Dockerfile", f"dir://{context_dir}", spec
+    path = code_path(spec.dockerfile_path, "dockerfile path", spec.key)
+    if not spec.code_reference:
+        raise invalid(
+            f"Build `{spec.key}` names the Dockerfile `{path}` of the code, but the project "
+            "has no uploaded code: upload it first (polyaxon upload)."
+        )
+    spec = replace(spec, dockerfile_path=path, build_context=context)
+    return f"{WORKSPACE}/{path}", f"dir://{context_dir}", spec
 
 
 def build_pod(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Pod:
     """A kaniko Pod: no docker socket on the node (v0.3 mounted the host's, 7.2)."""
-    if not spec.dockerfile:
-        raise invalid(f"Build `{spec.key}` has no Dockerfile.")
+    dockerfile, context, spec = _kaniko_sources(spec)
     workspace = [k8s.V1VolumeMount(name="workspace", mount_path=WORKSPACE)]
+    extra_env = {"PLX_DOCKERFILE": spec.dockerfile} if spec.dockerfile_path is None else None
     init = k8s.V1Container(
         name=INIT_CONTAINER,
         image=options.build_init_image,
         command=["/bin/sh", "-c"],
         args=[_build_context_script(spec)],
-        env=_env(spec, {"PLX_DOCKERFILE": spec.dockerfile}),
+        env=_env(spec, extra_env),
         env_from=_env_from(spec),
         volume_mounts=workspace,
     )
@@ -457,8 +512,8 @@ def build_pod(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Pod:
         name=MAIN_CONTAINERS["build"],
         image=options.kaniko_image,
         args=[
-            f"--dockerfile={WORKSPACE}/Dockerfile",
-            f"--context=dir://{WORKSPACE}",
+            f"--dockerfile={dockerfile}",
+            f"--context={context}",
             f"--destination={destination(spec, options.registry)}",
         ],
         env=_env(spec) or None,
@@ -505,13 +560,14 @@ def service(
 def _plugin_command(spec: WorkloadSpec, port: int) -> str:
     if spec.command:
         return spec.command
-    logdir = shlex.quote(spec.outputs_path or ".")
     if spec.kind == "tensorboard":
+        logdir = shlex.quote(spec.outputs_path or ".")
         return f"tensorboard --logdir={logdir} --port={port} --bind_all"
-    # Without a rendered command, the token comes from the environment the reconciler sets.
+    # The token comes from `JUPYTER_TOKEN` in the environment (read by notebook and
+    # jupyter-server alike), so it is not on the command line for every `ps` to see.
     return (
         f"jupyter notebook --no-browser --port={port} --ip=0.0.0.0 --allow-root "
-        '--NotebookApp.token="${PLX_NOTEBOOK_TOKEN:-}" --NotebookApp.trust_xheaders=True'
+        f"--notebook-dir={WORKSPACE} --NotebookApp.trust_xheaders=True"
     )
 
 
@@ -519,11 +575,36 @@ def service_url(name: str, namespace: str, port: int) -> str:
     return f"http://{name}.{namespace}.svc.cluster.local:{port}"
 
 
+def _notebook_workspace(
+    spec: WorkloadSpec, options: ManifestOptions
+) -> tuple[list[k8s.V1Container], k8s.V1Volume, k8s.V1VolumeMount]:
+    """The project's code, unpacked by an init container into a volume the notebook works in
+    (writable by the image's non-root user, as jupyter images run as uid 1000)."""
+    steps = [f"mkdir -p {WORKSPACE}", *_download_code_steps(spec, WORKSPACE)]
+    steps.append(f"chmod -R a+rwX {WORKSPACE}")
+    mount = k8s.V1VolumeMount(name="workspace", mount_path=WORKSPACE)
+    init = k8s.V1Container(
+        name=INIT_CONTAINER,
+        image=options.build_init_image,
+        command=["/bin/sh", "-c"],
+        args=[" && ".join(steps)],
+        env=_env(spec) or None,
+        env_from=_env_from(spec),
+        volume_mounts=[mount],
+    )
+    volume = k8s.V1Volume(name="workspace", empty_dir=k8s.V1EmptyDirVolumeSource())
+    return [init], volume, mount
+
+
 def plugin_deployment(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Deployment:
     """Tensorboard / notebook: a 1-replica Deployment (v0 7.4), restarted by Kubernetes."""
     port = plugin_port(spec)
     default = options.tensorboard_image if spec.kind == "tensorboard" else options.notebook_image
     volumes, mounts = _outputs(spec, options)
+    init_containers = None
+    if spec.kind == "notebook":
+        init_containers, workspace, mount = _notebook_workspace(spec, options)
+        volumes, mounts = [*volumes, workspace], [*mounts, mount]
     container = k8s.V1Container(
         name=MAIN_CONTAINERS[spec.kind],
         image=_image(spec, default),
@@ -537,12 +618,14 @@ def plugin_deployment(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Dep
             tcp_socket=k8s.V1TCPSocketAction(port=port), period_seconds=5
         ),
         volume_mounts=mounts or None,
+        working_dir=WORKSPACE if spec.kind == "notebook" else None,
     )
     meta = _metadata(spec, object_name(spec), options)
     template = k8s.V1PodTemplateSpec(
         metadata=k8s.V1ObjectMeta(labels=meta.labels, annotations=meta.annotations),
         spec=k8s.V1PodSpec(
             containers=[container],
+            init_containers=init_containers,
             volumes=volumes or None,
             service_account_name=options.service_account,
             **_scheduling(spec),

@@ -37,8 +37,15 @@ from app.k8s.manifests import (
     key_selector,
     service_url,
 )
+from app.k8s.nodes import cluster_node
 from app.k8s.status import DEFAULT_STUCK_TIMEOUT, Observed, deployment_status, pod_status
-from app.runtimes.base import Runtime, RuntimeError_, WorkloadSpec, WorkloadState
+from app.runtimes.base import (
+    ClusterNode,
+    Runtime,
+    RuntimeError_,
+    WorkloadSpec,
+    WorkloadState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -499,6 +506,13 @@ class KubernetesRuntime(Runtime):
                 resp.release()
         except (ApiStatusError, *_TRANSPORT_ERRORS) as exc:
             raise to_runtime_error(exc, f"read the logs of {key}") from exc
+
+    async def list_nodes(self) -> list[ClusterNode]:
+        """The cluster's nodes, read live (a rare, human-driven call: no cache, no watch).
+        Nodes are cluster-scoped: this needs a ClusterRole with `list` on nodes."""
+        await self._client()
+        body = await self._api_call("list the cluster's nodes", self._core().list_node)
+        return [cluster_node(item) for item in body.get("items") or []]
 
     async def aclose(self) -> None:
         self._closing = True

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import shlex
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from app.services import plugins as service
 from app.services.code import code_checkout_path, prune_orphan_repos
 from app.services.runs import outputs_path, workload_key
 from app.services.statuses import set_status
+from app.services.users import create_run_token
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Plan:
     commit: str | None
     owner_stopped: str | None  # why the owner's stop ends this plugin, else None
     logdirs: tuple[tuple[str, str], ...]
+    image: str | None = None  # `build.image` of the plugin's config (Kubernetes only)
 
 
 def is_plugin_key(key: str) -> bool:
@@ -133,7 +135,15 @@ async def _plan(
         commit=commit,
         owner_stopped=owner_stopped,
         logdirs=tuple(logdirs),
+        image=_config_image(row.config),
     )
+
+
+def _config_image(config: Any) -> str | None:
+    """v0 plugin specs name their image as `build: {image: ...}`."""
+    build = config.get("build") if isinstance(config, dict) else None
+    image = build.get("image") if isinstance(build, dict) else None
+    return image if isinstance(image, str) and image.strip() else None
 
 
 async def reconcile_plugins(reconciler: Any) -> None:
@@ -216,6 +226,45 @@ async def _start(reconciler: Any, plan: Plan) -> None:
         # Stored before the start: a crash in between restarts with the same port and key.
         await _set(reconciler, plan, "created", columns={"port": port})
     base = service.plugin_dir(settings, plan.kind, plan.run_id)
+    spec = WorkloadSpec(
+        key=plan.key,
+        kind=plan.kind,  # type: ignore[arg-type]
+        run_id=plan.run_id,
+        uuid=plan.uuid,
+        unique_name=f"{plan.username}.{plan.project}.{plan.kind}s.{plan.run_id}",
+        username=plan.username,
+        project=plan.project,
+        role="main",
+        code_reference=plan.commit,
+        log_path=str(base / "logs" / "log.txt"),
+        ports=[port],
+        labels={"app": f"polyaxon-{plan.kind}", "role": "polyaxon-dashboard"},
+    )
+    if runtime.name == "kubernetes" and plan.kind == "notebook":
+        spec = await _in_cluster_notebook(reconciler, plan, spec)
+    else:
+        spec = await _with_local_workdir(reconciler, plan, spec, program, port, local)
+    if spec is None:
+        return
+    try:
+        state = await runtime.start(spec)
+    except RuntimeError_ as exc:
+        if not exc.retryable:
+            await _set(reconciler, plan, "failed", message=exc.message)
+        else:
+            log.warning("plugin %s: start deferred: %s", plan.key, exc.message)
+        return
+    await _sync(reconciler, plan, state)
+
+
+async def _with_local_workdir(
+    reconciler: Any, plan: Plan, spec: WorkloadSpec, program: str, port: int, local: bool
+) -> WorkloadSpec:
+    """A command run in a directory of this machine: the notebook's copy of the code, or an
+    empty dir for a tensorboard with nothing to show yet (whose logdirs are outputs paths,
+    valid in pods too when the outputs claim is mounted)."""
+    settings = reconciler.settings
+    base = service.plugin_dir(settings, plan.kind, plan.run_id)
     if plan.kind == "notebook":
         checkout = None
         if plan.commit is not None:
@@ -226,28 +275,28 @@ async def _start(reconciler: Any, plan: Plan) -> None:
     else:
         workdir = base
         await anyio.to_thread.run_sync(lambda: (base / "empty").mkdir(parents=True, exist_ok=True))
-    spec = WorkloadSpec(
-        key=plan.key,
-        kind=plan.kind,  # type: ignore[arg-type]
-        run_id=plan.run_id,
-        uuid=plan.uuid,
-        unique_name=f"{plan.username}.{plan.project}.{plan.kind}s.{plan.run_id}",
-        username=plan.username,
-        project=plan.project,
-        role="main",
-        command=_command(plan, program, port, workdir, local),
-        workdir=str(workdir),
-        code_reference=plan.commit,
-        log_path=str(base / "logs" / "log.txt"),
-        ports=[port],
-        labels={"app": f"polyaxon-{plan.kind}", "role": "polyaxon-dashboard"},
-    )
-    try:
-        state = await runtime.start(spec)
-    except RuntimeError_ as exc:
-        if not exc.retryable:
-            await _set(reconciler, plan, "failed", message=exc.message)
-        else:
-            log.warning("plugin %s: start deferred: %s", plan.key, exc.message)
-        return
-    await _sync(reconciler, plan, state)
+    command = _command(plan, program, port, workdir, local)
+    return replace(spec, command=command, workdir=str(workdir), image=plan.image)
+
+
+async def _in_cluster_notebook(
+    reconciler: Any, plan: Plan, spec: WorkloadSpec
+) -> WorkloadSpec | None:
+    """A notebook pod fetches the project's code from the API with a token scoped to the
+    notebook; jupyter reads its own token from `JUPYTER_TOKEN` (the manifests' command)."""
+    settings = reconciler.settings
+    async with reconciler.session() as session:
+        row = await session.get(NotebookJob, plan.run_id)
+        if row is None:
+            return None
+        user = await session.get(User, row.user_id)
+        run_token = await create_run_token(session, user, kind="notebook", run_id=row.id)
+    env = {
+        "PLX_API_URL": (settings.api_url or "http://127.0.0.1:8000").rstrip("/"),
+        "PLX_TOKEN": run_token,
+        "PLX_USERNAME": plan.username,
+        "PLX_PROJECT": plan.project,
+    }
+    if plan.token:  # without one, jupyter makes up its own (never an open notebook)
+        env["JUPYTER_TOKEN"] = plan.token
+    return replace(spec, env=env, image=plan.image)

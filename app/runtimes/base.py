@@ -12,6 +12,9 @@ reads ``observe``/``list_workloads`` (level-triggered: the full picture, not sin
 from __future__ import annotations
 
 import abc
+import os
+import platform
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -72,6 +75,10 @@ class WorkloadSpec:
     # Build workloads: dockerfile text and destination image (k8s kaniko).
     dockerfile: str | None = None
     destination_image: str | None = None
+    # Or a Dockerfile inside the code version (`build.dockerfile`), and the directory of the
+    # code version used as the build context (`build.context`), both relative to its root.
+    dockerfile_path: str | None = None
+    build_context: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,59 @@ class WorkloadState:
     @property
     def done(self) -> bool:
         return self.status in DONE_OBSERVED
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """One machine that runs workloads, with the facts of a v0 ClusterNode."""
+
+    name: str
+    hostname: str
+    role: Literal["master", "agent"] = "agent"
+    status: Literal["ready", "not_ready", "unknown"] = "unknown"
+    cpu: float | None = None  # cores
+    memory: int | None = None  # bytes
+    n_gpus: int = 0
+    kubelet_version: str | None = None
+    docker_version: str | None = None  # the container runtime, e.g. "containerd://1.7.2"
+    os_image: str | None = None
+    kernel_version: str | None = None
+    schedulable_taints: bool = False  # the node has NoSchedule / NoExecute taints
+    schedulable_state: bool = True  # not cordoned
+    created_at: str | None = None  # ordering only (stable sequence numbers)
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _os_image() -> str:
+    try:
+        with open("/etc/os-release", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return platform.platform()
+
+
+def this_machine() -> ClusterNode:
+    """The machine this process runs on: where the local runtime starts every workload."""
+    hostname = socket.gethostname()
+    return ClusterNode(
+        name=hostname,
+        hostname=hostname,
+        role="master",
+        status="ready",
+        cpu=float(os.cpu_count() or 1),
+        memory=_memory_bytes(),
+        os_image=_os_image(),
+        kernel_version=platform.release(),
+    )
 
 
 class RuntimeError_(Exception):
@@ -145,6 +205,10 @@ class Runtime(abc.ABC):
     async def read_logs(self, key: str) -> str | None:
         """Logs of the workload, when the runtime keeps them itself (k8s); local writes log_path."""
         return None
+
+    async def list_nodes(self) -> list[ClusterNode]:
+        """The machines workloads run on (`polyaxon cluster`). Local and fake: this one."""
+        return [this_machine()]
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients, stop watches. Does not stop workloads."""

@@ -7,13 +7,15 @@
     ...
     await kubelet.stop(); await api.stop()
 
-Served: core/v1 pods (+ pods/log), services, configmaps, secrets; apps/v1 deployments:
+Served: core/v1 pods (+ pods/log), services, configmaps, secrets, nodes (list / get: the
+kubelet registers its node; `add_node()` adds more); apps/v1 deployments:
 namespaced create / get / list / delete / deletecollection, `labelSelector` (=, ==, !=, in,
 notin, exists, !exists), one global resourceVersion counter, `?watch=true` streams of
 newline-delimited JSON events from a resourceVersion (an `ERROR` event with a 410 Status when
 that version was compacted away), 404 / 409 / 422 / 403 / 500 as real Status objects.
 
-Test hooks: `forbidden_namespaces`, `fail_next(n)`, `drop_watches()` (connections cut),
+Test hooks: `forbidden_namespaces` ("" forbids the cluster scope: nodes), `fail_next(n)`,
+`drop_watches()` (connections cut),
 `blackhole_watches()` (connections stay open but say nothing more: a half-open TCP link),
 `compact()` (old resourceVersions → 410), `expire_watches()` (a 410 ERROR to live watches),
 `stop()` / `start()` again on the same port (the API server down and back, state kept),
@@ -185,6 +187,8 @@ class FakeApiServer:
         app.router.add_route("*", "/api/v1/namespaces/{ns}/{resource}", self._collection)
         app.router.add_route("*", "/api/v1/namespaces/{ns}/{resource}/{name}", self._item)
         app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}/log", self._log)
+        app.router.add_get("/api/v1/nodes", self._nodes)
+        app.router.add_get("/api/v1/nodes/{name}", self._node)
         app.router.add_route("*", "/apis/apps/v1/namespaces/{ns}/{resource}", self._collection)
         app.router.add_route("*", "/apis/apps/v1/namespaces/{ns}/{resource}/{name}", self._item)
         self._runner = web.AppRunner(app, shutdown_timeout=0.1, access_log=None)
@@ -309,6 +313,40 @@ class FakeApiServer:
         obj["metadata"]["resourceVersion"] = self._next_rv()
         self._emit("MODIFIED", resource, namespace, obj)
         return obj
+
+    def add_node(
+        self, name: str, *, cpu: str = "4", memory: str = "16331164Ki", gpus: int = 0,
+        labels: dict[str, str] | None = None, ready: str = "True",
+        taints: list[dict[str, str]] | None = None, unschedulable: bool = False,
+    ) -> dict[str, Any]:
+        """Register a node, as a kubelet does when it joins (cluster-scoped: namespace "")."""
+        capacity = {"cpu": cpu, "memory": memory, "pods": "110"}
+        if gpus:
+            capacity["nvidia.com/gpu"] = str(gpus)
+        node = {
+            "kind": "Node", "apiVersion": "v1",
+            "metadata": {
+                "name": name, "uid": str(uuidlib.uuid4()), "resourceVersion": self._next_rv(),
+                "creationTimestamp": now_iso(),
+                "labels": {"kubernetes.io/hostname": name, **(labels or {})},
+            },
+            "spec": {"taints": taints} if taints else {},
+            "status": {
+                "capacity": capacity, "allocatable": dict(capacity),
+                "conditions": [_condition("Ready", ready, "KubeletReady")],
+                "addresses": [{"type": "InternalIP", "address": "10.0.0.4"},
+                              {"type": "Hostname", "address": name}],
+                "nodeInfo": {
+                    "kubeletVersion": "v1.29.2", "containerRuntimeVersion": "containerd://1.7.13",
+                    "osImage": "Ubuntu 22.04.4 LTS", "kernelVersion": "6.5.0-1016-gcp",
+                    "architecture": "amd64", "operatingSystem": "linux",
+                },
+            },
+        }
+        if unschedulable:
+            node["spec"]["unschedulable"] = True
+        self.objects[("nodes", "", name)] = node
+        return node
 
     def set_pod_status(self, namespace: str, name: str, **status: Any) -> dict | None:
         return self.update("pods", namespace, name, lambda pod: pod["status"].update(status))
@@ -500,6 +538,24 @@ class FakeApiServer:
             return web.json_response(self.delete(resource, namespace, name, _grace(request)))
         raise ApiError(405, "MethodNotAllowed", f"{request.method} is not supported")
 
+    async def _nodes(self, request: web.Request) -> web.Response:
+        if "" in self.forbidden_namespaces:  # "": the cluster scope
+            raise ApiError(
+                403, "Forbidden", 'nodes is forbidden: User "system:serviceaccount:plx:plx" '
+                'cannot list resource "nodes" in API group "" at the cluster scope',
+            )
+        matches = parse_selector(request.query.get("labelSelector"))
+        items = [obj for (res, _, _), obj in self.objects.items()
+                 if res == "nodes" and matches(_labels(obj))]
+        return web.json_response({"kind": "NodeList", "apiVersion": "v1",
+                                  "metadata": {"resourceVersion": str(self.rv)}, "items": items})
+
+    async def _node(self, request: web.Request) -> web.Response:
+        node = self.get("nodes", "", request.match_info["name"])
+        if node is None:
+            raise ApiError(404, "NotFound", f'nodes "{request.match_info["name"]}" not found')
+        return web.json_response(node)
+
     async def _log(self, request: web.Request) -> web.Response:
         namespace, name = request.match_info["ns"], request.match_info["name"]
         pod = self.get("pods", namespace, name)
@@ -679,6 +735,8 @@ class FakeKubelet:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
+        if self.api.get("nodes", "", self.node) is None:
+            self.api.add_node(self.node)  # a kubelet registers its node when it starts
         self.api.listeners.append(self._on_event)
         for (resource, namespace, _), obj in list(self.api.objects.items()):
             if resource == "pods" and not obj["spec"].get("nodeName"):
