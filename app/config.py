@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     stop_grace_seconds: float = Field(default=10.0, ge=0)
     heartbeat_timeout: float = Field(default=0, ge=0)  # 0: no zombie sweep
     reconciler_enabled: bool = True
+    # Seconds a resolved token is reused without a lookup; another replica may honour a
+    # revoked token this long. 0: look every token up.
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
     # Requests per minute per token (per client IP when anonymous); 0 turns the limit off.
     rate_limit_per_minute: int = Field(default=0, ge=0)
     # Largest request body outside the repo upload route (which has `max_upload_bytes`).

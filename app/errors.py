@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.logic.errors import SpecError
@@ -102,7 +103,33 @@ async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONRes
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+# SQLSTATEs a client may simply retry: serialization failure, deadlock, admin shutdown,
+# cannot connect now.
+TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "57P01", "57P02", "57P03"})
+
+
+def is_transient_db_error(exc: DBAPIError) -> bool:
+    """A lost connection or a retryable conflict, as opposed to a bug or bad SQL."""
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) in TRANSIENT_SQLSTATES or (
+        getattr(orig, "pgcode", None) in TRANSIENT_SQLSTATES
+    )
+
+
+async def _db_error(_request: Request, exc: DBAPIError) -> JSONResponse:
+    if not is_transient_db_error(exc):
+        raise exc  # a real bug: the server error middleware logs it and answers 500
+    return JSONResponse(
+        {"detail": "The database is briefly unavailable or the change conflicted; retry."},
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 def add_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DBAPIError, _db_error)  # type: ignore[arg-type]
     app.add_exception_handler(PlxError, _plx_error)  # type: ignore[arg-type]
     app.add_exception_handler(SpecError, _spec_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]

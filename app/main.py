@@ -36,6 +36,7 @@ from app.routers import (
 from app.routers import code as code_routes
 from app.routers import metrics as metrics_routes
 from app.routers import plugins as plugin_routes
+from app.services.principal_cache import PrincipalCache
 from app.services.users import ensure_admin
 
 TAGS = [
@@ -77,7 +78,7 @@ def _lifespan(settings: Settings) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings)
-        maker = make_sessionmaker(engine)
+        maker = make_sessionmaker(engine, PrincipalCache(settings.auth_cache_seconds))
         app.state.engine = engine
         app.state.sessionmaker = maker
         if settings.admin_username and settings.admin_password:

@@ -9,6 +9,7 @@ from app.deps import SessionDep, SuperuserDep
 from app.errors import BadRequest
 from app.models import Token, User
 from app.schemas.users import UserOut
+from app.services.principal_cache import forget_principals
 from app.services.users import Principal, get_user_or_404
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
@@ -36,6 +37,7 @@ async def activate_user(username: str, session: SessionDep, _admin: SuperuserDep
     user = await get_user_or_404(session, username)
     user.is_active = True
     await session.flush()
+    forget_principals(session, user_id=user.id)
     return _out(user)
 
 
@@ -52,6 +54,7 @@ async def delete_user(username: str, session: SessionDep, admin: SuperuserDep) -
     await session.execute(delete(Token).where(Token.user_id == user.id))
     await session.delete(user)
     await session.flush()
+    forget_principals(session, user_id=user.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -62,6 +65,7 @@ async def grant_superuser(username: str, session: SessionDep, _admin: SuperuserD
     user = await get_user_or_404(session, username)
     user.is_superuser = True
     await session.flush()
+    forget_principals(session, user_id=user.id)
     return _out(user)
 
 
@@ -73,4 +77,5 @@ async def revoke_superuser(username: str, session: SessionDep, admin: SuperuserD
     _refuse_self(admin, user, "revoke superuser on")
     user.is_superuser = False
     await session.flush()
+    forget_principals(session, user_id=user.id)
     return _out(user)

@@ -18,6 +18,7 @@ from app.errors import BadRequest, NotFound, PermissionDenied
 from app.models import Bookmark, BuildJob, Experiment, Job, Token, User
 from app.models.base import utcnow
 from app.services.listing import ListParams, paginate
+from app.services.principal_cache import forget_principals
 from app.services.projects import ProjectAccess, get_project
 from app.services.statuses import kind_of, set_status, status_values
 from app.services.users import Principal
@@ -258,6 +259,7 @@ async def delete_runs(session: AsyncSession, kind: str, runs: list[Any]) -> None
         return
     ids = [r.id for r in runs]
     await session.execute(delete(Token).where(Token.run_kind == kind, Token.run_id.in_(ids)))
+    forget_principals(session, run=(kind, set(ids)))
     await session.execute(
         delete(Bookmark).where(Bookmark.content_type == kind, Bookmark.object_id.in_(ids))
     )

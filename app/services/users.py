@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +18,7 @@ from app.security import (
     token_selector,
     verify_password,
 )
+from app.services.principal_cache import SESSION_KEY, PrincipalCache, forget_principals
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ async def ensure_admin(session: AsyncSession, *, username: str, password: str) -
     user.is_superuser = True
     user.is_active = True
     await session.flush()
+    forget_principals(session, user_id=user.id)
     return user
 
 
@@ -118,6 +120,7 @@ async def _new_token(
 
 async def logout(session: AsyncSession, user: User) -> None:
     await session.execute(delete(Token).where(Token.user_id == user.id, Token.run_kind.is_(None)))
+    forget_principals(session, user_id=user.id)
 
 
 async def create_run_token(session: AsyncSession, user: User, *, kind: str, run_id: int) -> str:
@@ -143,6 +146,10 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Prin
     if len(parts) > 2:
         raise Unauthorized("Invalid token header. Token string should not contain spaces.")
     key = parts[1]
+    cache: PrincipalCache | None = session.info.get(SESSION_KEY)
+    cached = cache.get(key) if cache is not None else None
+    if cached is not None:
+        return cached
     row = await session.execute(
         select(Token, User)
         .join(User, User.id == Token.user_id)
@@ -154,7 +161,17 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Prin
     token, user = found
     if not user.is_active:
         raise Unauthorized("User inactive or deleted.")
-    return Principal(user=user, run_kind=token.run_kind, run_id=token.run_id)
+    principal = Principal(user=_snapshot(user), run_kind=token.run_kind, run_id=token.run_id)
+    if cache is not None:
+        cache.put(key, principal)
+    return principal
+
+
+def _snapshot(user: User) -> User:
+    """A transient copy of the caller's row: shared by concurrent requests through the cache, it
+    must belong to no session (a rollback would expire it) and nothing writes through it."""
+    columns = {attr.key: getattr(user, attr.key) for attr in inspect(User).column_attrs}
+    return User(**columns)
 
 
 async def get_user_or_404(session: AsyncSession, username: str) -> User:
