@@ -1,7 +1,13 @@
-"""Sweep engine figures, run by hand: `.venv/bin/python bench/bench_engine.py`; no time asserts."""
+"""Sweep engine figures, run by hand: `.venv/bin/python bench/bench_engine.py`; no time asserts.
+
+`--only bo --repeat 20` runs just the BO cases and prints the median and minimum over 20 calls.
+CPU time is printed beside wall time: on a shared machine it is the figure to compare.
+"""
 
 from __future__ import annotations
 
+import argparse
+import statistics
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -26,10 +32,27 @@ BO_MATRIX = {"lr": {"uniform": "0:1"}, "layers": {"range": "1:9:1"}, "act": {"va
 
 
 def timed(label: str, fn: Callable[[], Any]) -> Any:
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     out = fn()
-    print(f"{label:<58} {1000 * (time.perf_counter() - start):9.1f} ms")
+    wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    print(f"{label:<58} {1000 * wall:9.1f} ms  (cpu {1000 * cpu:.1f} ms)")
     return out
+
+
+def repeated(label: str, fn: Callable[[], Any], repeat: int) -> None:
+    """Median and minimum of `repeat` calls, wall and CPU, after the first (timed) call."""
+    timed(f"{label}, first call", fn)
+    walls, cpus = [], []
+    for _ in range(repeat):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        walls.append(1000 * (time.perf_counter() - start))
+        cpus.append(1000 * (time.process_time() - start_cpu))
+    print(
+        f"{label + f', {repeat} more':<58} wall median {statistics.median(walls):.1f} "
+        f"min {min(walls):.1f} ms; cpu median {statistics.median(cpus):.1f} "
+        f"min {min(cpus):.1f} ms"
+    )
 
 
 def peak_kib(fn: Callable[[], Any]) -> float:
@@ -70,7 +93,7 @@ def bench_random() -> None:
     )
 
 
-def bench_bo() -> None:
+def bench_bo(repeat: int) -> None:
     config = parse_hptuning(
         {
             "matrix": BO_MATRIX,
@@ -84,8 +107,12 @@ def bench_bo() -> None:
         for s in first
     ]
     engine = BayesianOptimization(config.matrix, config.bo, 2)  # type: ignore[arg-type]
-    timed("bo: one suggestion over 1,000 observations", lambda: engine.propose(history, 1))
-    timed("bo: one suggestion over 20 observations", lambda: engine.propose(history[:20], 1))
+    repeated(
+        "bo: one suggestion over 1,000 observations", lambda: engine.propose(history, 1), repeat
+    )
+    repeated(
+        "bo: one suggestion over 20 observations", lambda: engine.propose(history[:20], 1), repeat
+    )
 
 
 def bench_memory() -> None:
@@ -105,8 +132,21 @@ def bench_memory() -> None:
         )
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=("grid", "random", "bo", "memory"), action="append")
+    parser.add_argument("--repeat", type=int, default=5, help="BO calls after the first one")
+    args = parser.parse_args()
+    chosen = set(args.only or ("grid", "random", "bo", "memory"))
+    if "grid" in chosen:
+        bench_grid()
+    if "random" in chosen:
+        bench_random()
+    if "bo" in chosen:
+        bench_bo(args.repeat)
+    if "memory" in chosen:
+        bench_memory()
+
+
 if __name__ == "__main__":
-    bench_grid()
-    bench_random()
-    bench_bo()
-    bench_memory()
+    main()
