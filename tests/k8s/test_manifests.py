@@ -217,3 +217,72 @@ def test_builders_are_deterministic():
     first, second = build_manifests(spec, OPTIONS), build_manifests(spec, OPTIONS)
     assert first.pods[0].to_dict() == second.pods[0].to_dict()
     assert first.services[0].to_dict() == second.services[0].to_dict()
+
+
+def dockerfile_build(**overrides):
+    values = {"kind": "build", "run_id": 6, "command": None, "image": None,
+              "dockerfile_path": "./docker/train.Dockerfile", "code_reference": "c0ffee",
+              "destination_image": "root_qs_1:6"}
+    values.update(overrides)
+    return make_spec("build-6", **values)
+
+
+async def test_build_from_a_dockerfile_of_the_code(client):
+    _, pod = roundtrip(client, build_manifests(dockerfile_build(), OPTIONS).pods[0], "V1Pod")
+    kaniko = pod.spec.containers[0]
+    assert "--dockerfile=/workspace/docker/train.Dockerfile" in kaniko.args
+    assert "--context=dir:///workspace" in kaniko.args
+    init = pod.spec.init_containers[0]
+    script = init.args[0]
+    # The code version is unpacked first, then the Dockerfile must be in it; none is written.
+    assert script.index("repo/download?commit=c0ffee") < script.index(
+        "test -f /workspace/docker/train.Dockerfile"
+    )
+    assert "PLX_DOCKERFILE" not in script
+    assert "PLX_DOCKERFILE" not in {e.name for e in init.env or []}
+
+
+def test_build_context_is_a_directory_of_the_code():
+    spec = dockerfile_build(dockerfile_path="Dockerfile", build_context="services/api/")
+    kaniko = build_manifests(spec, OPTIONS).pods[0].spec.containers[0]
+    assert "--dockerfile=/workspace/Dockerfile" in kaniko.args
+    assert "--context=dir:///workspace/services/api" in kaniko.args
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"dockerfile_path": "/etc/passwd"}, "not absolute"),
+        ({"dockerfile_path": "../other/Dockerfile"}, "`..` leaves the code"),
+        ({"dockerfile_path": "docker/../../Dockerfile"}, "`..` leaves the code"),
+        ({"dockerfile_path": "./"}, "names no file"),
+        ({"dockerfile_path": "Docker\nfile"}, "expected a relative path"),
+        ({"build_context": "/"}, "not absolute"),
+        ({"build_context": "a/../.."}, "`..` leaves the code"),
+        ({"code_reference": None}, "has no uploaded code"),
+        ({"code_reference": "c0ffee; rm -rf /"}, "Invalid code version"),
+    ],
+)
+def test_bad_dockerfile_paths_are_refused(overrides, fragment):
+    with pytest.raises(RuntimeError_) as err:
+        build_manifests(dockerfile_build(**overrides), OPTIONS)
+    assert not err.value.retryable and fragment in err.value.message
+
+
+async def test_notebook_works_in_the_projects_code(client):
+    spec = make_spec("notebook-7", kind="notebook", run_id=7, command=None, image=None,
+                     code_reference="c0ffee", ports=[8888],
+                     env={"PLX_TOKEN": "run-token", "JUPYTER_TOKEN": "secret"})
+    manifests = build_manifests(spec, OPTIONS)
+    _, deployment = roundtrip(client, manifests.deployments[0], "V1Deployment")
+    pod = deployment.spec.template.spec
+    (init,) = pod.init_containers
+    assert "repo/download?commit=c0ffee" in init.args[0]
+    assert "chmod -R a+rwX /workspace" in init.args[0]
+    main = pod.containers[0]
+    assert main.image == OPTIONS.notebook_image and main.working_dir == "/workspace"
+    assert "--notebook-dir=/workspace" in main.args[0] and "--port=8888" in main.args[0]
+    assert "secret" not in main.args[0]  # the token is in the environment, not on the command
+    assert ("JUPYTER_TOKEN", "secret") in [(e.name, e.value) for e in main.env]
+    assert {m.mount_path for m in main.volume_mounts} >= {"/workspace"}
+    assert manifests.url == f"http://plx-notebook-{7:032x}.plx.svc.cluster.local:8888"

@@ -80,8 +80,8 @@ async def _client(settings: Settings) -> ApiClient:
     return await new_api_client(REAL_KUBECONFIG)
 
 
-@pytest.fixture
-async def cluster(
+@pytest.fixture(name="cluster")
+async def cluster_fixture(
     sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Cluster]:
     db = tmp_path / "plx.db"
