@@ -121,7 +121,11 @@ async def _retire(runtime: Any, key: str, state: WorkloadState, grace: float) ->
 
 
 async def _reload(session: Any, kind: str, row: Any) -> Any:
-    return await session.get(MODELS[kind], row.id, populate_existing=True)
+    # Locked first (FOR NO KEY UPDATE, as set_status does): an experiment before its jobs, the
+    # lock order every writer keeps (app/services/statuses.py lock_row).
+    return await session.get(
+        MODELS[kind], row.id, populate_existing=True, with_for_update={"key_share": True}
+    )
 
 
 async def _queue(rec: Any, kind: str, row: Any) -> None:
