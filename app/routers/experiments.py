@@ -28,7 +28,6 @@ from app.services import experiments as service
 from app.services import metrics as metrics_service
 from app.services import runs
 from app.services.jobs import stop_run, update_run
-from app.services.plugins import has_running_tensorboard
 from app.services.projects import bookmarked_ids, get_project, set_bookmark
 
 router = APIRouter(prefix="/api/v1/{username}/{project}", tags=["experiments"])
@@ -89,30 +88,28 @@ def _out(
     }
 
 
-async def _render(session, ra, principal, *, detail: bool = True) -> dict[str, Any]:  # noqa: ANN001
+async def _render(session, ra, principal, *, facts=None) -> dict[str, Any]:  # noqa: ANN001
+    """The detail of `ra.run`; `facts` when the caller knows them (a row it just created)."""
     exp = ra.run
-    marked = await bookmarked_ids(session, principal.user, "experiment", [exp.id])
-    originals = await _original_groups(session, [exp])
-    out = _out(exp, ra.project_unique, bookmarked=exp.id in marked, original_groups=originals)
-    out["user"] = (await runs.usernames(session, [exp.user_id])).get(exp.user_id, "")
-    if detail:
-        total = await service.count_replicas(session, exp)
-        out.update(
-            readme=exp.readme,
-            config=exp.config,
-            resources=exp.resources,
-            run_env=exp.run_env,
-            data_refs=exp.data_refs,
-            num_jobs=total,
-            is_clone=exp.original_id is not None,
-            is_managed=exp.is_managed,
-            code_reference=exp.code_reference_id,
-            has_tensorboard=await has_running_tensorboard(
-                session, project_id=exp.project_id, experiment_id=exp.id
-            ),
-        )
-        if exp.last_metric:
-            out["last_metric"] = {k: round(v, 7) for k, v in exp.last_metric.items()}
+    if facts is None:
+        facts = await runs.experiment_facts(session, exp, principal.user.id)
+    originals = {exp.original_id: facts.original_group_id} if exp.original_id else None
+    out = _out(exp, ra.project_unique, bookmarked=facts.bookmarked, original_groups=originals)
+    out["user"] = facts.creator
+    out.update(
+        readme=exp.readme,
+        config=exp.config,
+        resources=exp.resources,
+        run_env=exp.run_env,
+        data_refs=exp.data_refs,
+        num_jobs=facts.num_jobs,
+        is_clone=exp.original_id is not None,
+        is_managed=exp.is_managed,
+        code_reference=exp.code_reference_id,
+        has_tensorboard=facts.has_tensorboard,
+    )
+    if exp.last_metric:
+        out["last_metric"] = {k: round(v, 7) for k, v in exp.last_metric.items()}
     return out
 
 
@@ -179,7 +176,8 @@ async def create_experiment(
         group_id=body.experiment_group,
     )
     wake_after_commit(session, request)
-    return await _render(session, runs.RunAccess(access, exp, "experiment"), principal)
+    facts = runs.new_experiment_facts(principal.user.username)
+    return await _render(session, runs.RunAccess(access, exp, "experiment"), principal, facts=facts)
 
 
 @router.post("/experiments/stop", summary="Stop several experiments", response_model=Detail)

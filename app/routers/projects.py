@@ -34,13 +34,16 @@ def _out(project: Project, owner: User, *, bookmarked: bool) -> dict:
     }
 
 
-async def _detail(session, access, principal) -> ProjectDetailOut:  # noqa: ANN001
+async def _detail(session, access, principal, *, new: bool = False) -> ProjectDetailOut:  # noqa: ANN001
     project = access.project
-    marked = await service.bookmarked_ids(session, principal.user, "project", [project.id])
+    if new:
+        counters = service.new_project_counters(project)
+    else:
+        counters = await service.project_counters(session, project, principal.user.id)
     return ProjectDetailOut(
-        **_out(project, access.owner, bookmarked=project.id in marked),
+        **_out(project, access.owner, bookmarked=counters.pop("bookmarked")),
         readme=project.readme,
-        **await service.project_counters(session, project),
+        **counters,
     )
 
 
@@ -55,7 +58,7 @@ async def create_project(
 ) -> ProjectDetailOut:
     project = await service.create_project(session, principal, data=body.model_dump())
     access = service.ProjectAccess(project=project, owner=principal.user, can_write=True)
-    return await _detail(session, access, principal)
+    return await _detail(session, access, principal, new=True)
 
 
 @router.get("/{username}", summary="List a user's projects", response_model=Page[ProjectOut])

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import cast, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.errors import BadRequest, PayloadTooLarge
 from app.models import Experiment, ExperimentMetric
 from app.models.base import utcnow
 from app.services.listing import ListParams, paginate
-from app.services.statuses import lock_row
 
 MAX_KEYS = 1000
 # Metric rows have no uuid column (v0 neither), but polyaxon-client's schema requires one: a
@@ -66,9 +68,7 @@ async def add_metrics(
     session: AsyncSession, exp: Experiment, points: list[tuple[dict[str, float], datetime]]
 ) -> ExperimentMetric | None:
     """Store every point; returns the row when one point was sent."""
-    # Lock the experiment: concurrent posts must not lose each other's last_metric keys.
-    row = await lock_row(session, exp)
-    merged = dict(row.last_metric or {})
+    merged: dict[str, float] = {}
     for values, _ in points:
         merged.update(values)
     result = None
@@ -76,15 +76,36 @@ async def add_metrics(
         values, created = points[0]
         result = ExperimentMetric(experiment_id=exp.id, values=values, created_at=created)
         session.add(result)
+        await session.flush()
     else:
         await session.execute(
             insert(ExperimentMetric),
             [{"experiment_id": exp.id, "values": v, "created_at": c} for v, c in points],
         )
-    row.last_metric = merged
-    row.updated_at = utcnow()
-    await session.flush()
+    # The merge happens in the UPDATE itself, on the row version it locks: concurrent posts
+    # never lose each other's keys, without a SELECT ... FOR UPDATE round trip first.
+    now = utcnow()
+    last = await session.scalar(
+        update(Experiment)
+        .where(Experiment.id == exp.id)
+        .values(last_metric=_shallow_merge(session, merged), updated_at=now)
+        .returning(Experiment.last_metric)
+        .execution_options(synchronize_session=False)
+    )
+    set_committed_value(exp, "last_metric", last)
+    set_committed_value(exp, "updated_at", now)
     return result
+
+
+def _shallow_merge(session: AsyncSession, values: dict[str, float]) -> Any:
+    """SQL for `last_metric` with `values`' keys written over it (values are finite numbers, so
+    SQLite's json_patch, which deletes keys set to null, is a plain shallow merge here)."""
+    if session.get_bind().dialect.name == "postgresql":
+        empty = cast(literal("{}"), JSONB)
+        return func.coalesce(Experiment.last_metric, empty).op("||")(
+            cast(literal(json.dumps(values)), JSONB)
+        )
+    return func.json_patch(func.coalesce(Experiment.last_metric, "{}"), json.dumps(values))
 
 
 async def list_metrics(

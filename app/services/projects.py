@@ -47,18 +47,30 @@ async def get_project(
     session: AsyncSession, principal: Principal, username: str, name: str, *, write: bool = False
 ) -> ProjectAccess:
     """Resolve a project: private ones of others are 404, writes to others' public ones 403."""
+    row = await find_project_with(session, username, name)
+    return check_project_access(principal, row, write=write)
+
+
+async def find_project_with(
+    session: AsyncSession, username: str, name: str, *extra: Any, where: Any = ()
+) -> Any:
+    """(Project, owner, *extra) by owner username and name in one query, or None; `extra`
+    entities and `where` clauses let a caller fetch a row of the project in the same trip."""
     if "\x00" in username or "\x00" in name:  # PostgreSQL text cannot hold NUL
-        raise NotFound()
-    row = (
-        await session.execute(
-            select(Project, User)
-            .join(User, User.id == Project.user_id)
-            .where(User.username == username, Project.name == name)
-        )
-    ).first()
+        return None
+    stmt = (
+        select(Project, User, *extra)
+        .join(User, User.id == Project.user_id)
+        .where(User.username == username, Project.name == name, *where)
+    )
+    return (await session.execute(stmt)).first()
+
+
+def check_project_access(principal: Principal, row: Any, *, write: bool = False) -> ProjectAccess:
+    """The permission rule of contract.md 4 on a (Project, owner, ...) row."""
     if row is None:
         raise NotFound()
-    project, owner = row
+    project, owner = row[0], row[1]
     can_write = _can_write(principal, owner.id)
     if not can_write and not project.is_public:
         raise NotFound()
@@ -204,9 +216,20 @@ def _count_in_project(model: Any, project_id: int, *where: Any) -> Any:
     )
 
 
-async def project_counters(session: AsyncSession, project: Project) -> dict[str, Any]:
-    """The detail counters in one round trip (seven scalar subqueries in one SELECT)."""
+async def project_counters(
+    session: AsyncSession, project: Project, viewer_id: int
+) -> dict[str, Any]:
+    """The detail counters and the viewer's bookmark in one round trip (scalar subqueries)."""
     pid = project.id
+    bookmarked = (
+        select(Bookmark.id)
+        .where(
+            Bookmark.user_id == viewer_id,
+            Bookmark.content_type == "project",
+            Bookmark.object_id == pid,
+        )
+        .exists()
+    )
     row = (
         await session.execute(
             select(
@@ -217,10 +240,11 @@ async def project_counters(session: AsyncSession, project: Project) -> dict[str,
                 _count_in_project(Experiment, pid),
                 _count_in_project(Job, pid),
                 _count_in_project(BuildJob, pid),
+                bookmarked,
             )
         )
     ).one()
-    tensorboard, notebook, groups, independent, experiments, jobs, builds = row
+    tensorboard, notebook, groups, independent, experiments, jobs, builds, marked = row
     return {
         "has_code": project.code_reference_id is not None,
         "has_tensorboard": tensorboard in PLUGIN_RUNNING,
@@ -230,4 +254,20 @@ async def project_counters(session: AsyncSession, project: Project) -> dict[str,
         "num_experiments": int(experiments or 0),
         "num_jobs": int(jobs or 0),
         "num_builds": int(builds or 0),
+        "bookmarked": bool(marked),
+    }
+
+
+def new_project_counters(project: Project) -> dict[str, Any]:
+    """The counters of a project this request just created: it holds nothing yet."""
+    return {
+        "has_code": project.code_reference_id is not None,
+        "has_tensorboard": False,
+        "has_notebook": False,
+        "num_experiment_groups": 0,
+        "num_independent_experiments": 0,
+        "num_experiments": 0,
+        "num_jobs": 0,
+        "num_builds": 0,
+        "bookmarked": False,
     }

@@ -9,17 +9,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import BadRequest, NotFound, PermissionDenied
-from app.models import Bookmark, BuildJob, Experiment, Job, Token, User
+from app.models import (
+    Bookmark,
+    BuildJob,
+    Experiment,
+    ExperimentJob,
+    Job,
+    Project,
+    TensorboardJob,
+    Token,
+    User,
+)
 from app.models.base import utcnow
 from app.services.listing import ListParams, paginate
 from app.services.principal_cache import forget_principals
-from app.services.projects import ProjectAccess, get_project
+from app.services.projects import (
+    PLUGIN_RUNNING,
+    ProjectAccess,
+    check_project_access,
+    find_project_with,
+)
 from app.services.statuses import kind_of, set_status, status_values
 from app.services.users import Principal
 
@@ -52,13 +67,17 @@ async def get_run(
 ) -> RunAccess:
     """Resolve a run of a project. `write`: owner-level action (a run token is refused);
     `run_write`: a write the run itself may do with its own token (metrics, statuses, logs)."""
-    access = await get_project(session, principal, username, project)
     model = RUN_KINDS[kind]
-    run = await session.scalar(
-        select(model).where(model.id == run_id, model.project_id == access.project.id)
+    # Project, owner and run in one round trip; a missing run is the same 404 as a hidden project.
+    row = await find_project_with(
+        session,
+        username,
+        project,
+        model,
+        where=(model.id == run_id, model.project_id == Project.id),
     )
-    if run is None:
-        raise NotFound()
+    access = check_project_access(principal, row)
+    run = row[2]
     if principal.is_run_scoped and not principal.may_act_on_run(kind, run_id):
         raise PermissionDenied("A run token may only act on its own run.")
     if (write or run_write) and not access.can_write:
@@ -266,3 +285,70 @@ async def delete_runs(session: AsyncSession, kind: str, runs: list[Any]) -> None
     for run in runs:
         await session.delete(run)
     await session.flush()
+
+
+@dataclass(frozen=True)
+class ExperimentFacts:
+    """What an experiment's detail shows besides its own columns."""
+
+    bookmarked: bool
+    num_jobs: int
+    has_tensorboard: bool
+    original_group_id: int | None
+    creator: str
+
+
+async def experiment_facts(
+    session: AsyncSession, exp: Experiment, viewer_id: int
+) -> ExperimentFacts:
+    """Bookmark, replica count, live tensorboard, original's group and creator: one round trip
+    of scalar subqueries instead of one query each."""
+    bookmarked = (
+        select(Bookmark.id)
+        .where(
+            Bookmark.user_id == viewer_id,
+            Bookmark.content_type == "experiment",
+            Bookmark.object_id == exp.id,
+        )
+        .exists()
+    )
+    num_jobs = (
+        select(func.count())
+        .select_from(ExperimentJob)
+        .where(ExperimentJob.experiment_id == exp.id)
+        .scalar_subquery()
+    )
+    tensorboard = (
+        select(TensorboardJob.last_status)
+        .where(
+            TensorboardJob.project_id == exp.project_id,
+            TensorboardJob.experiment_id == exp.id,
+            TensorboardJob.experiment_group_id.is_(None),
+        )
+        .order_by(TensorboardJob.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    original_group = (
+        select(Experiment.experiment_group_id)
+        .where(Experiment.id == exp.original_id)
+        .scalar_subquery()
+    )
+    creator = select(User.username).where(User.id == exp.user_id).scalar_subquery()
+    row = (
+        await session.execute(select(bookmarked, num_jobs, tensorboard, original_group, creator))
+    ).one()
+    return ExperimentFacts(
+        bookmarked=bool(row[0]),
+        num_jobs=int(row[1] or 0),
+        has_tensorboard=row[2] in PLUGIN_RUNNING,
+        original_group_id=row[3],
+        creator=row[4] or "",
+    )
+
+
+def new_experiment_facts(creator: str) -> ExperimentFacts:
+    """The facts of an experiment this request just created: nothing points at it yet."""
+    return ExperimentFacts(
+        bookmarked=False, num_jobs=0, has_tensorboard=False, original_group_id=None, creator=creator
+    )
