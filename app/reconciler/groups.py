@@ -4,7 +4,9 @@ Per group, in its own transactions: created -> running; early stopping (threshol
 experiments and the group, policies stop running experiments); materialise missing suggestions in
 batches (each batch committed, so a crash resumes without duplicates or gaps); release experiments
 to the run step within the concurrency; succeeded once nothing more will be suggested and every
-experiment is done; failed, with the reason, when the sweep cannot proceed.
+experiment is done; failed, with the reason, when the sweep cannot proceed. A group that is over
+is only visited while it has held clones (restarts, resumes, copies) to release within its
+concurrency.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.faults import crash_point
@@ -34,13 +36,19 @@ EARLY_STOPPING_MESSAGE = "Early stopping"
 
 
 async def reconcile_groups(reconciler: Any) -> None:
-    """Reconciler step: one pass over the active groups, oldest first."""
+    """Reconciler step: one pass over the active groups (and finished ones with held clones),
+    oldest first."""
     async with reconciler.session() as session:
         ids = list(
             (
                 await session.scalars(
                     select(ExperimentGroup.id)
-                    .where(ExperimentGroup.last_status.in_(service.GROUP_ACTIVE))
+                    .where(
+                        or_(
+                            ExperimentGroup.last_status.in_(service.GROUP_ACTIVE),
+                            service.held_clones_of(ExperimentGroup.id),
+                        )
+                    )
                     .order_by(ExperimentGroup.id)
                     .limit(MAX_GROUPS_PER_PASS)
                 )
@@ -58,18 +66,17 @@ async def reconcile_groups(reconciler: Any) -> None:
 
 
 async def _lock_group(session: AsyncSession, group_id: int) -> ExperimentGroup | None:
-    """The group row, locked: two replicas never drive the same group at once.
+    """The group row, locked: two replicas (or a replica and a stop request) never drive the
+    same group at once. None when it is gone.
 
-    Postgres: FOR UPDATE SKIP LOCKED (another replica has it: skip). SQLite: transactions begin
-    IMMEDIATE, so the writer already holds the only write lock.
+    Postgres: FOR NO KEY UPDATE SKIP LOCKED (another replica has it: skip; NO KEY so that the
+    foreign-key checks of writers touching its experiments never wait for it). SQLite:
+    transactions begin IMMEDIATE, so the writer already holds the only write lock.
     """
     stmt = select(ExperimentGroup).where(ExperimentGroup.id == group_id)
     if session.bind.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    group = await session.scalar(stmt.execution_options(populate_existing=True))
-    if group is None or group.last_status not in service.GROUP_ACTIVE:
-        return None
-    return group
+        stmt = stmt.with_for_update(skip_locked=True, key_share=True)
+    return await session.scalar(stmt.execution_options(populate_existing=True))
 
 
 def _load(group: ExperimentGroup) -> tuple[PolyaxonFile, HPTuningConfig]:
@@ -97,6 +104,9 @@ async def reconcile_group(reconciler: Any, group_id: int) -> bool:
             group = await _lock_group(session, group_id)
             if group is None:
                 return False
+            if group.last_status not in service.GROUP_ACTIVE:
+                # Over: only clones made since (restart/resume/copy) wait for a slot.
+                return bool(await service.release_experiments(session, group))
             try:
                 group_file, config = _load(group)
             except SpecError as exc:

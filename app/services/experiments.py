@@ -12,6 +12,7 @@ from app.errors import BadRequest, NotFound
 from app.logic.polyaxonfile import experiment_spec_for
 from app.logic.query import Condition, FieldKind
 from app.models import Experiment, ExperimentGroup, ExperimentJob, User
+from app.services.groups import starts_experiments
 from app.services.jobs import ensure_build, parse_config
 from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, paginate
 from app.services.projects import ProjectAccess
@@ -36,14 +37,16 @@ async def create_experiment(
     parsed = parse_config(config, "experiment")
     rendered, merged = experiment_spec_for(parsed, declarations or {})
     spec = rendered.spec
+    group = None
     if group_id is not None:
         group = await session.scalar(
-            select(ExperimentGroup.id).where(
+            select(ExperimentGroup).where(
                 ExperimentGroup.id == group_id, ExperimentGroup.project_id == access.project.id
             )
         )
         if group is None:
             raise BadRequest(f"experiment_group: no group {group_id} in this project")
+    managed = spec.run is not None
     build_job = None
     if spec.build is not None and spec.run is not None:
         build_job = await ensure_build(
@@ -62,7 +65,9 @@ async def create_experiment(
         resources=spec.environment.resources.flat()
         if spec.environment and spec.environment.resources
         else None,
-        is_managed=spec.run is not None,
+        # In a group that starts its experiments, a new one (a restart, resume or copy) waits,
+        # held, for the group step to release it within the group's concurrency (v0 #706).
+        is_managed=managed and not (group is not None and starts_experiments(group)),
         build_job_id=build_job.id if build_job else None,
         code_reference_id=access.project.code_reference_id,
         original_id=original.id if original else None,
@@ -72,7 +77,7 @@ async def create_experiment(
         exp.run_env = {"outputs_from": (original.run_env or {}).get("outputs_from", original.id)}
     session.add(exp)
     await flush_unique_name(session, "experiment", name)
-    if exp.is_managed:
+    if managed:
         for replica in spec.replicas():
             env = replica.environment
             job = ExperimentJob(

@@ -9,6 +9,15 @@ Concurrency is enforced by *releasing* experiments: a group's experiment is crea
 most `concurrency - occupied` of them per pass, where occupied counts released experiments that
 are not done. A group file without `run` has nothing to start: its experiments stay held
 (tracking-only, reported by their clients).
+
+Restarts, resumes and copies of a group's experiment (and experiments created in a group through
+the API) join the group without a suggestion index, so they never count against the plan nor
+collide with UNIQUE(group, suggestion_index); they are held like the planned ones and released in
+id order within the same concurrency (v0 started them at once, #706). The group's `succeeded`
+waits for them, and a group that is already over still releases its held clones.
+
+Row locks follow one order: the group, then its experiments by ascending id (bulk updates lock
+through an ordered FOR NO KEY UPDATE subquery), then an experiment's jobs.
 """
 
 from __future__ import annotations
@@ -20,9 +29,10 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.errors import BadRequest, NotFound
 from app.logic.content import parse_content
@@ -319,9 +329,10 @@ async def stop_pending_experiments(
     starting right now has left `created` and is stopped through its workload instead.
     """
     now = utcnow()
+    pending = (Experiment.experiment_group_id == group_id, Experiment.last_status.in_(PENDING))
     stmt = (
         update(Experiment)
-        .where(Experiment.experiment_group_id == group_id, Experiment.last_status.in_(PENDING))
+        .where(locked_in_id_order(*pending), *pending)
         .values(
             last_status="stopped",
             is_managed=False,
@@ -352,18 +363,39 @@ async def stop_pending_experiments(
 
 async def request_stop(session: AsyncSession, group_id: int, ids: Sequence[int] | None) -> None:
     """Flag running experiments for the run step, which stops their workloads."""
-    stmt = update(Experiment).where(
-        Experiment.experiment_group_id == group_id, Experiment.last_status.in_(RUNNING)
-    )
+    running: list[ColumnElement[bool]] = [
+        Experiment.experiment_group_id == group_id,
+        Experiment.last_status.in_(RUNNING),
+    ]
     if ids is not None:
-        stmt = stmt.where(Experiment.id.in_(list(ids)))
+        running.append(Experiment.id.in_(list(ids)))
+    stmt = update(Experiment).where(locked_in_id_order(*running), *running)
     await session.execute(
         stmt.values(stop_requested=True).execution_options(synchronize_session=False)
     )
 
 
+def locked_in_id_order(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    """`Experiment.id IN (...)` of the rows matching `conditions`, locked by ascending id.
+
+    A bulk UPDATE locks rows in whatever order its scan meets them, so two of them (or one and a
+    writer locking experiments one at a time by id) could each hold a row the other waits for.
+    The ordered FOR NO KEY UPDATE subquery takes the locks in the global order first; a row that
+    changed meanwhile is re-checked against `conditions` and left out.
+    """
+    return Experiment.id.in_(
+        select(Experiment.id)
+        .where(*conditions)
+        .order_by(Experiment.id)
+        .with_for_update(key_share=True)
+    )
+
+
 async def delete_group(session: AsyncSession, group: ExperimentGroup) -> None:
     """Rows cascade; the run step sees workloads without rows and stops them."""
+    # The group before its experiments, as everywhere (see the module docstring).
+    if await lock_row(session, group) is None:
+        return
     await session.execute(
         delete(Bookmark).where(
             Bookmark.content_type == "experiment_group", Bookmark.object_id == group.id
@@ -663,9 +695,31 @@ async def materialise_indexed(
     return len(batch)
 
 
+def starts_experiments(group: ExperimentGroup) -> bool:
+    """Whether the group's file has `run`: its experiments are created held and released within
+    the concurrency. Without it they are tracking-only, reported by their clients."""
+    return bool((group.spec or {}).get("run"))
+
+
+def held_clones_of(group_id: Any) -> ColumnElement[bool]:
+    """Whether the group has a held experiment outside its plan (a restart, resume or copy)
+    waiting for a slot. Tracking-only experiments have no jobs, so they never match."""
+    return exists().where(
+        Experiment.experiment_group_id == group_id,
+        Experiment.last_status.in_(PENDING),
+        Experiment.suggestion_index.is_(None),
+        Experiment.is_managed.is_(False),
+        Experiment.stop_requested.is_(False),
+        exists().where(ExperimentJob.experiment_id == Experiment.id),
+    )
+
+
 async def release_experiments(session: AsyncSession, group: ExperimentGroup) -> list[int]:
-    """Let at most `concurrency` experiments of the group be started or running at once."""
-    if not (group.spec or {}).get("run"):
+    """Let at most `concurrency` experiments of the group be started or running at once.
+
+    Held experiments go in id order: the plan's in suggestion order (materialised in that order),
+    a clone after the experiments that existed when it was made."""
+    if not starts_experiments(group):
         return []  # tracking-only experiments: nothing to start
     occupied = await session.scalar(
         select(func.count()).where(
@@ -687,8 +741,9 @@ async def release_experiments(session: AsyncSession, group: ExperimentGroup) -> 
                     Experiment.last_status.in_(PENDING),
                     Experiment.stop_requested.is_(False),
                 )
-                .order_by(Experiment.suggestion_index, Experiment.id)
+                .order_by(Experiment.id)
                 .limit(free)
+                .with_for_update(key_share=True)
             )
         ).all()
     )

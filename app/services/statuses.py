@@ -63,15 +63,22 @@ def status_values(model: type) -> frozenset[str]:
 async def lock_row(session: AsyncSession, obj: Any) -> Any:
     """Re-read `obj` under a row lock so the status check sees the latest committed value.
 
-    Postgres: SELECT ... FOR UPDATE. SQLite renders no FOR UPDATE, but every transaction begins
-    IMMEDIATE (app/db.py), so the writer already holds the database's only write lock.
+    Postgres: SELECT ... FOR NO KEY UPDATE, the lock an UPDATE of non-key columns takes anyway.
+    Not FOR UPDATE: that one also blocks the FOR KEY SHARE of foreign-key checks, so a writer
+    inserting or updating a row that points at this one (an experiment of a locked group: Postgres
+    re-checks the keys of a row version its own transaction wrote) would wait for us while we wait
+    for its row: the group-stop deadlock of issue #6.
+
+    Lock order, everywhere: a group, then its experiments by ascending id, then an experiment's
+    jobs (only while holding the experiment). SQLite renders no FOR UPDATE, but every transaction
+    begins IMMEDIATE (app/db.py), so the writer already holds the database's only write lock.
     """
     model = type(obj)
     await session.flush()
     stmt = (
         select(model)
         .where(model.id == obj.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     return await session.scalar(stmt)
