@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# What `cli_min_version` / `cli_latest_version` accept: dotted release numbers, which compare the
+# same way under the CLI's LooseVersion and under `_release`.
+_RELEASE_PATTERN = re.compile(r"\d+(\.\d+)*")
+# The polyaxon-cli release plx speaks (polyaxon-cli-0.3.9.md).
+SPOKEN_CLI_VERSION = "0.3.9"
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 class Settings(BaseSettings):
@@ -44,6 +55,31 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=0, ge=0)
     # Largest request body outside the repo upload route (which has `max_upload_bytes`).
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # The polyaxon-cli versions `GET /versions/cli/` announces (polyaxon-cli-0.3.9.md): a CLI older
+    # than the minimum tells its user to upgrade and stops; one older than the latest prints a hint.
+    cli_min_version: str = "0.3.0"
+    cli_latest_version: str = ""  # when empty: the newer of SPOKEN_CLI_VERSION and the minimum
+
+    @field_validator("cli_min_version", "cli_latest_version")
+    @classmethod
+    def _check_release(cls, value: str, info: ValidationInfo) -> str:
+        value = value.strip()
+        if value and not _RELEASE_PATTERN.fullmatch(value):
+            variable = f"PLX_{(info.field_name or '').upper()}"
+            raise ValueError(f"{variable} must be a version like 0.3.9, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_cli_versions(self) -> Settings:
+        if not self.cli_latest_version:
+            self.cli_latest_version = max(SPOKEN_CLI_VERSION, self.cli_min_version, key=_release)
+        # A minimum above the latest would tell every CLI to upgrade to a version it cannot use.
+        if _release(self.cli_min_version) > _release(self.cli_latest_version):
+            raise ValueError(
+                f"PLX_CLI_MIN_VERSION ({self.cli_min_version}) is newer than "
+                f"PLX_CLI_LATEST_VERSION ({self.cli_latest_version})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-# The polyaxon-cli / polyaxon-client release plx speaks (polyaxon-cli-0.3.9.md). An older CLI
-# than MIN_CLI_VERSION is told to upgrade by the CLI itself when it reads `min_version`.
-LATEST_CLI_VERSION = "0.3.9"
-MIN_CLI_VERSION = "0.3.0"
-PLATFORM_VERSION = "0.3.9"
-CHART_VERSION = "0.3.9"
+from app.config import SPOKEN_CLI_VERSION
+from app.deps import SettingsDep
+
+# The platform plx stands in for: the v0 server release whose API it speaks. It does not move with
+# the CLI settings, so `versions/platform` and `versions/chart` always agree with each other.
+PLATFORM_VERSION = SPOKEN_CLI_VERSION
+PLATFORM_MIN_VERSION = "0.3.0"
+CHART_VERSION = PLATFORM_VERSION
 
 router = APIRouter(prefix="/api/v1", tags=["versions"])
 
@@ -30,19 +32,27 @@ class LogHandlerOut(BaseModel):
     tags: dict[str, str]
 
 
+def _cli_versions(settings: SettingsDep) -> VersionOut:
+    # A CLI older than `min_version` tells its user to upgrade and stops (polyaxon-cli-0.3.9.md).
+    return VersionOut(
+        latest_version=settings.cli_latest_version, min_version=settings.cli_min_version
+    )
+
+
 @router.get("/versions/cli", summary="CLI versions this server supports", response_model=VersionOut)
-async def cli_version() -> VersionOut:
-    return VersionOut(latest_version=LATEST_CLI_VERSION, min_version=MIN_CLI_VERSION)
+async def cli_version(settings: SettingsDep) -> VersionOut:
+    return _cli_versions(settings)
 
 
 @router.get("/versions/platform", summary="Platform version", response_model=VersionOut)
 async def platform_version() -> VersionOut:
-    return VersionOut(latest_version=PLATFORM_VERSION, min_version=MIN_CLI_VERSION)
+    return VersionOut(latest_version=PLATFORM_VERSION, min_version=PLATFORM_MIN_VERSION)
 
 
 @router.get("/versions/lib", summary="Client library versions", response_model=VersionOut)
-async def lib_version() -> VersionOut:
-    return VersionOut(latest_version=LATEST_CLI_VERSION, min_version=MIN_CLI_VERSION)
+async def lib_version(settings: SettingsDep) -> VersionOut:
+    # polyaxon-client is released with polyaxon-cli under the same version numbers.
+    return _cli_versions(settings)
 
 
 @router.get("/versions/chart", summary="Helm chart version", response_model=ChartVersionOut)

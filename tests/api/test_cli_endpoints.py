@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 
+from app.config import Settings
 from app.db import session_scope
 from app.models import Experiment, ExperimentGroup, Project, User
 
@@ -27,6 +29,70 @@ async def test_versions_ignore_an_invalid_token(client):
     # The CLI purges its login on a 403 here, so a stale token must not break the check.
     r = await client.get("/api/v1/versions/cli/", headers={"Authorization": "Token nope"})
     assert r.status_code == 200
+
+
+async def test_platform_and_chart_versions_agree(client):
+    platform = (await client.get("/api/v1/versions/platform/")).json()
+    chart = (await client.get("/api/v1/versions/chart/")).json()
+    assert platform == {"latest_version": "0.3.9", "min_version": "0.3.0"}
+    assert chart == {"version": platform["latest_version"]}
+
+
+class TestCliVersionSettings:
+    @pytest.fixture
+    def settings_overrides(self):
+        return {"cli_min_version": "0.4.0", "cli_latest_version": "0.4.2"}
+
+    async def test_cli_and_lib_answers_follow_the_settings(self, client):
+        for path in ("/api/v1/versions/cli/", "/api/v1/versions/lib/"):
+            r = await client.get(path)
+            assert r.status_code == 200
+            assert r.json() == {"latest_version": "0.4.2", "min_version": "0.4.0"}
+
+    async def test_platform_and_chart_do_not_move_with_the_cli(self, client):
+        platform = (await client.get("/api/v1/versions/platform/")).json()
+        chart = (await client.get("/api/v1/versions/chart/")).json()
+        assert platform == {"latest_version": "0.3.9", "min_version": "0.3.0"}
+        assert chart == {"version": "0.3.9"}
+
+
+def _settings_from_env(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
+    for variable in ("PLX_CLI_MIN_VERSION", "PLX_CLI_LATEST_VERSION"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    return Settings()
+
+
+def test_cli_version_settings_default_to_what_plx_speaks(monkeypatch):
+    settings = _settings_from_env(monkeypatch)
+    assert (settings.cli_min_version, settings.cli_latest_version) == ("0.3.0", "0.3.9")
+
+
+def test_raising_only_the_minimum_raises_the_latest_with_it(monkeypatch):
+    settings = _settings_from_env(monkeypatch, PLX_CLI_MIN_VERSION="0.4.0")
+    assert (settings.cli_min_version, settings.cli_latest_version) == ("0.4.0", "0.4.0")
+    # Compared as numbers: 0.3.10 is newer than 0.3.9.
+    settings = _settings_from_env(monkeypatch, PLX_CLI_MIN_VERSION="0.3.10")
+    assert settings.cli_latest_version == "0.3.10"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PLX_CLI_MIN_VERSION": "latest"}, "PLX_CLI_MIN_VERSION must be a version like 0.3.9"),
+        ({"PLX_CLI_LATEST_VERSION": "0.4.x"}, "PLX_CLI_LATEST_VERSION must be a version"),
+        ({"PLX_CLI_LATEST_VERSION": "v0.4"}, "PLX_CLI_LATEST_VERSION must be a version"),
+        (
+            {"PLX_CLI_MIN_VERSION": "0.4.0", "PLX_CLI_LATEST_VERSION": "0.3.9"},
+            "PLX_CLI_MIN_VERSION (0.4.0) is newer than PLX_CLI_LATEST_VERSION (0.3.9)",
+        ),
+    ],
+)
+def test_bad_cli_version_settings_name_the_variable(monkeypatch, env, message):
+    with pytest.raises(ValidationError) as excinfo:
+        _settings_from_env(monkeypatch, **env)
+    assert message in str(excinfo.value)
 
 
 async def test_log_handler_has_no_dsn(client, owner):

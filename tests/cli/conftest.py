@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,16 +111,16 @@ class Server:
         return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kw)
 
 
-def _plx_command() -> list[str]:
+def plx_command() -> list[str]:
     script = Path(sys.executable).parent / "plx"
     if script.exists():
         return [str(script)]
     return [sys.executable, "-c", "import sys; from app.cli import main; sys.exit(main())"]
 
 
-@pytest.fixture(scope="session")
-def plx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("plx-server")
+@contextmanager
+def start_server(root: Path, **extra_env: str) -> Iterator[Server]:
+    """A `plx server` subprocess with its own data dir and port; `extra_env` adds PLX_* settings."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PLX_", "POLYAXON_"))}
     env.update(
@@ -130,10 +131,11 @@ def plx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         PLX_RECONCILE_INTERVAL="0.5",
         PLX_STOP_GRACE_SECONDS="2",
     )
+    env.update(extra_env)
     log = root / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [*_plx_command(), "server", "--host", "127.0.0.1", "--port", str(port)],
+            [*plx_command(), "server", "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO,
             env=env,
             stdout=out,
@@ -162,6 +164,12 @@ def plx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def plx_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with start_server(tmp_path_factory.mktemp("plx-server")) as server:
+        yield server
 
 
 @dataclass
