@@ -190,7 +190,7 @@ async def stop_many(
     principal: AuthDep,
 ) -> dict[str, Any]:
     access = await get_project(session, principal, username, project, write=True)
-    for exp_id in body.ids:
+    for exp_id in sorted(set(body.ids)):  # rows locked by ascending id, as every writer does
         run = await session.get(Experiment, exp_id)
         if run is not None and run.project_id == access.project.id:
             await stop_run(session, run, message="Experiment was stopped.")
