@@ -54,23 +54,29 @@ async def wait_until_blocked(session: AsyncSession, query_prefix: str) -> None:
     raise AssertionError(f"no backend blocked on `{query_prefix}` within {WAIT_LIMIT}s")
 
 
-async def test_stop_waits_for_a_run_step_that_updates_its_experiment_twice(app, client, owner):
+async def released_group(app, client, owner, n: int = 4) -> tuple[int, list[int]]:
+    """A group of `n` created experiments, the first 2 released; (group id, all ids in order)."""
     r = await client.post("/api/v1/projects", json={"name": "p"}, headers=owner.headers)
     assert r.status_code == 201
-    gid = await create(client, owner, grid(4, 2))
+    gid = await create(client, owner, grid(n, 2))
     maker = app.state.sessionmaker
     rec = Reconciler(app.state.settings, maker, FakeRuntime(), steps=[reconcile_groups])
-    await rec.reconcile_once()  # materialise 4, release 2 to the run step
+    await rec.reconcile_once()
     async with session_scope(maker) as session:
-        released = (
+        ids = (
             await session.scalars(
                 select(Experiment.id)
-                .where(Experiment.experiment_group_id == gid, Experiment.is_managed.is_(True))
+                .where(Experiment.experiment_group_id == gid)
                 .order_by(Experiment.id)
             )
         ).all()
-    assert len(released) == 2
-    run_id = released[0]
+    return gid, list(ids)
+
+
+async def test_stop_waits_for_a_run_step_that_updates_its_experiment_twice(app, client, owner):
+    gid, ids = await released_group(app, client, owner)
+    maker = app.state.sessionmaker
+    run_id = ids[0]  # released to the run step
     run_step_locked = asyncio.Event()
     stop_blocked = asyncio.Event()
 
@@ -113,3 +119,52 @@ async def test_stop_waits_for_a_run_step_that_updates_its_experiment_twice(app, 
     assert rows[run_id].last_status == "starting" and rows[run_id].stop_requested
     others = [e for i, e in rows.items() if i != run_id]
     assert [e.last_status for e in others] == ["stopped"] * 3
+
+
+async def test_a_deadlock_on_stop_answers_503_with_retry_after_and_a_retry_succeeds(
+    app, client, owner
+):
+    gid, ids = await released_group(app, client, owner)
+    holder_locked = asyncio.Event()
+
+    async def lock_against_the_order() -> None:
+        """A writer breaking the lock order: an experiment, then its group FOR UPDATE."""
+        async with AsyncSession(app.state.engine) as session, session.begin():
+            await session.execute(
+                text("SELECT id FROM experiments WHERE id = :id FOR UPDATE"), {"id": ids[-1]}
+            )
+            holder_locked.set()
+            async with AsyncSession(app.state.engine) as watcher:
+                await wait_until_blocked(watcher, "UPDATE experiments")
+            await session.execute(
+                text("SELECT id FROM experiment_groups WHERE id = :id FOR UPDATE"), {"id": gid}
+            )
+
+    async def stop() -> tuple[int, str | None]:
+        await holder_locked.wait()
+        r = await client.post(f"{GROUPS}/{gid}/stop", json={}, headers=owner.headers)
+        return r.status_code, r.headers.get("Retry-After")
+
+    results = await asyncio.wait_for(
+        asyncio.gather(lock_against_the_order(), stop(), return_exceptions=True), timeout=30
+    )
+    # Postgres picks the stop (it waited longest) as the victim: told to retry, never a 500.
+    assert results == [None, (503, "1")], results
+    r = await client.post(f"{GROUPS}/{gid}/stop", json={}, headers=owner.headers)
+    assert r.status_code == 200
+    async with session_scope(app.state.sessionmaker) as session:
+        assert (await session.get(ExperimentGroup, gid)).last_status == "stopped"
+
+
+async def test_bulk_stop_takes_ids_in_any_order(app, client, owner):
+    gid, ids = await released_group(app, client, owner)
+    body = {"ids": [ids[2], ids[0], ids[2], ids[1]]}
+    r = await client.post("/api/v1/alice/p/experiments/stop", json=body, headers=owner.headers)
+    assert r.status_code == 200
+    async with session_scope(app.state.sessionmaker) as session:
+        rows = {
+            e.id: e
+            for e in await session.scalars(select(Experiment).where(Experiment.id.in_(ids)))
+        }
+    assert [rows[i].last_status for i in ids[:3]] == ["stopped"] * 3
+    assert rows[ids[3]].last_status == "created"
