@@ -23,9 +23,15 @@ token_header = APIKeyHeader(
 )
 
 
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request; committed when the endpoint returns, before the response."""
-    maker = request.app.state.sessionmaker
+    """One session per request; committed when the endpoint returns, before the response.
+    A GET on Postgres gets an autocommit session (app/db.py: no BEGIN/COMMIT round trips)."""
+    state = request.app.state
+    reader = getattr(state, "read_sessionmaker", None)
+    maker = reader if reader is not None and request.method in READ_METHODS else state.sessionmaker
     async with maker() as session:
         try:
             yield session

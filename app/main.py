@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
-from app.db import make_engine, make_sessionmaker, session_scope
+from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, session_scope
 from app.errors import add_exception_handlers
 from app.observability import ObservabilityMiddleware, RequestMetrics
 from app.ratelimit import LimitsMiddleware
@@ -78,9 +78,11 @@ def _lifespan(settings: Settings) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings)
-        maker = make_sessionmaker(engine, PrincipalCache(settings.auth_cache_seconds))
+        principals = PrincipalCache(settings.auth_cache_seconds)
+        maker = make_sessionmaker(engine, principals)
         app.state.engine = engine
         app.state.sessionmaker = maker
+        app.state.read_sessionmaker = make_read_sessionmaker(engine, principals)
         if settings.admin_username and settings.admin_password:
             async with session_scope(maker) as session:
                 await ensure_admin(
