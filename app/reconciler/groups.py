@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.faults import crash_point
 from app.logic.early_stopping import MetricHistory, check_thresholds, evaluate_policy
@@ -36,24 +37,20 @@ EARLY_STOPPING_MESSAGE = "Early stopping"
 
 
 async def reconcile_groups(reconciler: Any) -> None:
-    """Reconciler step: one pass over the active groups (and finished ones with held clones),
-    oldest first."""
+    """Reconciler step: one pass over the active groups, then the finished ones with held
+    clones, oldest first."""
     async with reconciler.session() as session:
-        ids = list(
-            (
-                await session.scalars(
-                    select(ExperimentGroup.id)
-                    .where(
-                        or_(
-                            ExperimentGroup.last_status.in_(service.GROUP_ACTIVE),
-                            service.held_clones_of(ExperimentGroup.id),
-                        )
-                    )
-                    .order_by(ExperimentGroup.id)
-                    .limit(MAX_GROUPS_PER_PASS)
-                )
-            ).all()
-        )
+        ids = await _group_ids(session, ExperimentGroup.last_status.in_(service.GROUP_ACTIVE))
+        if len(ids) < MAX_GROUPS_PER_PASS:
+            # Two queries, not one OR: Postgres would answer the OR by hashing every pending
+            # experiment (a 100,000-experiment sweep: ~45 ms a pass); this way it probes the
+            # (group, status) index once per finished group (~3 us each: 6 ms at 2,000 groups).
+            ids += await _group_ids(
+                session,
+                ExperimentGroup.last_status.not_in(service.GROUP_ACTIVE),
+                service.held_clones_of(ExperimentGroup.id),
+                limit=MAX_GROUPS_PER_PASS - len(ids),
+            )
     woke = False
     for group_id in ids:
         try:
@@ -63,6 +60,13 @@ async def reconcile_groups(reconciler: Any) -> None:
             log.exception("group %s: reconcile failed", group_id)
     if woke:
         reconciler.wake()
+
+
+async def _group_ids(
+    session: AsyncSession, *conditions: ColumnElement[bool], limit: int = MAX_GROUPS_PER_PASS
+) -> list[int]:
+    stmt = select(ExperimentGroup.id).where(*conditions).order_by(ExperimentGroup.id).limit(limit)
+    return list((await session.scalars(stmt)).all())
 
 
 async def _lock_group(session: AsyncSession, group_id: int) -> ExperimentGroup | None:
