@@ -100,13 +100,6 @@ def fake_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fa
     cluster.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    return request.getfixturevalue("pg_url")
-
-
 def query(data_dir: Path, database_url: str | None, sql: str) -> list[tuple]:
     """Rows straight from the server's database (no parameters: callers inline integers)."""
     if database_url:
@@ -240,12 +233,18 @@ def assert_one_pod_per_run(
 
 @pytest.mark.slow  # all of them; without `-m slow` only the CI subset runs (the rest skip)
 @pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_crash_on_kubernetes_then_restart_finishes_the_sweep_exactly_once(
-    request, server, fake_cluster, tmp_path, database, point
+    request, tmp_path, backend, point
 ):
-    in_ci = CI_POINTS_PG if database else CI_POINTS
+    in_ci = CI_POINTS_PG if backend == "postgres" else CI_POINTS
     if point not in in_ci and "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("the full set runs with `-m slow`")
+    # Requested only now, so that a skipped case makes no database and no cluster; the servers
+    # last, so that they stop before the cluster goes.
+    database = request.getfixturevalue("pg_url") if backend == "postgres" else None
+    fake_cluster = request.getfixturevalue("fake_cluster")
+    server = request.getfixturevalue("server")
     data = tmp_path / "data"
     db = {"database_url": database} if database else {}
     stopping = point in STOP_POINTS
