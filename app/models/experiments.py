@@ -31,6 +31,8 @@ class Experiment(IdMixin, UuidMixin, TimestampsMixin, RunMixin, Base):
         Index("ix_experiments_group_updated", "experiment_group_id", "updated_at"),
         # `query=status:...` lists, newest first.
         Index("ix_experiments_project_status_updated", "project_id", "last_status", "updated_at"),
+        # The reconciler's pass reads the active rows (a handful) among many finished ones.
+        Index("ix_experiments_status", "last_status", "id"),
     )
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)

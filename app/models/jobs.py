@@ -43,6 +43,7 @@ class BuildJob(_JobColumns, Base):
         Index("ix_build_jobs_project_updated", "project_id", "updated_at"),
         # De-duplication of builds on (project, build config, code version).
         Index("ix_build_jobs_dedupe", "project_id", "config_hash", "code_reference_id"),
+        Index("ix_build_jobs_status", "last_status", "id"),  # the reconciler's active rows
     )
 
     dockerfile: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -56,6 +57,7 @@ class Job(_JobColumns, Base):
     __table_args__ = (
         UniqueConstraint("project_id", "name"),
         Index("ix_jobs_project_updated", "project_id", "updated_at"),
+        Index("ix_jobs_status", "last_status", "id"),  # the reconciler's active rows
     )
 
     original_id: Mapped[int | None] = mapped_column(

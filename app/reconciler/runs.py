@@ -35,7 +35,7 @@ from app.services.runs import (
     run_env,
     workload_key,
 )
-from app.services.statuses import set_status
+from app.services.statuses import set_status, status_values
 from app.services.users import create_run_token
 from app.services.workloads import build_fields, image_name, run_fields
 
@@ -50,11 +50,89 @@ ZOMBIE = "Experiment is in zombie state (no heartbeat was reported)."
 SWEEP_BATCH = 400
 
 
-def _active(model: Any) -> Any:
-    stmt = select(model).where(model.last_status.not_in(list(DONE)))
+WAITING = ("created", QUEUED)
+# Rows read per pass beyond the running set: what may start now, and created rows to mark queued.
+START_BATCH = 200
+QUEUE_BATCH = 500
+
+
+def _active(model: Any, *where: Any) -> Any:
+    # IN over the active values, not NOT IN over the done ones: served by the status index.
+    active = sorted(status_values(model) - DONE)
+    stmt = select(model).where(model.last_status.in_(active), *where)
     if model is Experiment:
         stmt = stmt.where(Experiment.is_managed.is_(True))
     return stmt.order_by(model.id)
+
+
+def _startable(model: Any) -> Any:
+    """Waiting rows not held by a build still in progress (they wait without taking a slot)."""
+    stmt = _active(model, model.last_status.in_(WAITING), model.stop_requested.is_(False))
+    if model is not BuildJob:
+        build_done = (
+            select(BuildJob.id)
+            .where(BuildJob.id == model.build_job_id, BuildJob.last_status.in_(list(DONE)))
+            .exists()
+        )
+        stmt = stmt.where(or_(model.build_job_id.is_(None), build_done))
+    return stmt
+
+
+async def _load_rows(
+    session: Any, workloads: dict[str, WorkloadState], free: int | None
+) -> tuple[dict[tuple[str, int], Any], bool]:
+    """The rows this pass acts on, not every active row: the cost of a pass follows what runs
+    and what may start, not the length of the queue. True when more may start than were read."""
+    rows: dict[tuple[str, int], Any] = {}
+    for kind, model in MODELS.items():
+        # Started (or stopping) rows: bounded by what runs.
+        started = or_(model.last_status.not_in(WAITING), model.stop_requested.is_(True))
+        for row in await session.scalars(_active(model, started)):
+            rows[(kind, row.id)] = row
+    # Rows of workloads that are not active any more (done or deleted), and of workloads whose
+    # row still says waiting (a start interrupted after the workload was created).
+    for kind, run_id in {(p[0], p[1]) for p in map(parse_key, workloads) if p}:
+        if (kind, run_id) not in rows:
+            row = await session.get(MODELS[kind], run_id)
+            if row is not None:
+                rows[(kind, run_id)] = row
+    limit = START_BATCH if free is None else min(START_BATCH, max(free, 0))
+    more = False
+    waiting: list[tuple[str, Any]] = []
+    for kind, model in MODELS.items():
+        # Builds on the local runtime take no slot (they are only recorded): read them all.
+        batch = START_BATCH if kind == "build" else limit
+        if batch <= 0:
+            continue
+        found = list(await session.scalars(_startable(model).limit(batch)))
+        more = more or len(found) == batch
+        waiting += [(kind, row) for row in found]
+    for kind, row in waiting:
+        rows.setdefault((kind, row.id), row)
+    return rows, more
+
+
+async def _created_ids(session: Any) -> tuple[list[tuple[str, int]], bool]:
+    """Created rows (a batch, id order) and whether more remain: candidates to mark queued."""
+    found: list[tuple[str, int]] = []
+    for kind, model in MODELS.items():
+        stmt = _active(model, model.last_status == "created", model.stop_requested.is_(False))
+        ids = await session.scalars(stmt.with_only_columns(model.id).limit(QUEUE_BATCH + 1))
+        found += [(kind, run_id) for run_id in ids]
+    return found[:QUEUE_BATCH], len(found) > QUEUE_BATCH
+
+
+async def _mark_queued(rec: Any, candidates: list[tuple[str, int]]) -> None:
+    """Created rows that could not start this pass wait as `scheduled` (v0's queued): one
+    transaction for the batch; set_status re-checks each row under its lock."""
+    async with rec.session() as session:
+        for kind, run_id in candidates:
+            fresh = await session.get(
+                MODELS[kind], run_id, populate_existing=True, with_for_update={"key_share": True}
+            )
+            if fresh is not None and fresh.last_status == "created" and not fresh.stop_requested:
+                await set_status(session, fresh, QUEUED)
+        crash_point("runs.queue_before_commit")
 
 
 async def reconcile_runs(rec: Any) -> None:
@@ -64,17 +142,12 @@ async def reconcile_runs(rec: Any) -> None:
         for key, state in (await runtime.list_workloads()).items()
         if parse_key(key) is not None
     }
+    running = sum(1 for s in workloads.values() if not s.done)
+    capacity = runtime.capacity
+    free = None if capacity is None else capacity - running
     async with rec.session() as session:
-        rows: dict[tuple[str, int], Any] = {}
-        for kind, model in MODELS.items():
-            for row in await session.scalars(_active(model)):
-                rows[(kind, row.id)] = row
-        # rows of workloads that are not active any more (done or deleted)
-        extra = {(p[0], p[1]) for p in map(parse_key, workloads) if p and (p[0], p[1]) not in rows}
-        for kind, run_id in extra:
-            row = await session.get(MODELS[kind], run_id)
-            if row is not None:
-                rows[(kind, run_id)] = row
+        rows, more = await _load_rows(session, workloads, free)
+        created, more_created = await _created_ids(session)
     by_run: dict[tuple[str, int], dict[str, WorkloadState]] = {}
     for key, state in workloads.items():
         kind, run_id, uuid8, _, _ = parse_key(key)  # type: ignore[misc]
@@ -85,8 +158,8 @@ async def reconcile_runs(rec: Any) -> None:
         by_run.setdefault((kind, run_id), {})[key] = state
 
     crash_point("runs.after_listing")
-    running = sum(1 for s in workloads.values() if not s.done)
-    capacity = runtime.capacity
+    started = 0
+    attempted: set[tuple[str, int]] = set()
     for (kind, run_id), row in sorted(rows.items(), key=lambda item: item[0][1]):
         if is_done(row.last_status):
             continue
@@ -98,16 +171,25 @@ async def reconcile_runs(rec: Any) -> None:
                 await _finish_local_build(rec, row)
             elif states:
                 await _observe(rec, kind, row, states)
-            elif row.last_status in ("created", QUEUED):
+            elif row.last_status in WAITING:
                 if capacity is not None and running >= capacity:
-                    await _queue(rec, kind, row)
                     continue
+                attempted.add((kind, run_id))
                 if await _start(rec, kind, row):
                     running += 1
+                    started += 1
             else:
                 await _vanished(rec, kind, row)
         except Exception:
             log.exception("reconciling %s %s failed", kind, run_id)
+    # What could not start now waits as `scheduled`: no capacity, a build in progress, a batch
+    # beyond this pass's.
+    still_created = [c for c in created if c not in attempted]
+    if still_created:
+        await _mark_queued(rec, still_created)
+    room = capacity is None or running < capacity
+    if more_created or (more and started and room):
+        rec.wake()  # a full batch was read and progress made: the rest is the next pass's
 
 
 async def _retire(runtime: Any, key: str, state: WorkloadState, grace: float) -> None:
@@ -126,15 +208,6 @@ async def _reload(session: Any, kind: str, row: Any) -> Any:
     return await session.get(
         MODELS[kind], row.id, populate_existing=True, with_for_update={"key_share": True}
     )
-
-
-async def _queue(rec: Any, kind: str, row: Any) -> None:
-    if row.last_status == "created":
-        async with rec.session() as session:
-            fresh = await _reload(session, kind, row)
-            if fresh is not None:
-                await set_status(session, fresh, QUEUED)
-                crash_point("runs.queue_before_commit")
 
 
 async def _finish_local_build(rec: Any, row: Any) -> None:
