@@ -109,9 +109,9 @@ def query(data_dir: Path, database_url: str | None, sql: str) -> list[tuple]:
 
 
 def run_rows(data_dir: Path, database_url: str | None) -> dict[tuple[str, int], tuple[str, str]]:
-    """(kind, id) -> (uuid, last_status) of every experiment and build (the test's only runs)."""
+    """(kind, id) -> (uuid, last_status) of every run the run step drives."""
     rows = {}
-    for kind, table in (("experiment", "experiments"), ("build", "build_jobs")):
+    for kind, table in (("experiment", "experiments"), ("build", "build_jobs"), ("job", "jobs")):
         for run_id, uuid, status in query(
             data_dir, database_url, f"SELECT id, uuid, last_status FROM {table}"
         ):
