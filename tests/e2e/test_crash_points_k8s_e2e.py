@@ -11,12 +11,13 @@ server finishes the sweep. Then: exactly `N` experiments, one per suggestion ind
 done, no pod left, every pod created for a row of the database, one pod per run, and no pod name
 POSTed twice (the fake server counts create attempts, 409s included).
 
-`runs.queue_before_commit` is not on the Kubernetes path: the runtime has no capacity limit, so
-rows are never held in the queue step. `make test` runs 3 points on SQLite and 1 on Postgres
-(when `PLX_TEST_POSTGRES_URL` is set); `pytest -m slow tests/e2e/test_crash_points_k8s_e2e.py`
-runs all of them on both. The sweep is 40 experiments at concurrency 4 by default; issue #9's
-1,000-experiment size: `PLX_CRASH_K8S_EXPERIMENTS=1000 PLX_CRASH_K8S_CONCURRENCY=20 pytest -m slow
-tests/e2e/test_crash_points_k8s_e2e.py` (minutes per case, not for CI).
+Every point of `app/reconciler/{runs,groups}.py` is on the Kubernetes path (the queue step too:
+experiments released while their build runs wait as `scheduled`). `make test` runs 3 points on
+SQLite and 1 on Postgres (when `PLX_TEST_POSTGRES_URL` is set); `pytest -m slow
+tests/e2e/test_crash_points_k8s_e2e.py` runs all of them on both. The sweep is 40 experiments at
+concurrency 4 by default; issue #9's 1,000-experiment size: `PLX_CRASH_K8S_EXPERIMENTS=1000
+PLX_CRASH_K8S_CONCURRENCY=20 pytest -m slow tests/e2e/test_crash_points_k8s_e2e.py` (about a
+minute per case; not for CI).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import pytest
 
 from app.faults import EXIT_CODE
 from app.k8s.manifests import KEY_ANNOTATION
-from app.k8s.runtime import KubernetesRuntime
 from app.services.runs import parse_key
 from tests.e2e.conftest import Server
 from tests.e2e.test_crash_points_e2e import (  # noqa: F401 - pg_url is a fixture used below
@@ -52,8 +52,7 @@ GROUPS = "/api/v1/admin/p/groups"
 N = int(os.environ.get("PLX_CRASH_K8S_EXPERIMENTS", "40"))
 CONCURRENCY = int(os.environ.get("PLX_CRASH_K8S_CONCURRENCY", "4"))
 FINISH_TIMEOUT = 60 + 0.3 * N
-NOT_ON_K8S = {"runs.queue_before_commit"}  # needs a runtime capacity; Kubernetes has none
-POINTS = [p for p in _source_points() if p not in NOT_ON_K8S]
+POINTS = _source_points()
 # Which hit fires (default the first): later hits crash mid-sweep rather than at the build, the
 # first run to start, observe and retire.
 NTH = {
@@ -79,10 +78,8 @@ CI_POINTS = {"runs.start_after_workload", "runs.observe_before_commit", "runs.st
 CI_POINTS_PG = {"runs.start_after_workload"}
 
 
-def test_every_point_but_the_queue_is_on_the_kubernetes_path():
-    assert KubernetesRuntime(namespace=NAMESPACE).capacity is None  # never queues a row
+def test_the_source_names_at_least_twenty_points():
     assert len(POINTS) >= 20, POINTS
-    assert NOT_ON_K8S <= set(_source_points())
     assert CI_POINTS_PG <= CI_POINTS <= set(POINTS) and set(NTH) <= set(POINTS)
 
 
