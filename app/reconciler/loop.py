@@ -105,8 +105,11 @@ class Reconciler:
             # Clear before the pass: a wake-up that arrives during it triggers another one.
             self._wake.clear()
             await self.reconcile_once()
+            # asyncio.timeout, not wait_for: on 3.11, a cancel that lands as the wake-up
+            # completes is swallowed by wait_for, and stop() then waits forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.reconcile_interval)
+                async with asyncio.timeout(self.settings.reconcile_interval):
+                    await self._wake.wait()
 
     async def start(self) -> None:
         # One attempt in line, so a healthy runtime has adopted its workloads when the app
