@@ -103,6 +103,7 @@ async def test_experiment_built_from_a_dockerfile_of_the_code(cluster: Cluster) 
             # The experiment waits for its image.
             assert (await client.get(path)).json()["last_status"] == "scheduled"
             assert cluster.created_named("plxjob-") == []
+            cluster.kubelet.run_seconds = 0.05  # the experiment's own pod ends at once
             cluster.kubelet.finish(f"plx-build-{build['uuid']}", 0)
         build = await wait_status(client, build_path, "succeeded")
         await wait_status(client, path, "succeeded")
