@@ -11,12 +11,13 @@ Every action is keyed by a deterministic workload key, so a repeated pass is har
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, literal, or_, select, union_all
 
 from app.errors import PlxError
 from app.faults import crash_point
@@ -35,7 +36,7 @@ from app.services.runs import (
     run_env,
     workload_key,
 )
-from app.services.statuses import set_status, status_values
+from app.services.statuses import mark_locked, set_status, status_values
 from app.services.users import create_run_token
 from app.services.workloads import build_fields, image_name, run_fields
 
@@ -54,6 +55,8 @@ WAITING = ("created", QUEUED)
 # Rows read per pass beyond the running set: what may start now, and created rows to mark queued.
 START_BATCH = 200
 QUEUE_BATCH = 500
+# Row actions (start, observe, stop) of one pass in flight at once, each with its own session.
+PASS_CONCURRENCY = 8
 
 
 def _active(model: Any, *where: Any) -> Any:
@@ -113,12 +116,15 @@ async def _load_rows(
 
 
 async def _created_ids(session: Any) -> tuple[list[tuple[str, int]], bool]:
-    """Created rows (a batch, id order) and whether more remain: candidates to mark queued."""
-    found: list[tuple[str, int]] = []
+    """Created rows (a batch, id order) and whether more remain: candidates to mark queued.
+    One round trip for the three run tables."""
+    parts = []
     for kind, model in MODELS.items():
         stmt = _active(model, model.last_status == "created", model.stop_requested.is_(False))
-        ids = await session.scalars(stmt.with_only_columns(model.id).limit(QUEUE_BATCH + 1))
-        found += [(kind, run_id) for run_id in ids]
+        stmt = stmt.with_only_columns(literal(kind).label("kind"), model.id.label("id"))
+        parts.append(select(stmt.limit(QUEUE_BATCH + 1).subquery()))
+    rows = (await session.execute(union_all(*parts))).all()
+    found = sorted(((kind, run_id) for kind, run_id in rows), key=lambda r: r[1])
     return found[:QUEUE_BATCH], len(found) > QUEUE_BATCH
 
 
@@ -158,30 +164,30 @@ async def reconcile_runs(rec: Any) -> None:
         by_run.setdefault((kind, run_id), {})[key] = state
 
     crash_point("runs.after_listing")
-    started = 0
-    attempted: set[tuple[str, int]] = set()
+    actions: list[tuple[str, int, Any]] = []
+    starts: list[tuple[str, int, Any]] = []
     for (kind, run_id), row in sorted(rows.items(), key=lambda item: item[0][1]):
         if is_done(row.last_status):
             continue
         states = by_run.get((kind, run_id), {})
-        try:
-            if row.stop_requested:
-                await _stop(rec, kind, row, states)
-            elif kind == "build" and runtime.name == "local":
-                await _finish_local_build(rec, row)
-            elif states:
-                await _observe(rec, kind, row, states)
-            elif row.last_status in WAITING:
-                if capacity is not None and running >= capacity:
-                    continue
-                attempted.add((kind, run_id))
-                if await _start(rec, kind, row):
-                    running += 1
-                    started += 1
-            else:
-                await _vanished(rec, kind, row)
-        except Exception:
-            log.exception("reconciling %s %s failed", kind, run_id)
+        if row.stop_requested:
+            actions.append((kind, run_id, _stop(rec, kind, row, states)))
+        elif kind == "build" and runtime.name == "local":
+            actions.append((kind, run_id, _finish_local_build(rec, row)))
+        elif states:
+            actions.append((kind, run_id, _observe(rec, kind, row, states)))
+        elif row.last_status in WAITING:
+            if capacity is None or running + len(starts) < capacity:
+                starts.append((kind, run_id, _start(rec, kind, row)))
+        else:
+            actions.append((kind, run_id, _vanished(rec, kind, row)))
+    # Each action is its own unit of work on its own row: they run side by side (a pass costs
+    # about its slowest action, not their sum), at most `width` at a time.
+    width = 1 if rec.settings.database_url.startswith("sqlite") else PASS_CONCURRENCY
+    outcomes = await _run_all([*actions, *starts], width)
+    attempted = {(kind, run_id) for kind, run_id, _ in starts}
+    started = sum(1 for done in outcomes[len(actions) :] if done is True)
+    running += started
     # What could not start now waits as `scheduled`: no capacity, a build in progress, a batch
     # beyond this pass's.
     still_created = [c for c in created if c not in attempted]
@@ -190,6 +196,20 @@ async def reconcile_runs(rec: Any) -> None:
     room = capacity is None or running < capacity
     if more_created or (more and started and room):
         rec.wake()  # a full batch was read and progress made: the rest is the next pass's
+
+
+async def _run_all(jobs: list[tuple[str, int, Any]], width: int) -> list[Any]:
+    gate = asyncio.Semaphore(width)
+
+    async def one(kind: str, run_id: int, action: Any) -> Any:
+        async with gate:
+            try:
+                return await action
+            except Exception:
+                log.exception("reconciling %s %s failed", kind, run_id)
+                return None
+
+    return await asyncio.gather(*(one(*job) for job in jobs))
 
 
 async def _retire(runtime: Any, key: str, state: WorkloadState, grace: float) -> None:
@@ -205,9 +225,27 @@ async def _retire(runtime: Any, key: str, state: WorkloadState, grace: float) ->
 async def _reload(session: Any, kind: str, row: Any) -> Any:
     # Locked first (FOR NO KEY UPDATE, as set_status does): an experiment before its jobs, the
     # lock order every writer keeps (app/services/statuses.py lock_row).
-    return await session.get(
+    fresh = await session.get(
         MODELS[kind], row.id, populate_existing=True, with_for_update={"key_share": True}
     )
+    if fresh is not None:
+        mark_locked(session, fresh)
+    return fresh
+
+
+async def _locked_replicas(session: Any, exp: Experiment) -> list[ExperimentJob]:
+    """The experiment's replica rows, locked in id order (the experiment is locked already)."""
+    stmt = (
+        select(ExperimentJob)
+        .where(ExperimentJob.experiment_id == exp.id)
+        .order_by(ExperimentJob.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    jobs = list(await session.scalars(stmt))
+    for job in jobs:
+        mark_locked(session, job)
+    return jobs
 
 
 async def _finish_local_build(rec: Any, row: Any) -> None:
@@ -246,9 +284,14 @@ async def _start(rec: Any, kind: str, row: Any) -> bool:
             elif fresh.last_status == "created":
                 await set_status(session, fresh, QUEUED)
             return False
-        project = await session.get(Project, fresh.project_id)
-        user = await session.get(User, fresh.user_id)
-        owner = await session.get(User, project.user_id)
+        project, owner = (
+            await session.execute(
+                select(Project, User)
+                .join(User, User.id == Project.user_id)
+                .where(Project.id == fresh.project_id)
+            )
+        ).one()
+        user = owner if owner.id == fresh.user_id else await session.get(User, fresh.user_id)
         crash_point("runs.start_before_token")
         token = await create_run_token(session, user, kind=kind, run_id=fresh.id)
         if fresh.last_status == "created":
@@ -415,11 +458,7 @@ async def _observe(rec: Any, kind: str, row: Any, states: dict[str, WorkloadStat
                 details=_details(state),
             )
             return
-        jobs = list(
-            await session.scalars(
-                select(ExperimentJob).where(ExperimentJob.experiment_id == fresh.id)
-            )
-        )
+        jobs = await _locked_replicas(session, fresh)
         master_status = None
         message = None
         for job in jobs:
@@ -467,9 +506,7 @@ async def _stop(rec: Any, kind: str, row: Any, states: dict[str, WorkloadState])
         if fresh is None:
             return
         if kind == "experiment":
-            for job in await session.scalars(
-                select(ExperimentJob).where(ExperimentJob.experiment_id == fresh.id)
-            ):
+            for job in await _locked_replicas(session, fresh):
                 await set_status(session, job, "stopped", message="Stopped on request.")
         message = "Experiment was stopped." if kind == "experiment" else "Stopped on request."
         await set_status(session, fresh, "stopped", message=message)

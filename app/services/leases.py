@@ -36,6 +36,19 @@ def holder_of(owner: object) -> str:
     return holder
 
 
+_READ = text(
+    "SELECT present.n > 0, mine.holder, mine.expired"
+    " FROM (SELECT count(*) AS n FROM leases WHERE name = :name) AS present"
+    " LEFT JOIN LATERAL (SELECT holder, expires_at < now() AS expired FROM leases"
+    " WHERE name = :name FOR UPDATE SKIP LOCKED) AS mine ON true"
+)
+_INSERT = text(
+    "INSERT INTO leases (name, holder, expires_at, takeovers) "
+    "VALUES (:name, :holder, now() + make_interval(secs => :ttl), 0) "
+    "ON CONFLICT (name) DO NOTHING RETURNING name"
+)
+
+
 def _postgres(session: AsyncSession) -> bool:
     return session.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
 
@@ -48,32 +61,15 @@ async def claim(session: AsyncSession, name: str, holder: str, ttl: float = DEFA
     if not _postgres(session):
         return True
     params = {"name": name, "holder": holder, "ttl": ttl}
-    row = (
-        await session.execute(
-            text(
-                "SELECT holder, expires_at < now() AS expired FROM leases "
-                "WHERE name = :name FOR UPDATE SKIP LOCKED"
-            ),
-            {"name": name},
-        )
-    ).first()
-    if row is None:
-        exists = await session.execute(
-            text("SELECT 1 FROM leases WHERE name = :name"), {"name": name}
-        )
-        if exists.first() is not None:
-            return False  # locked: another replica is claiming it right now
-        inserted = await session.execute(
-            text(
-                "INSERT INTO leases (name, holder, expires_at, takeovers) "
-                "VALUES (:name, :holder, now() + make_interval(secs => :ttl), 0) "
-                "ON CONFLICT (name) DO NOTHING RETURNING name"
-            ),
-            params,
-        )
-        # No row: either another replica inserted it just now, or it exists but is locked.
+    # One round trip tells "no such lease" from "locked by a replica claiming it right now"
+    # (an INSERT ... ON CONFLICT first would wait for that replica's transaction instead).
+    present, current, expired = (await session.execute(_READ, {"name": name})).one()
+    if not present:
+        inserted = await session.execute(_INSERT, params)
+        # No row: another replica inserted it just now.
         return inserted.first() is not None
-    current, expired = row
+    if current is None:
+        return False  # locked: another replica is claiming it right now
     if current != holder and not expired:
         return False
     await session.execute(

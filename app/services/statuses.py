@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.logic.statuses import StatusTable, can_transition, clock_update, is_done, rules_for
 from app.models import (
@@ -28,6 +29,7 @@ from app.models import (
 from app.models.base import utcnow
 
 MESSAGE_MAX = 256
+_LOCKED = "locked_rows"
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,42 @@ async def lock_row(session: AsyncSession, obj: Any) -> Any:
     """
     model = type(obj)
     await session.flush()
+    if (model, obj.id) in session.info.get(_LOCKED, ()):
+        # Read under the lock earlier in this transaction: nobody else can have changed it, so
+        # the session's copy is current and a second SELECT ... FOR UPDATE would only cost.
+        held = await session.get(model, obj.id)
+        if held is not None:
+            return held
     stmt = (
         select(model)
         .where(model.id == obj.id)
         .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
-    return await session.scalar(stmt)
+    row = await session.scalar(stmt)
+    if row is not None:
+        mark_locked(session, row)
+    return row
+
+
+def mark_locked(session: AsyncSession, row: Any) -> None:
+    """Record that this transaction read `row` under its row lock (lock_row then skips the
+    re-read). The record ends with the transaction, or any savepoint, commit or rollback."""
+    session.info.setdefault(_LOCKED, set()).add((type(row), row.id))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_locks_at_end(session: Session, transaction: Any) -> None:
+    # Not for the inner "subtransaction" every flush opens, nor a released savepoint: only the
+    # end of the real transaction releases the locks.
+    if transaction.parent is None:
+        session.info.pop(_LOCKED, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_locks_on_rollback(session: Session, _previous: Any) -> None:
+    # Any rollback, a savepoint's included (it releases the row locks taken after it).
+    session.info.pop(_LOCKED, None)
 
 
 async def set_status(
