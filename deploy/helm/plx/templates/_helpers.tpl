@@ -33,3 +33,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "plx.databaseSecret" -}}
 {{- default (printf "%s-database" (include "plx.fullname" .)) .Values.database.existingSecret -}}
 {{- end -}}
+
+{{- define "plx.dataClaim" -}}
+{{- default (printf "%s-data" (include "plx.fullname" .)) .Values.persistence.existingClaim -}}
+{{- end -}}
