@@ -163,6 +163,7 @@ class FakeApiServer:
 
     def __init__(self, *, history: int = 10_000, termination_seconds: float = 0.05) -> None:
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.nodes: dict[str, dict[str, Any]] = {}  # cluster-scoped, apart from the workloads
         self.rv = 0
         self.history: deque[_Event] = deque(maxlen=history)
         self.compacted_rv = 0
@@ -345,7 +346,7 @@ class FakeApiServer:
         }
         if unschedulable:
             node["spec"]["unschedulable"] = True
-        self.objects[("nodes", "", name)] = node
+        self.nodes[name] = node
         return node
 
     def set_pod_status(self, namespace: str, name: str, **status: Any) -> dict | None:
@@ -545,13 +546,12 @@ class FakeApiServer:
                 'cannot list resource "nodes" in API group "" at the cluster scope',
             )
         matches = parse_selector(request.query.get("labelSelector"))
-        items = [obj for (res, _, _), obj in self.objects.items()
-                 if res == "nodes" and matches(_labels(obj))]
+        items = [node for node in self.nodes.values() if matches(_labels(node))]
         return web.json_response({"kind": "NodeList", "apiVersion": "v1",
                                   "metadata": {"resourceVersion": str(self.rv)}, "items": items})
 
     async def _node(self, request: web.Request) -> web.Response:
-        node = self.get("nodes", "", request.match_info["name"])
+        node = self.nodes.get(request.match_info["name"])
         if node is None:
             raise ApiError(404, "NotFound", f'nodes "{request.match_info["name"]}" not found')
         return web.json_response(node)
@@ -735,7 +735,7 @@ class FakeKubelet:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        if self.api.get("nodes", "", self.node) is None:
+        if self.node not in self.api.nodes:
             self.api.add_node(self.node)  # a kubelet registers its node when it starts
         self.api.listeners.append(self._on_event)
         for (resource, namespace, _), obj in list(self.api.objects.items()):
