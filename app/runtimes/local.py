@@ -61,8 +61,10 @@ _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTER
 # stdout/stderr on the log file, as leader of a new session. Standard library only: it must not
 # depend on the server's package being importable from the run's directory.
 _WRAPPER = r"""
-import json, os, signal, subprocess, sys, time
+import os, sys, time, _signal
 
+# Only built-in modules: this interpreter starts once per run, and `json`, `signal` (enum) and
+# `subprocess` would triple its start-up time, the largest cost of a short run.
 state_dir, workdir, command, sweep_grace, started_at = sys.argv[1:6]
 me = os.getpid()
 
@@ -73,13 +75,22 @@ def stat(pid):
     return fields[0], int(fields[2]), int(fields[19])
 
 
+def dumps(value):
+    if isinstance(value, str):
+        out = value.replace("\\", "\\\\").replace('"', '\\"')
+        return '"%s"' % "".join(c if c >= " " else "\\u%04x" % ord(c) for c in out)
+    if isinstance(value, dict):
+        return "{%s}" % ", ".join("%s: %s" % (dumps(k), dumps(v)) for k, v in value.items())
+    return repr(value)  # int, float
+
+
 def write(name, data):
     path = os.path.join(state_dir, name)
     tmp = "%s.%d.tmp" % (path, me)
     with open(tmp, "w") as f:
-        json.dump(data, f)
+        f.write(dumps(data))
         f.flush()
-        os.fsync(f.fileno())
+        os.fsync(f.fileno())  # the run's outcome must survive a crash of the machine too
     os.replace(tmp, path)
 
 
@@ -101,32 +112,57 @@ def keep_going(signum, frame):
     pass
 
 
+def spawn(env):
+    # fork + exec rather than posix_spawn: the command starts in `workdir`. The pipe closes on
+    # exec; if exec fails the child writes why before exiting.
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        try:
+            os.chdir(workdir)
+            os.execve("/bin/bash", ["/bin/bash", "-c", command], env)
+        except OSError as exc:
+            os.write(write_end, str(exc).encode(errors="replace"))
+        os._exit(127)
+    os.close(write_end)
+    error = b""
+    while True:
+        chunk = os.read(read_end, 4096)
+        if not chunk:
+            break
+        error += chunk
+    os.close(read_end)
+    return pid, error.decode(errors="replace")
+
+
 # Catch (not ignore) the stop signals: the leader must outlive the command to record how it
 # ended, and a caught signal reverts to its default in the exec'd command, an ignored one not.
-for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-    signal.signal(sig, keep_going)
+for sig in (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP):
+    _signal.signal(sig, keep_going)
 ticks = stat(me)[2]
 write("pid.json", {"pid": me, "start_ticks": ticks, "started_at": float(started_at)})
 # Python coerces a C locale by setting LC_CTYPE in its own environment; give the command the
 # environment this process was started with, unchanged.
 with open("/proc/self/environ", "rb") as f:
     env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
-try:
-    proc = subprocess.Popen(["/bin/bash", "-c", command], cwd=workdir, env=env)
-except OSError as exc:
-    print("plx: could not start the command: %s" % exc, file=sys.stderr)
-    write("exit.json", {"returncode": 127, "finished_at": time.time(), "error": str(exc)})
+child, error = spawn(env)
+if error:
+    os.waitpid(child, 0)
+    print("plx: could not start the command: %s" % error, file=sys.stderr)
+    write("exit.json", {"returncode": 127, "finished_at": time.time(), "error": error})
     sys.exit(127)
-returncode = proc.wait()
+_, status = os.waitpid(child, 0)
+returncode = os.waitstatus_to_exitcode(status)
 write("exit.json", {"returncode": returncode, "finished_at": time.time()})
 # Like a container whose main process ended: what the command left in its group goes too.
 if leftovers(ticks):
-    os.killpg(me, signal.SIGTERM)
+    os.killpg(me, _signal.SIGTERM)
     deadline = time.monotonic() + float(sweep_grace)
     while leftovers(ticks) and time.monotonic() < deadline:
         time.sleep(0.05)
     if leftovers(ticks):
-        os.killpg(me, signal.SIGKILL)
+        os.killpg(me, _signal.SIGKILL)
 """
 
 
@@ -179,12 +215,15 @@ def group_members(pgid: int, start_ticks: int) -> list[int]:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write atomically: a reader (or a restart) sees the old file or the new one, never half."""
+    """Write atomically: a reader (or a restart) sees the old file or the new one, never half.
+
+    No fsync: these files describe processes of this machine, and a crash of the OS that could
+    lose unsynced pages ends those processes too (a restarted server settles them as vanished).
+    A kill of the server loses nothing: the page cache outlives the process. (An fsync here cost
+    a disk flush per start, in the event loop.)"""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     with tmp.open("w") as f:
         json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
