@@ -107,7 +107,13 @@ async def _load_rows(
         batch = START_BATCH if kind == "build" else limit
         if batch <= 0:
             continue
-        found = list(await session.scalars(_startable(model).limit(batch)))
+        # A row whose workload exists is started already (a short run can end before any pass
+        # saw it running, its row still `scheduled`): it must not take a start's place.
+        stmt = _startable(model)
+        has_workload = [run_id for k, run_id in rows if k == kind]
+        if has_workload:
+            stmt = stmt.where(model.id.not_in(has_workload))
+        found = list(await session.scalars(stmt.limit(batch)))
         more = more or len(found) == batch
         waiting += [(kind, row) for row in found]
     for kind, row in waiting:

@@ -84,3 +84,20 @@ async def test_rows_waiting_for_a_build_do_not_hold_back_the_queue(
     assert not any(f"experiment-{i}" in started for i in gated)
     r = await client.get(f"/api/v1/alice/p/experiments/{gated[0]}", headers=owner.headers)
     assert r.json()["last_status"] == "scheduled"
+
+
+async def test_runs_that_end_before_any_pass_saw_them_free_their_slots_at_once(
+    backend: str, app: Any, client: Any, owner: Any
+) -> None:
+    await client.post("/api/v1/projects", json={"name": "p"}, headers=owner.headers)
+    await _create(client, owner, RUN, 9)
+    runtime = FakeRuntime(capacity=3)
+    rec = Reconciler(app.state.settings, app.state.sessionmaker, runtime, steps=[reconcile_runs])
+    await rec.reconcile_once()
+    # The three end before a pass observes them running: their rows still say `scheduled`.
+    for key in list(runtime.states):
+        runtime.set_status(key, "succeeded", exit_code=0)
+    await rec.reconcile_once()
+    # One pass records the three and starts the next three (they are not mistaken for waiting).
+    assert sum(runtime.starts.values()) == 6 and max(runtime.starts.values()) == 1
+    assert (await _statuses(app))["succeeded"] == 3
