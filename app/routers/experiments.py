@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, wake_after_commit
 from app.errors import BadRequest
 from app.models import Experiment
-from app.schemas.common import Detail, Page
+from app.schemas.common import Detail, Page, RowId
 from app.schemas.experiments import (
     CloneBody,
     ExperimentCreate,
@@ -47,7 +47,7 @@ async def _original_groups(session: Any, rows: list[Experiment]) -> dict[int, in
     return dict(found.all())
 
 
-def _unique(project_unique: str, exp_id: int, group_id: int | None) -> str:
+def _unique(project_unique: str, exp_id: RowId, group_id: RowId | None) -> str:
     return f"{project_unique}.{group_id}.{exp_id}" if group_id else f"{project_unique}.{exp_id}"
 
 
@@ -217,7 +217,7 @@ async def delete_many(
 
 @router.get("/experiments/{exp_id}", summary="Get an experiment", **DETAIL)
 async def get_experiment(
-    username: str, project: str, exp_id: int, session: SessionDep, principal: AuthDep
+    username: str, project: str, exp_id: RowId, session: SessionDep, principal: AuthDep
 ) -> dict[str, Any]:
     ra = await _get(session, principal, username, project, exp_id)
     return await _render(session, ra, principal)
@@ -235,7 +235,7 @@ async def _update(username, project, exp_id, body, session, principal):  # noqa:
 async def patch_experiment(
     username: str,
     project: str,
-    exp_id: int,
+    exp_id: RowId,
     body: RunUpdate,
     session: SessionDep,
     principal: AuthDep,
@@ -247,7 +247,7 @@ async def patch_experiment(
 async def put_experiment(
     username: str,
     project: str,
-    exp_id: int,
+    exp_id: RowId,
     body: RunUpdate,
     session: SessionDep,
     principal: AuthDep,
@@ -259,7 +259,7 @@ async def put_experiment(
 async def delete_experiment(
     username: str,
     project: str,
-    exp_id: int,
+    exp_id: RowId,
     request: Request,
     session: SessionDep,
     principal: AuthDep,
@@ -274,7 +274,7 @@ async def delete_experiment(
 async def stop_experiment(
     username: str,
     project: str,
-    exp_id: int,
+    exp_id: RowId,
     request: Request,
     session: SessionDep,
     principal: AuthDep,
@@ -309,7 +309,7 @@ async def _clone(strategy, username, project, exp_id, body, request, session, pr
 async def restart(
     username: str,
     project: str,
-    exp_id: int,
+    exp_id: RowId,
     request: Request,
     session: SessionDep,
     principal: AuthDep,
@@ -324,7 +324,7 @@ async def restart(
 async def resume(
     username: str,
     project: str,
-    exp_id: int,
+    exp_id: RowId,
     request: Request,
     session: SessionDep,
     principal: AuthDep,
@@ -339,7 +339,7 @@ async def resume(
 async def copy(
     username: str,
     project: str,
-    exp_id: int,
+    exp_id: RowId,
     request: Request,
     session: SessionDep,
     principal: AuthDep,
@@ -356,7 +356,7 @@ async def copy(
 async def list_statuses(
     username: str,
     project: str,
-    exp_id: int,
+    exp_id: RowId,
     session: SessionDep,
     principal: AuthDep,
     params: ListDep,
@@ -376,7 +376,7 @@ async def list_statuses(
 async def post_status(
     username: str,
     project: str,
-    exp_id: int,
+    exp_id: RowId,
     body: StatusCreate,
     session: SessionDep,
     principal: AuthDep,
@@ -396,7 +396,7 @@ async def post_status(
 async def list_metrics(
     username: str,
     project: str,
-    exp_id: int,
+    exp_id: RowId,
     session: SessionDep,
     principal: AuthDep,
     params: ListDep,
@@ -417,7 +417,7 @@ async def list_metrics(
 async def post_metrics(
     username: str,
     project: str,
-    exp_id: int,
+    exp_id: RowId,
     session: SessionDep,
     settings: SettingsDep,
     principal: AuthDep,
@@ -435,7 +435,7 @@ async def post_metrics(
 async def get_logs(
     username: str,
     project: str,
-    exp_id: int,
+    exp_id: RowId,
     session: SessionDep,
     settings: SettingsDep,
     principal: AuthDep,
@@ -448,7 +448,7 @@ async def get_logs(
 async def post_logs(
     username: str,
     project: str,
-    exp_id: int,
+    exp_id: RowId,
     session: SessionDep,
     settings: SettingsDep,
     principal: AuthDep,
@@ -465,7 +465,7 @@ async def post_logs(
 
 @router.post("/experiments/{exp_id}/_heartbeat", summary="The run is alive", response_model=Detail)
 async def heartbeat(
-    username: str, project: str, exp_id: int, session: SessionDep, principal: AuthDep
+    username: str, project: str, exp_id: RowId, session: SessionDep, principal: AuthDep
 ) -> dict[str, str]:
     ra = await _get(session, principal, username, project, exp_id, run_write=True)
     await runs.heartbeat(session, ra.run)
@@ -497,7 +497,7 @@ def _job_out(job, exp_unique: str) -> dict[str, Any]:  # noqa: ANN001
 async def list_jobs(
     username: str,
     project: str,
-    exp_id: int,
+    exp_id: RowId,
     session: SessionDep,
     principal: AuthDep,
     params: ListDep,
@@ -519,7 +519,12 @@ async def list_jobs(
     response_model=ExperimentJobDetailOut,
 )
 async def get_job(
-    username: str, project: str, exp_id: int, job_id: int, session: SessionDep, principal: AuthDep
+    username: str,
+    project: str,
+    exp_id: RowId,
+    job_id: RowId,
+    session: SessionDep,
+    principal: AuthDep,
 ) -> dict[str, Any]:
     ra = await _get(session, principal, username, project, exp_id)
     job = await service.get_replica(session, ra.run, job_id)
@@ -537,8 +542,8 @@ async def get_job(
 async def list_job_statuses(
     username: str,
     project: str,
-    exp_id: int,
-    job_id: int,
+    exp_id: RowId,
+    job_id: RowId,
     session: SessionDep,
     principal: AuthDep,
     params: ListDep,
@@ -562,8 +567,8 @@ async def list_job_statuses(
 async def get_job_logs(
     username: str,
     project: str,
-    exp_id: int,
-    job_id: int,
+    exp_id: RowId,
+    job_id: RowId,
     session: SessionDep,
     settings: SettingsDep,
     principal: AuthDep,
@@ -580,7 +585,12 @@ async def get_job_logs(
     response_model=Detail,
 )
 async def job_heartbeat(
-    username: str, project: str, exp_id: int, job_id: int, session: SessionDep, principal: AuthDep
+    username: str,
+    project: str,
+    exp_id: RowId,
+    job_id: RowId,
+    session: SessionDep,
+    principal: AuthDep,
 ) -> dict[str, str]:
     ra = await _get(session, principal, username, project, exp_id, run_write=True)
     await service.get_replica(session, ra.run, job_id)
@@ -592,7 +602,7 @@ async def job_heartbeat(
     "/experiments/{exp_id}/bookmark", summary="Bookmark", status_code=201, response_model=Detail
 )
 async def bookmark(
-    username: str, project: str, exp_id: int, session: SessionDep, principal: AuthDep
+    username: str, project: str, exp_id: RowId, session: SessionDep, principal: AuthDep
 ) -> dict[str, str]:
     ra = await _get(session, principal, username, project, exp_id)
     await set_bookmark(session, principal.user, "experiment", ra.run.id, on=True)
@@ -601,7 +611,7 @@ async def bookmark(
 
 @router.delete("/experiments/{exp_id}/unbookmark", summary="Remove a bookmark", **NO_CONTENT)
 async def unbookmark(
-    username: str, project: str, exp_id: int, session: SessionDep, principal: AuthDep
+    username: str, project: str, exp_id: RowId, session: SessionDep, principal: AuthDep
 ) -> Response:
     ra = await _get(session, principal, username, project, exp_id)
     await set_bookmark(session, principal.user, "experiment", ra.run.id, on=False)

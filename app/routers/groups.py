@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, UserAuthDep, wake_after_commit
 from app.models import ExperimentGroup, User
 from app.routers import experiments as experiments_routes
-from app.schemas.common import Page
+from app.schemas.common import Page, RowId
 from app.schemas.groups import (
     GroupCreate,
     GroupDecisionOut,
@@ -85,7 +85,7 @@ async def _group(
     principal: Principal,
     username: str,
     project: str,
-    group_id: int,
+    group_id: RowId,
     *,
     write: bool = False,
 ) -> tuple[ProjectAccess, ExperimentGroup]:
@@ -160,7 +160,7 @@ async def plan_group(
 
 @router.get("/{group_id}", summary="Get an experiment group", response_model=GroupDetailOut)
 async def get_group(
-    username: str, project: str, group_id: int, session: SessionDep, principal: AuthDep
+    username: str, project: str, group_id: RowId, session: SessionDep, principal: AuthDep
 ) -> GroupDetailOut:
     access, group = await _group(session, principal, username, project, group_id)
     return await _detail(session, group, access, principal)
@@ -169,7 +169,7 @@ async def get_group(
 async def _update(
     username: str,
     project: str,
-    group_id: int,
+    group_id: RowId,
     body: GroupUpdate,
     request: Request,
     session: AsyncSession,
@@ -192,7 +192,7 @@ async def _update(
 async def patch_group(
     username: str,
     project: str,
-    group_id: int,
+    group_id: RowId,
     body: GroupUpdate,
     request: Request,
     session: SessionDep,
@@ -215,7 +215,7 @@ async def patch_group(
 async def put_group(
     username: str,
     project: str,
-    group_id: int,
+    group_id: RowId,
     body: GroupUpdate,
     request: Request,
     session: SessionDep,
@@ -243,7 +243,7 @@ async def put_group(
 async def delete_group(
     username: str,
     project: str,
-    group_id: int,
+    group_id: RowId,
     request: Request,
     session: SessionDep,
     principal: AuthDep,
@@ -258,7 +258,7 @@ async def delete_group(
 async def stop_group(
     username: str,
     project: str,
-    group_id: int,
+    group_id: RowId,
     request: Request,
     session: SessionDep,
     principal: AuthDep,
@@ -281,7 +281,7 @@ async def stop_group(
 async def list_statuses(
     username: str,
     project: str,
-    group_id: int,
+    group_id: RowId,
     session: SessionDep,
     principal: AuthDep,
     params: ListDep,
@@ -311,7 +311,7 @@ async def list_statuses(
 async def list_decisions(
     username: str,
     project: str,
-    group_id: int,
+    group_id: RowId,
     session: SessionDep,
     principal: AuthDep,
     params: ListDep,
@@ -341,7 +341,7 @@ async def list_decisions(
 async def list_metrics(
     username: str,
     project: str,
-    group_id: int,
+    group_id: RowId,
     session: SessionDep,
     principal: AuthDep,
     params: ListDep,
@@ -361,7 +361,7 @@ async def list_metrics(
 async def list_group_experiments(
     username: str,
     project: str,
-    group_id: int,
+    group_id: RowId,
     session: SessionDep,
     principal: AuthDep,
     params: ListDep,
@@ -387,7 +387,7 @@ async def list_group_experiments(
     "/{group_id}/bookmark", summary="Bookmark a group", status_code=status.HTTP_201_CREATED
 )
 async def bookmark_group(
-    username: str, project: str, group_id: int, session: SessionDep, principal: UserAuthDep
+    username: str, project: str, group_id: RowId, session: SessionDep, principal: UserAuthDep
 ) -> dict[str, str]:
     _, group = await _group(session, principal, username, project, group_id)
     await projects_service.set_bookmark(session, principal.user, CONTENT_TYPE, group.id, on=True)
@@ -401,7 +401,7 @@ async def bookmark_group(
     response_class=Response,
 )
 async def unbookmark_group(
-    username: str, project: str, group_id: int, session: SessionDep, principal: UserAuthDep
+    username: str, project: str, group_id: RowId, session: SessionDep, principal: UserAuthDep
 ) -> Response:
     _, group = await _group(session, principal, username, project, group_id)
     await projects_service.set_bookmark(session, principal.user, CONTENT_TYPE, group.id, on=False)

@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, wake_after_commit
 from app.errors import BadRequest
-from app.schemas.common import Detail, Page
+from app.schemas.common import Detail, Page, RowId
 from app.schemas.jobs import BuildDetailOut, BuildOut, JobCreate, JobDetailOut, JobOut, JobUpdate
 from app.schemas.statuses import JobStatusOut, StatusCreate
 from app.services import jobs as service
@@ -116,7 +116,7 @@ def make_router(kind: str) -> APIRouter:
 
     @router.get(path + "/{run_id}", summary=f"Get a {kind}", response_model=detail_out)
     async def get_run(
-        username: str, project: str, run_id: int, session: SessionDep, principal: AuthDep
+        username: str, project: str, run_id: RowId, session: SessionDep, principal: AuthDep
     ) -> dict[str, Any]:
         ra = await _get(session, principal, username, project, run_id)
         return await _out(session, kind, ra.run, ra.project_unique, principal, detail=True)
@@ -131,7 +131,7 @@ def make_router(kind: str) -> APIRouter:
     async def patch_run(
         username: str,
         project: str,
-        run_id: int,
+        run_id: RowId,
         body: JobUpdate,
         session: SessionDep,
         principal: AuthDep,
@@ -142,7 +142,7 @@ def make_router(kind: str) -> APIRouter:
     async def put_run(
         username: str,
         project: str,
-        run_id: int,
+        run_id: RowId,
         body: JobUpdate,
         session: SessionDep,
         principal: AuthDep,
@@ -155,7 +155,7 @@ def make_router(kind: str) -> APIRouter:
     async def delete_run(
         username: str,
         project: str,
-        run_id: int,
+        run_id: RowId,
         request: Request,
         session: SessionDep,
         principal: AuthDep,
@@ -169,7 +169,7 @@ def make_router(kind: str) -> APIRouter:
     async def stop(
         username: str,
         project: str,
-        run_id: int,
+        run_id: RowId,
         request: Request,
         session: SessionDep,
         principal: AuthDep,
@@ -187,7 +187,7 @@ def make_router(kind: str) -> APIRouter:
     async def list_statuses(
         username: str,
         project: str,
-        run_id: int,
+        run_id: RowId,
         session: SessionDep,
         principal: AuthDep,
         params: ListDep,
@@ -206,7 +206,7 @@ def make_router(kind: str) -> APIRouter:
     async def post_status(
         username: str,
         project: str,
-        run_id: int,
+        run_id: RowId,
         body: StatusCreate,
         session: SessionDep,
         principal: AuthDep,
@@ -221,7 +221,7 @@ def make_router(kind: str) -> APIRouter:
     async def get_logs(
         username: str,
         project: str,
-        run_id: int,
+        run_id: RowId,
         session: SessionDep,
         settings: SettingsDep,
         principal: AuthDep,
@@ -233,7 +233,7 @@ def make_router(kind: str) -> APIRouter:
     async def post_logs(
         username: str,
         project: str,
-        run_id: int,
+        run_id: RowId,
         session: SessionDep,
         settings: SettingsDep,
         principal: AuthDep,
@@ -250,7 +250,7 @@ def make_router(kind: str) -> APIRouter:
 
     @router.post(path + "/{run_id}/_heartbeat", summary="The run is alive", response_model=Detail)
     async def heartbeat(
-        username: str, project: str, run_id: int, session: SessionDep, principal: AuthDep
+        username: str, project: str, run_id: RowId, session: SessionDep, principal: AuthDep
     ) -> dict[str, str]:
         await _get(session, principal, username, project, run_id, run_write=True)
         return {"detail": "ok"}
@@ -259,7 +259,7 @@ def make_router(kind: str) -> APIRouter:
         path + "/{run_id}/bookmark", summary="Bookmark", status_code=201, response_model=Detail
     )
     async def bookmark(
-        username: str, project: str, run_id: int, session: SessionDep, principal: AuthDep
+        username: str, project: str, run_id: RowId, session: SessionDep, principal: AuthDep
     ) -> dict[str, str]:
         ra = await _get(session, principal, username, project, run_id)
         await set_bookmark(session, principal.user, kind, ra.run.id, on=True)
@@ -272,7 +272,7 @@ def make_router(kind: str) -> APIRouter:
         response_class=Response,
     )
     async def unbookmark(
-        username: str, project: str, run_id: int, session: SessionDep, principal: AuthDep
+        username: str, project: str, run_id: RowId, session: SessionDep, principal: AuthDep
     ) -> Response:
         ra = await _get(session, principal, username, project, run_id)
         await set_bookmark(session, principal.user, kind, ra.run.id, on=False)
@@ -289,7 +289,7 @@ def make_router(kind: str) -> APIRouter:
         async def restart(
             username: str,
             project: str,
-            run_id: int,
+            run_id: RowId,
             request: Request,
             session: SessionDep,
             principal: AuthDep,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, UserAuthDep, wake_after_commit
 from app.models import NotebookJob, TensorboardJob
-from app.schemas.common import Page
+from app.schemas.common import Page, RowId
 from app.schemas.plugins import NotebookOut, NotebookStop, PluginStart, TensorboardOut
 from app.services import plugins as service
 from app.services.projects import ProjectAccess, get_project
@@ -121,7 +121,7 @@ async def stop_project_tensorboard(
 async def start_group_tensorboard(
     username: str,
     project: str,
-    group_id: int,
+    group_id: RowId,
     request: Request,
     response: Response,
     session: SessionDep,
@@ -141,7 +141,7 @@ async def start_group_tensorboard(
 async def stop_group_tensorboard(
     username: str,
     project: str,
-    group_id: int,
+    group_id: RowId,
     request: Request,
     session: SessionDep,
     principal: UserAuthDep,
@@ -160,7 +160,7 @@ async def stop_group_tensorboard(
 async def start_experiment_tensorboard(
     username: str,
     project: str,
-    experiment_id: int,
+    experiment_id: RowId,
     request: Request,
     response: Response,
     session: SessionDep,
@@ -180,7 +180,7 @@ async def start_experiment_tensorboard(
 async def stop_experiment_tensorboard(
     username: str,
     project: str,
-    experiment_id: int,
+    experiment_id: RowId,
     request: Request,
     session: SessionDep,
     principal: UserAuthDep,

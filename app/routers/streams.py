@@ -16,6 +16,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from app.errors import PlxError
 from app.logic.statuses import is_done
+from app.schemas.common import RowId
 from app.services.runs import get_run, log_path
 from app.services.users import authenticate
 
@@ -64,7 +65,7 @@ async def stream_logs(
     username: str,
     project: str,
     kind: Literal["experiments", "jobs", "builds"],
-    run_id: int,
+    run_id: RowId,
 ) -> None:
     run_kind = KINDS[kind]
     async with websocket.app.state.sessionmaker() as session:

@@ -5,11 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
 from app.logic.names import validate_name, validate_project_name
 
 T = TypeVar("T")
+
+# Row ids are 32-bit integers (Postgres INTEGER): a larger one can name no row, and must be a
+# clear 400, not a database error.
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="the row's id")]
+BodyRowId = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
 
 
 def _no_nul(value: Any) -> Any:

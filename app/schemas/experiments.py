@@ -6,7 +6,15 @@ from typing import Any
 
 from pydantic import Field
 
-from app.schemas.common import Description, OutSchema, RunName, Schema, Tags, Timestamp
+from app.schemas.common import (
+    BodyRowId,
+    Description,
+    OutSchema,
+    RunName,
+    Schema,
+    Tags,
+    Timestamp,
+)
 
 
 class ExperimentCreate(Schema):
@@ -15,7 +23,7 @@ class ExperimentCreate(Schema):
     name: RunName | None = None
     description: Description | None = None
     tags: Tags | None = None
-    experiment_group: int | None = None
+    experiment_group: BodyRowId | None = None
 
 
 class RunUpdate(Schema):
@@ -35,7 +43,7 @@ class CloneBody(Schema):
 
 
 class IdsBody(Schema):
-    ids: list[int] = Field(max_length=10_000)
+    ids: list[BodyRowId] = Field(max_length=10_000)
 
 
 class ExperimentOut(OutSchema):

@@ -17,7 +17,7 @@ from app.services.jobs import ensure_build, parse_config
 from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, paginate
 from app.services.projects import ProjectAccess
 from app.services.runs import flush_unique_name
-from app.services.statuses import set_status
+from app.services.statuses import add_first_status
 
 
 async def create_experiment(
@@ -75,21 +75,27 @@ async def create_experiment(
     )
     if cloning_strategy == "resume" and original is not None:
         exp.run_env = {"outputs_from": (original.run_env or {}).get("outputs_from", original.id)}
+    exp.last_status = "created"  # goes in with the INSERT; add_first_status writes its history
     session.add(exp)
     await flush_unique_name(session, "experiment", name)
+    jobs = []
     if managed:
         for replica in spec.replicas():
             env = replica.environment
-            job = ExperimentJob(
-                experiment_id=exp.id,
-                role=replica.role,
-                replica_index=replica.index,
-                resources=env.resources.flat() if env.resources else None,
+            jobs.append(
+                ExperimentJob(
+                    experiment_id=exp.id,
+                    role=replica.role,
+                    replica_index=replica.index,
+                    resources=env.resources.flat() if env.resources else None,
+                    last_status="created",
+                )
             )
-            session.add(job)
-            await session.flush()
-            await set_status(session, job, "created")
-    await set_status(session, exp, "created")
+        session.add_all(jobs)
+        await session.flush()  # one INSERT for every replica
+    for row in (exp, *jobs):
+        add_first_status(session, row)
+    await session.flush()
     return exp
 
 

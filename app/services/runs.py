@@ -104,6 +104,9 @@ def check_project_write(principal: Principal, access: ProjectAccess) -> None:
 
 
 async def flush_unique_name(session: AsyncSession, kind: str, name: str | None) -> None:
+    if name is None:
+        await session.flush()  # no name, no clash: no savepoint round trips
+        return
     try:
         async with session.begin_nested():
             await session.flush()

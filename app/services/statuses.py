@@ -115,6 +115,19 @@ def _forget_locks_on_rollback(session: Session, _previous: Any) -> None:
     session.info.pop(_LOCKED, None)
 
 
+def add_first_status(session: AsyncSession, obj: Any) -> None:
+    """The history row of a row this transaction just inserted with its first `last_status`
+    already set: no lock and no UPDATE (nobody else can see the row yet), unlike set_status."""
+    kind = kind_of(obj)
+    if obj.id is None or obj.last_status not in rules_for(kind.table).values:
+        raise ValueError(f"{type(obj).__name__} must be flushed with a valid first status")
+    created_at = obj.updated_at or utcnow()
+    session.add(
+        kind.status_model(**{kind.fk: obj.id, "status": obj.last_status}, created_at=created_at)
+    )
+    mark_locked(session, obj)  # the inserting transaction holds the row
+
+
 async def set_status(
     session: AsyncSession,
     obj: Any,
