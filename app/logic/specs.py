@@ -106,12 +106,24 @@ class RunConfig(SpecModel):
         return sanitize_cmd(self.cmd)
 
 
+def _relative_path(value: str | None) -> str | None:
+    """A path inside the uploaded code: relative, no `..`, one line (it reaches a shell)."""
+    if value is None:
+        return None
+    if value.startswith("/") or ".." in value.split("/") or any(c in value for c in "\n\r\0"):
+        raise ValueError(f"`{value}` must be a relative path inside the code, without `..`")
+    return value
+
+
+CodePath = Annotated[str, AfterValidator(_relative_path)]
+
+
 class BuildConfig(SpecModel):
     image: DockerImage | None = None
-    dockerfile: NonEmptyStr | None = None
+    dockerfile: Annotated[NonEmptyStr, AfterValidator(_relative_path)] | None = None
     build_steps: list[str] | None = None
     env_vars: list[EnvVar] | None = None
-    context: str | None = None
+    context: CodePath | None = None
     backend: Annotated[Literal["native", "kaniko"], BeforeValidator(_lower)] | None = None
     ref: NonEmptyStr | None = None
     commit: NonEmptyStr | None = None

@@ -42,20 +42,17 @@ def render_dockerfile(build: BuildConfig) -> str:
 
 
 def build_fields(row: Any, *, registry: str | None, project: str, project_id: int) -> dict:
-    """dockerfile, destination image and code version of a build row."""
+    """Destination image, code version, context, and the Dockerfile: rendered from `image`,
+    or the path of one in the code (`build.dockerfile`, checked by the runtime)."""
     build = _parse(row.config or {}, "build").build
-    if build.dockerfile is not None:
-        raise RuntimeError_(
-            f"Build {row.id}: building from a Dockerfile in the repository (`dockerfile: "
-            f"{build.dockerfile}`) is not supported on Kubernetes yet; use `image` and "
-            "`build_steps`.",
-            retryable=False,
-        )
-    return {
-        "dockerfile": render_dockerfile(build),
+    fields = {
         "destination_image": image_name(registry, project, project_id, row.uuid),
         "code_reference": getattr(row, "commit", None),
+        "build_context": build.context,
     }
+    if build.dockerfile is not None:
+        return {**fields, "dockerfile_path": build.dockerfile}
+    return {**fields, "dockerfile": render_dockerfile(build)}
 
 
 def run_fields(

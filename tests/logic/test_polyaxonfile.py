@@ -78,7 +78,7 @@ def test_tracking_only_experiment_is_valid() -> None:
 @pytest.mark.parametrize(
     "content",
     [
-        _file("build", build={"dockerfile": "FROM python:3.11\n", "ref": "abc123"}),
+        _file("build", build={"dockerfile": "docker/Dockerfile", "ref": "abc123"}),
         _file("job", build=BUILD, run={"cmd": "python job.py"}),
         _file("notebook", build=BUILD, backend="Lab"),
         _file("tensorboard", build=BUILD, logging={"level": "debug"}),
@@ -504,3 +504,26 @@ def test_experiment_spec_for_reports_bad_rendered_values() -> None:
             "Input should be a valid integer, unable to parse string as an integer",
         )
     ]
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        ({"dockerfile": "/etc/Dockerfile"}, "build.dockerfile"),
+        ({"dockerfile": "../Dockerfile"}, "build.dockerfile"),
+        ({"dockerfile": "docker/../../Dockerfile"}, "build.dockerfile"),
+        ({"dockerfile": "Dockerfile\nrm -rf /"}, "build.dockerfile"),
+        ({"image": "python:3.11", "context": "/srv"}, "build.context"),
+        ({"image": "python:3.11", "context": "a/.."}, "build.context"),
+    ],
+)
+def test_build_paths_stay_inside_the_code(build: dict[str, str], field: str) -> None:
+    problems = _problems(_file("build", build=build))
+    assert any(path == field and "relative path" in reason for path, reason in problems), problems
+
+
+def test_a_dockerfile_path_inside_the_code_is_accepted() -> None:
+    spec = parse_polyaxonfile(
+        _file("build", build={"dockerfile": "docker/Dockerfile", "context": "docker"})
+    )
+    assert spec.spec.build.dockerfile == "docker/Dockerfile" and spec.spec.build.context == "docker"
