@@ -426,9 +426,7 @@ async def post_metrics(
     ra = await _get(session, principal, username, project, exp_id, run_write=True)
     points = metrics_service.validate_points(body, limit=settings.max_metrics_per_request)
     row = await metrics_service.add_metrics(session, ra.run, points)
-    if row is None:
-        return Response(status_code=201)
-    return metrics_service.metric_out(row)
+    return Response(status_code=201) if row is None else row
 
 
 @router.get("/experiments/{exp_id}/logs", summary="The run's log", response_class=PlainTextResponse)

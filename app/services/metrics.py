@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import cast, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from app.errors import BadRequest, PayloadTooLarge
 from app.models import Experiment, ExperimentMetric
@@ -66,17 +65,23 @@ def validate_points(body: Any, *, limit: int) -> list[tuple[dict[str, float], da
 
 async def add_metrics(
     session: AsyncSession, exp: Experiment, points: list[tuple[dict[str, float], datetime]]
-) -> ExperimentMetric | None:
-    """Store every point; returns the row when one point was sent."""
+) -> dict[str, Any] | None:
+    """Store every point; returns the row (as metric_out) when one point was sent.
+
+    Core statements, not the ORM unit of work: this is the hottest write of the API (every
+    training step of every run), and a flush costs more than the INSERT itself."""
     merged: dict[str, float] = {}
     for values, _ in points:
         merged.update(values)
     result = None
     if len(points) == 1:
         values, created = points[0]
-        result = ExperimentMetric(experiment_id=exp.id, values=values, created_at=created)
-        session.add(result)
-        await session.flush()
+        metric_id = await session.scalar(
+            insert(ExperimentMetric)
+            .values(experiment_id=exp.id, values=values, created_at=created)
+            .returning(ExperimentMetric.id)
+        )
+        result = _out(metric_id, exp.id, created, values)
     else:
         await session.execute(
             insert(ExperimentMetric),
@@ -84,16 +89,13 @@ async def add_metrics(
         )
     # The merge happens in the UPDATE itself, on the row version it locks: concurrent posts
     # never lose each other's keys, without a SELECT ... FOR UPDATE round trip first.
-    now = utcnow()
-    last = await session.scalar(
+    await session.execute(
         update(Experiment)
         .where(Experiment.id == exp.id)
-        .values(last_metric=_shallow_merge(session, merged), updated_at=now)
-        .returning(Experiment.last_metric)
+        .values(last_metric=_shallow_merge(session, merged), updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    set_committed_value(exp, "last_metric", last)
-    set_committed_value(exp, "updated_at", now)
+    # The session's copy of `exp` is stale now: no caller reads it after this.
     return result
 
 
@@ -120,10 +122,16 @@ async def list_metrics(
 
 
 def metric_out(row: ExperimentMetric) -> dict[str, Any]:
+    return _out(row.id, row.experiment_id, row.created_at, row.values)
+
+
+def _out(
+    metric_id: int, experiment_id: int, created_at: datetime, values: dict[str, Any]
+) -> dict[str, Any]:
     return {
-        "id": row.id,
-        "uuid": uuid.uuid5(_METRIC_NS, str(row.id)).hex,
-        "experiment": row.experiment_id,
-        "created_at": row.created_at.isoformat(),
-        "values": row.values,
+        "id": metric_id,
+        "uuid": uuid.uuid5(_METRIC_NS, str(metric_id)).hex,
+        "experiment": experiment_id,
+        "created_at": created_at.isoformat(),
+        "values": values,
     }
