@@ -1,8 +1,10 @@
 """The reconciler driving a sweep onto the fake Kubernetes API server, by hand:
 
     .venv/bin/python bench/bench_k8s_reconciler.py [--experiments 1000] [--no-kubelet]
+        [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/plx_bench_k8s]
 
-The real app (SQLite in a temp dir, reconciler on, `runtime=kubernetes`) creates a group of N
+The real app (SQLite in a temp dir, or the Postgres database named by --pg, dropped and
+recreated; reconciler on, `runtime=kubernetes`) creates a group of N
 experiments with concurrency N through the HTTP API (ASGI); the fake kubelet moves every pod to
 Running, where it stays (its command sleeps). Prints: how long materialisation took, the
 experiment pods created per second (first to last POST, the reconciler's throughput: keys,
@@ -24,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx  # noqa: E402
+from common import recreate_database  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from app.config import Settings  # noqa: E402
@@ -43,7 +46,7 @@ async def count(app: Any, status: str | None = None) -> int:
         return await session.scalar(stmt) or 0
 
 
-async def main(n: int, kubelet_on: bool) -> None:
+async def main(n: int, kubelet_on: bool, pg: str | None) -> None:
     api = FakeApiServer(history=200_000)
     host = await api.start()
     kubelet = FakeKubelet(api, step=0.01, run_seconds=3600)
@@ -58,8 +61,10 @@ async def main(n: int, kubelet_on: bool) -> None:
     api.listeners.append(on_event)
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "plx.db"
+        if pg:
+            await recreate_database(pg)
         settings = Settings(
-            data_dir=Path(tmp) / "data", database_url=f"sqlite+aiosqlite:///{db}",
+            data_dir=Path(tmp) / "data", database_url=pg or f"sqlite+aiosqlite:///{db}",
             runtime="kubernetes", api_url="http://testserver", admin_username="root",
             admin_password="password123", reconcile_interval=0.05, k8s_namespace=NAMESPACE,
             k8s_api_host=host, k8s_resync_seconds=60, max_group_experiments=100_000,
@@ -107,6 +112,7 @@ async def main(n: int, kubelet_on: bool) -> None:
         await api.close()
     window = pod_times[-1] - pod_times[0]
     print(json.dumps({
+        "database": "postgres" if pg else "sqlite",
         "experiments": n,
         "kubelet": kubelet_on,
         "materialise_s": round(t_materialised - t0, 2),
@@ -122,5 +128,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--experiments", type=int, default=1000)
     parser.add_argument("--no-kubelet", action="store_true")
+    parser.add_argument("--pg", default=None, help="a Postgres URL to use instead of SQLite")
     args = parser.parse_args()
-    asyncio.run(main(args.experiments, not args.no_kubelet))
+    asyncio.run(main(args.experiments, not args.no_kubelet, args.pg))
