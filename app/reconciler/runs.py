@@ -456,6 +456,7 @@ async def _observe(rec: Any, kind: str, row: Any, states: dict[str, WorkloadStat
         crash_point("runs.observe_before_status")
         if kind != "experiment":
             state = next(iter(states.values()))
+            await _record_run(session, fresh, state)
             await set_status(
                 session,
                 fresh,
@@ -467,10 +468,12 @@ async def _observe(rec: Any, kind: str, row: Any, states: dict[str, WorkloadStat
         jobs = await _locked_replicas(session, fresh)
         master_status = None
         message = None
+        ran = False
         for job in jobs:
             state = states.get(workload_key("experiment", fresh, job.role, job.replica_index))
             if state is None:
                 continue
+            ran = await _record_run(session, job, state) or ran
             await set_status(
                 session, job, state.status, message=state.message, details=_details(state)
             )
@@ -482,8 +485,10 @@ async def _observe(rec: Any, kind: str, row: Any, states: dict[str, WorkloadStat
             [j.last_status for j in jobs if j.last_status], master_status
         )
         if derived is not None and derived != fresh.last_status:
-            if derived == "running" and fresh.last_status == QUEUED:
+            if (derived == "running" or ran) and fresh.last_status == QUEUED:
                 await set_status(session, fresh, "starting")
+            if ran and fresh.last_status == "starting":
+                await set_status(session, fresh, "running")
             await set_status(session, fresh, derived, message=message if is_done(derived) else None)
         if is_done(fresh.last_status):
             # The experiment is over (its master ended, or a replica failed): the next pass
@@ -492,6 +497,17 @@ async def _observe(rec: Any, kind: str, row: Any, states: dict[str, WorkloadStat
                 if not is_done(job.last_status):
                     await set_status(session, job, "stopped", message=REPLICA_ENDED)
             crash_point("runs.observe_before_commit")
+
+
+async def _record_run(session: Any, row: Any, state: WorkloadState) -> bool:
+    """A workload seen for the first time already ended, after running (it has an exit code):
+    record `running` before its end, so the history says it ran (a short run can start and end
+    between two passes). True when it did."""
+    if not (is_done(state.status) and state.exit_code is not None):
+        return False
+    if row.last_status in ("created", QUEUED, "starting", "building"):
+        return await set_status(session, row, "running")
+    return False
 
 
 def _details(state: WorkloadState) -> dict[str, Any]:

@@ -39,7 +39,7 @@ async def _statuses(app: Any) -> dict[str, int]:
 async def test_a_pass_starts_up_to_capacity_and_marks_the_rest_scheduled(
     backend: str, app: Any, client: Any, owner: Any
 ) -> None:
-    assert (await client.post("/api/v1/projects", json={"name": "p"}, headers=owner.headers))
+    assert await client.post("/api/v1/projects", json={"name": "p"}, headers=owner.headers)
     await _create(client, owner, RUN, 30)
     runtime = FakeRuntime(capacity=3)
     rec = Reconciler(app.state.settings, app.state.sessionmaker, runtime, steps=[reconcile_runs])
@@ -101,3 +101,34 @@ async def test_runs_that_end_before_any_pass_saw_them_free_their_slots_at_once(
     # One pass records the three and starts the next three (they are not mistaken for waiting).
     assert sum(runtime.starts.values()) == 6 and max(runtime.starts.values()) == 1
     assert (await _statuses(app))["succeeded"] == 3
+
+
+async def test_a_run_that_ended_unseen_still_has_running_in_its_history(
+    backend: str, app: Any, client: Any, owner: Any
+) -> None:
+    await client.post("/api/v1/projects", json={"name": "p"}, headers=owner.headers)
+    [ok, bad] = await _create(client, owner, RUN, 2)
+    runtime = FakeRuntime(capacity=2)
+    rec = Reconciler(app.state.settings, app.state.sessionmaker, runtime, steps=[reconcile_runs])
+    await rec.reconcile_once()
+    keys = sorted(runtime.states, key=lambda k: int(k.split("-")[1]))
+    runtime.set_status(keys[0], "succeeded", exit_code=0)
+    runtime.set_status(keys[1], "failed", exit_code=3, message="exit code 3")
+    await rec.reconcile_once()
+    for exp_id, end in ((ok, "succeeded"), (bad, "failed")):
+        r = await client.get(
+            f"/api/v1/alice/p/experiments/{exp_id}/statuses", headers=owner.headers
+        )
+        assert [s["status"] for s in r.json()["results"]] == [
+            "created",
+            "scheduled",
+            "starting",
+            "running",
+            end,
+        ]
+        r = await client.get(f"/api/v1/alice/p/experiments/{exp_id}/jobs", headers=owner.headers)
+        job = r.json()["results"][0]["id"]
+        r = await client.get(
+            f"/api/v1/alice/p/experiments/{exp_id}/jobs/{job}/statuses", headers=owner.headers
+        )
+        assert [s["status"] for s in r.json()["results"]][-2:] == ["running", end]
