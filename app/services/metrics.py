@@ -76,11 +76,21 @@ async def add_metrics(
     result = None
     if len(points) == 1:
         values, created = points[0]
-        metric_id = await session.scalar(
+        add = (
             insert(ExperimentMetric)
             .values(experiment_id=exp.id, values=values, created_at=created)
             .returning(ExperimentMetric.id)
         )
+        if _postgres(session):
+            # One round trip: the INSERT rides in the UPDATE as a data-modifying CTE.
+            row = add.cte("added")
+            metric_id = await session.scalar(
+                _merge_update(session, exp, merged)
+                .add_cte(row)
+                .returning(select(row.c.id).scalar_subquery())
+            )
+            return _out(metric_id, exp.id, created, values)
+        metric_id = await session.scalar(add)
         result = _out(metric_id, exp.id, created, values)
     else:
         await session.execute(
@@ -89,20 +99,28 @@ async def add_metrics(
         )
     # The merge happens in the UPDATE itself, on the row version it locks: concurrent posts
     # never lose each other's keys, without a SELECT ... FOR UPDATE round trip first.
-    await session.execute(
+    await session.execute(_merge_update(session, exp, merged))
+    # The session's copy of `exp` is stale now: no caller reads it after this.
+    return result
+
+
+def _postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _merge_update(session: AsyncSession, exp: Experiment, merged: dict[str, float]) -> Any:
+    return (
         update(Experiment)
         .where(Experiment.id == exp.id)
         .values(last_metric=_shallow_merge(session, merged), updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    # The session's copy of `exp` is stale now: no caller reads it after this.
-    return result
 
 
 def _shallow_merge(session: AsyncSession, values: dict[str, float]) -> Any:
     """SQL for `last_metric` with `values`' keys written over it (values are finite numbers, so
     SQLite's json_patch, which deletes keys set to null, is a plain shallow merge here)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if _postgres(session):
         empty = cast(literal("{}"), JSONB)
         return func.coalesce(Experiment.last_metric, empty).op("||")(
             cast(literal(json.dumps(values)), JSONB)
