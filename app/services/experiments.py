@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -200,11 +200,6 @@ async def list_replicas(
         .order_by(ExperimentJob.id.asc())
     )
     return await paginate(session, stmt, params)
-
-
-async def count_replicas(session: AsyncSession, exp: Experiment) -> int:
-    stmt = select(func.count()).where(ExperimentJob.experiment_id == exp.id)
-    return int(await session.scalar(stmt) or 0)
 
 
 async def get_replica(session: AsyncSession, exp: Experiment, job_id: int) -> ExperimentJob:

@@ -138,21 +138,6 @@ async def list_tensorboards(
     return await paginate(session, stmt, params)
 
 
-async def has_running_tensorboard(
-    session: AsyncSession,
-    *,
-    project_id: int,
-    group_id: int | None = None,
-    experiment_id: int | None = None,
-) -> bool:
-    """`has_tensorboard` of a project, group or experiment: its last tensorboard is running."""
-    group = ExperimentGroup(id=group_id) if group_id is not None else None
-    experiment = Experiment(id=experiment_id) if experiment_id is not None else None
-    stmt = _tensorboard_stmt(project_id, Target(group=group, experiment=experiment))
-    row = await _last(session, stmt, TensorboardJob)
-    return row is not None and row.last_status in PLUGIN_RUNNING
-
-
 async def start_notebook(
     session: AsyncSession, access: ProjectAccess, user_id: int, *, config: dict[str, Any] | None
 ) -> tuple[NotebookJob, bool]:
