@@ -139,9 +139,7 @@ async def _mark_queued(rec: Any, candidates: list[tuple[str, int]]) -> None:
     transaction for the batch; set_status re-checks each row under its lock."""
     async with rec.session() as session:
         for kind, run_id in candidates:
-            fresh = await session.get(
-                MODELS[kind], run_id, populate_existing=True, with_for_update={"key_share": True}
-            )
+            fresh = await _lock(session, kind, run_id)
             if fresh is not None and fresh.last_status == "created" and not fresh.stop_requested:
                 await set_status(session, fresh, QUEUED)
         crash_point("runs.queue_before_commit")
@@ -229,10 +227,15 @@ async def _retire(runtime: Any, key: str, state: WorkloadState, grace: float) ->
 
 
 async def _reload(session: Any, kind: str, row: Any) -> Any:
+    return await _lock(session, kind, row.id)
+
+
+async def _lock(session: Any, kind: str, run_id: int) -> Any:
     # Locked first (FOR NO KEY UPDATE, as set_status does): an experiment before its jobs, the
-    # lock order every writer keeps (app/services/statuses.py lock_row).
+    # lock order every writer keeps (app/services/statuses.py lock_row). Recorded, so
+    # set_status does not read the row under its lock a second time.
     fresh = await session.get(
-        MODELS[kind], row.id, populate_existing=True, with_for_update={"key_share": True}
+        MODELS[kind], run_id, populate_existing=True, with_for_update={"key_share": True}
     )
     if fresh is not None:
         mark_locked(session, fresh)
