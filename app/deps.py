@@ -47,7 +47,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    # async: a sync dependency would run in the thread pool (a thread hop per request).
     return request.app.state.settings
 
 
@@ -82,7 +83,7 @@ async def get_superuser(principal: UserAuthDep) -> Principal:
 SuperuserDep = Annotated[Principal, Depends(get_superuser)]
 
 
-def list_params(
+async def list_params(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="rows to skip")] = 0,
