@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import cast, func, insert, literal, select, update
+from sqlalchemy import String, bindparam, cast, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,28 +69,28 @@ async def add_metrics(
     """Store every point; returns the row (as metric_out) when one point was sent.
 
     Core statements, not the ORM unit of work: this is the hottest write of the API (every
-    training step of every run), and a flush costs more than the INSERT itself."""
+    training step of every run), and a flush costs more than the INSERT itself. The statements
+    are built once (bound parameters only): building one and computing its cache key per request
+    cost more than the rest of the request's SQL work."""
     merged: dict[str, float] = {}
     for values, _ in points:
         merged.update(values)
+    postgres = _postgres(session)
+    now = utcnow()
+    update_params = {"exp_id": exp.id, "merged": json.dumps(merged), "now": now}
     result = None
     if len(points) == 1:
         values, created = points[0]
-        add = (
-            insert(ExperimentMetric)
-            .values(experiment_id=exp.id, values=values, created_at=created)
-            .returning(ExperimentMetric.id)
-        )
-        if _postgres(session):
+        if postgres:
             # One round trip: the INSERT rides in the UPDATE as a data-modifying CTE.
-            row = add.cte("added")
             metric_id = await session.scalar(
-                _merge_update(session, exp, merged)
-                .add_cte(row)
-                .returning(select(row.c.id).scalar_subquery())
+                _statements(True).add_and_merge,
+                {**update_params, "m_exp_id": exp.id, "values": values, "created": created},
             )
             return _out(metric_id, exp.id, created, values)
-        metric_id = await session.scalar(add)
+        metric_id = await session.scalar(
+            _statements(False).add, {"m_exp_id": exp.id, "values": values, "created": created}
+        )
         result = _out(metric_id, exp.id, created, values)
     else:
         await session.execute(
@@ -99,7 +99,7 @@ async def add_metrics(
         )
     # The merge happens in the UPDATE itself, on the row version it locks: concurrent posts
     # never lose each other's keys, without a SELECT ... FOR UPDATE round trip first.
-    await session.execute(_merge_update(session, exp, merged))
+    await session.execute(_statements(postgres).merge, update_params)
     # The session's copy of `exp` is stale now: no caller reads it after this.
     return result
 
@@ -108,24 +108,54 @@ def _postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _merge_update(session: AsyncSession, exp: Experiment, merged: dict[str, float]) -> Any:
-    return (
-        update(Experiment)
-        .where(Experiment.id == exp.id)
-        .values(last_metric=_shallow_merge(session, merged), updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
+class _Statements:
+    """Core statements of add_metrics for one dialect, with bound parameters: `exp_id`,
+    `merged` (JSON text of the keys to write over last_metric), `now`; the INSERT takes
+    `m_exp_id`, `values` and `created`."""
 
-
-def _shallow_merge(session: AsyncSession, values: dict[str, float]) -> Any:
-    """SQL for `last_metric` with `values`' keys written over it (values are finite numbers, so
-    SQLite's json_patch, which deletes keys set to null, is a plain shallow merge here)."""
-    if _postgres(session):
-        empty = cast(literal("{}"), JSONB)
-        return func.coalesce(Experiment.last_metric, empty).op("||")(
-            cast(literal(json.dumps(values)), JSONB)
+    def __init__(self, postgres: bool) -> None:
+        experiments = Experiment.__table__
+        last_metric = experiments.c.last_metric
+        merged = bindparam("merged", type_=String())
+        if postgres:
+            empty = cast(literal("{}"), JSONB)
+            merge_sql = func.coalesce(last_metric, empty).op("||")(cast(merged, JSONB))
+        else:
+            # SQLite's json_patch deletes keys set to null, but values are finite numbers, so
+            # it is a plain shallow merge here.
+            merge_sql = func.json_patch(func.coalesce(last_metric, "{}"), merged)
+        self.merge = (
+            update(experiments)
+            .where(experiments.c.id == bindparam("exp_id"))
+            .values(
+                last_metric=merge_sql,
+                updated_at=bindparam("now", type_=experiments.c.updated_at.type),
+            )
         )
-    return func.json_patch(func.coalesce(Experiment.last_metric, "{}"), json.dumps(values))
+        metrics = ExperimentMetric.__table__
+        self.add = (
+            insert(metrics)
+            .values(
+                experiment_id=bindparam("m_exp_id", type_=metrics.c.experiment_id.type),
+                values=bindparam("values", type_=metrics.c["values"].type),
+                created_at=bindparam("created", type_=metrics.c.created_at.type),
+            )
+            .returning(metrics.c.id)
+        )
+        added = self.add.cte("added")
+        self.add_and_merge = self.merge.add_cte(added).returning(
+            select(added.c.id).scalar_subquery()
+        )
+
+
+_STATEMENTS: dict[bool, _Statements] = {}
+
+
+def _statements(postgres: bool) -> _Statements:
+    found = _STATEMENTS.get(postgres)
+    if found is None:
+        found = _STATEMENTS[postgres] = _Statements(postgres)
+    return found
 
 
 async def list_metrics(
