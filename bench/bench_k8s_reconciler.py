@@ -53,10 +53,12 @@ async def main(n: int, kubelet_on: bool, pg: str | None) -> None:
     if kubelet_on:
         kubelet.start()
     pod_times: list[float] = []
+    pod_cpu: list[float] = []
 
     def on_event(kind: str, resource: str, obj: dict[str, Any]) -> None:
         if kind == "ADDED" and resource == "pods" and obj["metadata"]["name"].startswith("plxjob"):
             pod_times.append(time.perf_counter())
+            pod_cpu.append(time.process_time())
 
     api.listeners.append(on_event)
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,6 +120,8 @@ async def main(n: int, kubelet_on: bool, pg: str | None) -> None:
         "materialise_s": round(t_materialised - t0, 2),
         "pod_create_window_s": round(window, 2),
         "pods_per_s": round((n - 1) / window, 1) if window else None,
+        # CPU of this process (plx, fake API server and kubelet) over the window, in % of a core.
+        "process_cpu_pct_in_window": round(100 * (pod_cpu[-1] - pod_cpu[0]) / window) if window else None,
         "group_post_to_last_pod_s": round(t_pods - t0, 2),
         "group_post_to_all_running_s": round(running, 2) if running else None,
         "watch_events": api.rv,

@@ -37,7 +37,7 @@ from app.services.runs import (
     workload_key,
 )
 from app.services.statuses import mark_locked, set_status, status_values
-from app.services.users import create_run_token
+from app.services.users import create_run_tokens
 from app.services.workloads import build_fields, image_name, run_fields
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,9 @@ START_BATCH = 200
 QUEUE_BATCH = 500
 # Row actions (start, observe, stop) of one pass in flight at once, each with its own session.
 PASS_CONCURRENCY = 8
+# Starts and observations are done in chunks of up to this many runs, one transaction each:
+# their rows locked, leases claimed, tokens and statuses written in a few statements per chunk.
+CHUNK = 50
 
 
 def _active(model: Any, *where: Any) -> Any:
@@ -94,11 +97,12 @@ async def _load_rows(
             rows[(kind, row.id)] = row
     # Rows of workloads that are not active any more (done or deleted), and of workloads whose
     # row still says waiting (a start interrupted after the workload was created).
-    for kind, run_id in {(p[0], p[1]) for p in map(parse_key, workloads) if p}:
-        if (kind, run_id) not in rows:
-            row = await session.get(MODELS[kind], run_id)
-            if row is not None:
-                rows[(kind, run_id)] = row
+    unread = {(p[0], p[1]) for p in map(parse_key, workloads) if p} - rows.keys()
+    for kind, model in MODELS.items():
+        ids = sorted(run_id for k, run_id in unread if k == kind)
+        if ids:
+            for row in await session.scalars(select(model).where(model.id.in_(ids))):
+                rows[(kind, row.id)] = row
     limit = START_BATCH if free is None else min(START_BATCH, max(free, 0))
     more = False
     waiting: list[tuple[str, Any]] = []
@@ -136,12 +140,11 @@ async def _created_ids(session: Any) -> tuple[list[tuple[str, int]], bool]:
 
 async def _mark_queued(rec: Any, candidates: list[tuple[str, int]]) -> None:
     """Created rows that could not start this pass wait as `scheduled` (v0's queued): one
-    transaction for the batch; set_status re-checks each row under its lock."""
+    transaction for the batch, its rows locked in one statement per kind and re-checked."""
     async with rec.session() as session:
-        for kind, run_id in candidates:
-            fresh = await _lock(session, kind, run_id)
-            if fresh is not None and fresh.last_status == "created" and not fresh.stop_requested:
-                await set_status(session, fresh, QUEUED)
+        for fresh in (await _lock_many(session, candidates)).values():
+            if fresh.last_status == "created" and not fresh.stop_requested:
+                await set_status(session, fresh, QUEUED, flush=False)
         crash_point("runs.queue_before_commit")
 
 
@@ -168,29 +171,37 @@ async def reconcile_runs(rec: Any) -> None:
         by_run.setdefault((kind, run_id), {})[key] = state
 
     crash_point("runs.after_listing")
-    actions: list[tuple[str, int, Any]] = []
-    starts: list[tuple[str, int, Any]] = []
+    actions: list[tuple[str, Any]] = []
+    observes: list[tuple[str, int, dict[str, WorkloadState]]] = []
+    starts: list[tuple[str, int]] = []
     for (kind, run_id), row in sorted(rows.items(), key=lambda item: item[0][1]):
         if is_done(row.last_status):
             continue
         states = by_run.get((kind, run_id), {})
         if row.stop_requested:
-            actions.append((kind, run_id, _stop(rec, kind, row, states)))
+            actions.append((f"stop {kind} {run_id}", _stop(rec, kind, row, states)))
         elif kind == "build" and runtime.name == "local":
-            actions.append((kind, run_id, _finish_local_build(rec, row)))
+            actions.append((f"build {run_id}", _finish_local_build(rec, row)))
         elif states:
-            actions.append((kind, run_id, _observe(rec, kind, row, states)))
+            observes.append((kind, run_id, states))
         elif row.last_status in WAITING:
             if capacity is None or running + len(starts) < capacity:
-                starts.append((kind, run_id, _start(rec, kind, row)))
+                starts.append((kind, run_id))
         else:
-            actions.append((kind, run_id, _vanished(rec, kind, row)))
-    # Each action is its own unit of work on its own row: they run side by side (a pass costs
+            actions.append((f"vanished {kind} {run_id}", _vanished(rec, kind, row)))
+    # Each action is its own unit of work on its own rows: they run side by side (a pass costs
     # about its slowest action, not their sum), at most `width` at a time.
     width = 1 if rec.settings.database_url.startswith("sqlite") else PASS_CONCURRENCY
-    outcomes = await _run_all([*actions, *starts], width)
-    attempted = {(kind, run_id) for kind, run_id, _ in starts}
-    started = sum(1 for done in outcomes[len(actions) :] if done is True)
+    actions += [
+        (f"observe {len(chunk)} runs", _observe_chunk(rec, chunk))
+        for chunk in _chunks(observes, width)
+    ]
+    start_chunks = [
+        (f"start {len(chunk)} runs", _start_chunk(rec, chunk)) for chunk in _chunks(starts, width)
+    ]
+    outcomes = await _run_all([*actions, *start_chunks], width)
+    attempted = set(starts)
+    started = sum(n for n in outcomes[len(actions) :] if isinstance(n, int))
     running += started
     # What could not start now waits as `scheduled`: no capacity, a build in progress, a batch
     # beyond this pass's.
@@ -202,18 +213,42 @@ async def reconcile_runs(rec: Any) -> None:
         rec.wake()  # a full batch was read and progress made: the rest is the next pass's
 
 
-async def _run_all(jobs: list[tuple[str, int, Any]], width: int) -> list[Any]:
+def _chunks(items: list[Any], width: int) -> list[list[Any]]:
+    """`items` cut into about `width` chunks of at most CHUNK, so the pass's concurrency is used."""
+    size = min(CHUNK, max(1, -(-len(items) // width)))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+async def _run_all(jobs: list[tuple[str, Any]], width: int) -> list[Any]:
     gate = asyncio.Semaphore(width)
 
-    async def one(kind: str, run_id: int, action: Any) -> Any:
+    async def one(label: str, action: Any) -> Any:
         async with gate:
             try:
                 return await action
             except Exception:
-                log.exception("reconciling %s %s failed", kind, run_id)
+                log.exception("reconciling (%s) failed", label)
                 return None
 
     return await asyncio.gather(*(one(*job) for job in jobs))
+
+
+async def _each_alone(step: Any, items: list[Any], what: str) -> list[Any]:
+    """`step(items)` in one transaction; if that fails, `step([item])` for each item, so one
+    row that breaks the chunk (bad data, a constraint) does not hold back the others."""
+    try:
+        return await step(items)
+    except Exception:
+        if len(items) == 1:
+            raise
+        log.exception("%s of %d runs together failed; each alone now", what, len(items))
+    done: list[Any] = []
+    for item in items:
+        try:
+            done += await step([item])
+        except Exception:
+            log.exception("%s of %s %s failed", what, item[0], item[1])
+    return done
 
 
 async def _retire(runtime: Any, key: str, state: WorkloadState, grace: float) -> None:
@@ -242,19 +277,60 @@ async def _lock(session: Any, kind: str, run_id: int) -> Any:
     return fresh
 
 
+async def _lock_many(session: Any, keys: list[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+    """The rows of `keys` locked (as `_lock`), one statement per kind, each kind's rows in
+    ascending id order: the order every writer locks several runs in."""
+    rows: dict[tuple[str, int], Any] = {}
+    for kind, model in MODELS.items():
+        ids = sorted({run_id for k, run_id in keys if k == kind})
+        if not ids:
+            continue
+        stmt = (
+            select(model)
+            .where(model.id.in_(ids))
+            .order_by(model.id)
+            .with_for_update(key_share=True)
+            .execution_options(populate_existing=True)
+        )
+        for row in await session.scalars(stmt):
+            mark_locked(session, row)
+            rows[(kind, row.id)] = row
+    return rows
+
+
 async def _locked_replicas(session: Any, exp: Experiment) -> list[ExperimentJob]:
     """The experiment's replica rows, locked in id order (the experiment is locked already)."""
+    return (await _replicas_of(session, [exp.id])).get(exp.id, [])
+
+
+async def _replicas_of(
+    session: Any, exp_ids: list[int], *, lock: bool = True
+) -> dict[int, list[ExperimentJob]]:
+    """The replica rows of these experiments in id order, by experiment; `lock`: locked too
+    (the experiments must be locked already: an experiment before its jobs)."""
+    if not exp_ids:
+        return {}
     stmt = (
         select(ExperimentJob)
-        .where(ExperimentJob.experiment_id == exp.id)
+        .where(ExperimentJob.experiment_id.in_(exp_ids))
         .order_by(ExperimentJob.id)
-        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
-    jobs = list(await session.scalars(stmt))
-    for job in jobs:
-        mark_locked(session, job)
+    if lock:
+        stmt = stmt.with_for_update(key_share=True)
+    jobs: dict[int, list[ExperimentJob]] = {}
+    for job in await session.scalars(stmt):
+        if lock:
+            mark_locked(session, job)
+        jobs.setdefault(job.experiment_id, []).append(job)
     return jobs
+
+
+async def _load_many(session: Any, model: Any, ids: set[Any]) -> None:
+    """Read these rows into the session in one statement: later `session.get`s are free."""
+    ids.discard(None)
+    if ids:
+        await session.scalars(select(model).where(model.id.in_(sorted(ids))))
 
 
 async def _finish_local_build(rec: Any, row: Any) -> None:
@@ -278,79 +354,113 @@ async def _build_gate(session: Any, row: Any) -> str | None:
     return "wait"
 
 
-async def _start(rec: Any, kind: str, row: Any) -> bool:
-    settings = rec.settings
-    async with rec.session() as session:
-        fresh = await _reload(session, kind, row)
-        if fresh is None or fresh.stop_requested or is_done(fresh.last_status):
-            return False
-        if not await leases.claim(session, f"start:{kind}:{fresh.id}", leases.holder_of(rec)):
-            return False  # another replica is starting it (Postgres only)
-        gate = await _build_gate(session, fresh)
-        if gate is not None:
-            if gate != "wait":
-                await set_status(session, fresh, "failed", message=gate)
-            elif fresh.last_status == "created":
-                await set_status(session, fresh, QUEUED)
-            return False
-        project, owner = (
-            await session.execute(
-                select(Project, User)
-                .join(User, User.id == Project.user_id)
-                .where(Project.id == fresh.project_id)
-            )
-        ).one()
-        user = owner if owner.id == fresh.user_id else await session.get(User, fresh.user_id)
-        crash_point("runs.start_before_token")
-        token = await create_run_token(session, user, kind=kind, run_id=fresh.id)
-        if fresh.last_status == "created":
-            await set_status(session, fresh, QUEUED)
-        crash_point("runs.start_before_queued_commit")
-        replicas: list[ExperimentJob | None] = [None]
-        if kind == "experiment":
-            replicas = list(
-                await session.scalars(
-                    select(ExperimentJob)
-                    .where(ExperimentJob.experiment_id == fresh.id)
-                    .order_by(ExperimentJob.id)
-                )
-            )
-        build = None
-        if getattr(fresh, "build_job_id", None) is not None:
-            build = await session.get(BuildJob, fresh.build_job_id)
-        try:
-            specs = [
-                _spec(settings, kind, fresh, owner, project, token, job, rec.runtime.name, build)
-                for job in replicas
-            ]
-            specs = await _with_code(settings, kind, fresh, rec.runtime.name, session, specs)
-        except PlxError as exc:
-            await set_status(session, fresh, "failed", message=exc.message)
-            return False
-        except RuntimeError_ as exc:
-            await set_status(session, fresh, "failed", message=exc.message)
-            return False
-    # The queued status is committed before anything starts: a crash from here on leaves a
-    # queued row whose deterministic keys the next pass starts (or adopts).
+async def _start_chunk(rec: Any, items: list[tuple[str, int]]) -> int:
+    """Start these runs: one transaction queues them and writes their tokens (committed before
+    anything starts), then their workloads are created. How many runs got a workload."""
+    plans = await _each_alone(lambda part: _prepare_starts(rec, part), items, "start")
+    # The queued statuses are committed before anything starts: a crash from here on leaves
+    # queued rows whose deterministic keys the next pass starts (or adopts).
     crash_point("runs.start_after_queued_commit")
-    started = False
+    started = 0
+    for kind, run_id, specs in plans:
+        started += await _launch(rec, kind, run_id, specs)
+    if plans:
+        rec.wake()
+    return started
+
+
+async def _prepare_starts(
+    rec: Any, items: list[tuple[str, int]]
+) -> list[tuple[str, int, list[WorkloadSpec]]]:
+    """Lock, claim, gate on builds, write tokens and `scheduled`, and build the workload specs
+    of these runs, in one transaction and a few statements for all of them."""
+    settings = rec.settings
+    plans: list[tuple[str, int, list[WorkloadSpec]]] = []
+    async with rec.session() as session:
+        locked = await _lock_many(session, items)
+        rows = [
+            (kind, locked[(kind, run_id)])
+            for kind, run_id in items
+            if (kind, run_id) in locked
+            and not locked[(kind, run_id)].stop_requested
+            and not is_done(locked[(kind, run_id)].last_status)
+        ]
+        holder = leases.holder_of(rec)
+        names = {f"start:{kind}:{row.id}": (kind, row) for kind, row in rows}
+        # Another replica is starting what it holds (Postgres only).
+        claimed = await leases.claim_many(session, list(names), holder)
+        rows = [names[name] for name in names if name in claimed]
+        await _load_many(session, BuildJob, {getattr(row, "build_job_id", None) for _, row in rows})
+        ready = []
+        for kind, row in rows:
+            gate = await _build_gate(session, row)
+            if gate is None:
+                ready.append((kind, row))
+            elif gate != "wait":
+                await set_status(session, row, "failed", message=gate, flush=False)
+            elif row.last_status == "created":
+                await set_status(session, row, QUEUED, flush=False)
+        found = await session.execute(
+            select(Project.id, Project, User)
+            .join(User, User.id == Project.user_id)
+            .where(Project.id.in_({row.project_id for _, row in ready}))
+        )
+        owners = {pid: (project, owner) for pid, project, owner in found}
+        crash_point("runs.start_before_token")
+        await _load_many(session, User, {row.user_id for _, row in ready})
+        users = {row.user_id: await session.get(User, row.user_id) for _, row in ready}
+        tokens = await create_run_tokens(
+            session, [(users[row.user_id], kind, row.id) for kind, row in ready]
+        )
+        for _, row in ready:
+            if row.last_status == "created":
+                await set_status(session, row, QUEUED, flush=False)
+        crash_point("runs.start_before_queued_commit")
+        exp_ids = [row.id for kind, row in ready if kind == "experiment"]
+        replicas = await _replicas_of(session, exp_ids, lock=False)
+        await _load_many(session, CodeReference, {row.code_reference_id for _, row in ready})
+        for kind, row in ready:
+            project, owner = owners[row.project_id]
+            build = None
+            if getattr(row, "build_job_id", None) is not None:
+                build = await session.get(BuildJob, row.build_job_id)
+            token = tokens[(kind, row.id)]
+            jobs: list[ExperimentJob | None] = (
+                replicas.get(row.id, []) if kind == "experiment" else [None]
+            )
+            try:
+                specs = [
+                    _spec(settings, kind, row, owner, project, token, job, rec.runtime.name, build)
+                    for job in jobs
+                ]
+                specs = await _with_code(settings, kind, row, rec.runtime.name, session, specs)
+            except (PlxError, RuntimeError_) as exc:
+                await set_status(session, row, "failed", message=exc.message, flush=False)
+                continue
+            plans.append((kind, row.id, specs))
+    return plans
+
+
+async def _launch(rec: Any, kind: str, run_id: int, specs: list[WorkloadSpec]) -> int:
+    """Create a run's workloads (a retryable failure leaves it for a later pass; another one
+    fails the run). 1 when at least one workload was created."""
+    started = 0
     for spec in specs:
         try:
             crash_point("runs.start_before_workload")
             await rec.runtime.start(spec)
             crash_point("runs.start_after_workload")
-            started = True
+            started = 1
         except RuntimeError_ as exc:
             if exc.retryable:
                 log.warning("start of %s deferred: %s", spec.key, exc.message)
                 return started
             async with rec.session() as session:
-                fresh = await _reload(session, kind, row)
+                fresh = await _lock(session, kind, run_id)
                 if fresh is not None:
                     await set_status(session, fresh, "failed", message=exc.message)
             return started
     crash_point("runs.start_after_all_workloads")
-    rec.wake()
     return started
 
 
@@ -451,13 +561,29 @@ def _spec(settings, kind, row, owner, project, token, job, runtime, build) -> Wo
     )
 
 
-async def _observe(rec: Any, kind: str, row: Any, states: dict[str, WorkloadState]) -> None:
+async def _observe_chunk(rec: Any, items: list[tuple[str, int, dict[str, WorkloadState]]]) -> None:
+    await _each_alone(lambda part: _observe_batch(rec, part), items, "observation")
+
+
+async def _observe_batch(
+    rec: Any, items: list[tuple[str, int, dict[str, WorkloadState]]]
+) -> list[Any]:
+    """Write what the workloads of these runs show, one transaction for all of them: rows and
+    replicas locked in two statements, statuses sent in one flush at commit."""
     async with rec.session() as session:
-        fresh = await _reload(session, kind, row)
-        if fresh is None:
-            return
-        crash_point("runs.observe_before_status")
-        if kind != "experiment":
+        rows = await _lock_many(session, [(kind, run_id) for kind, run_id, _ in items])
+        exp_ids = [
+            run_id for kind, run_id, _ in items if (kind, run_id) in rows and kind == "experiment"
+        ]
+        replicas = await _replicas_of(session, exp_ids)
+        for kind, run_id, states in items:
+            fresh = rows.get((kind, run_id))
+            if fresh is None:
+                continue
+            crash_point("runs.observe_before_status")
+            if kind == "experiment":
+                await _observe_experiment(session, fresh, replicas.get(fresh.id, []), states)
+                continue
             state = next(iter(states.values()))
             await _record_run(session, fresh, state)
             await set_status(
@@ -466,40 +592,47 @@ async def _observe(rec: Any, kind: str, row: Any, states: dict[str, WorkloadStat
                 state.status,
                 message=state.message,
                 details=_details(state),
+                flush=False,
             )
-            return
-        jobs = await _locked_replicas(session, fresh)
-        master_status = None
-        message = None
-        ran = False
-        for job in jobs:
-            state = states.get(workload_key("experiment", fresh, job.role, job.replica_index))
-            if state is None:
-                continue
-            ran = await _record_run(session, job, state) or ran
-            await set_status(
-                session, job, state.status, message=state.message, details=_details(state)
-            )
-            crash_point("runs.observe_after_replica_status")
-            if job.role == "master":
-                master_status = job.last_status
-                message = state.message
-        derived = experiment_status_from_jobs(
-            [j.last_status for j in jobs if j.last_status], master_status
+    return []
+
+
+async def _observe_experiment(
+    session: Any, exp: Experiment, jobs: list[ExperimentJob], states: dict[str, WorkloadState]
+) -> None:
+    """Replica statuses from their workloads, then the experiment's status derived from them."""
+    master_status = None
+    message = None
+    ran = False
+    for job in jobs:
+        state = states.get(workload_key("experiment", exp, job.role, job.replica_index))
+        if state is None:
+            continue
+        ran = await _record_run(session, job, state) or ran
+        await set_status(
+            session, job, state.status, message=state.message, details=_details(state), flush=False
         )
-        if derived is not None and derived != fresh.last_status:
-            if (derived == "running" or ran) and fresh.last_status == QUEUED:
-                await set_status(session, fresh, "starting")
-            if ran and fresh.last_status == "starting":
-                await set_status(session, fresh, "running")
-            await set_status(session, fresh, derived, message=message if is_done(derived) else None)
-        if is_done(fresh.last_status):
-            # The experiment is over (its master ended, or a replica failed): the next pass
-            # retires the other replicas' workloads, so their rows must not stay running.
-            for job in jobs:
-                if not is_done(job.last_status):
-                    await set_status(session, job, "stopped", message=REPLICA_ENDED)
-            crash_point("runs.observe_before_commit")
+        crash_point("runs.observe_after_replica_status")
+        if job.role == "master":
+            master_status = job.last_status
+            message = state.message
+    derived = experiment_status_from_jobs(
+        [j.last_status for j in jobs if j.last_status], master_status
+    )
+    if derived is not None and derived != exp.last_status:
+        if (derived == "running" or ran) and exp.last_status == QUEUED:
+            await set_status(session, exp, "starting", flush=False)
+        if ran and exp.last_status == "starting":
+            await set_status(session, exp, "running", flush=False)
+        message = message if is_done(derived) else None
+        await set_status(session, exp, derived, message=message, flush=False)
+    if is_done(exp.last_status):
+        # The experiment is over (its master ended, or a replica failed): the next pass
+        # retires the other replicas' workloads, so their rows must not stay running.
+        for job in jobs:
+            if not is_done(job.last_status):
+                await set_status(session, job, "stopped", message=REPLICA_ENDED, flush=False)
+        crash_point("runs.observe_before_commit")
 
 
 async def _record_run(session: Any, row: Any, state: WorkloadState) -> bool:
@@ -509,7 +642,7 @@ async def _record_run(session: Any, row: Any, state: WorkloadState) -> bool:
     if not (is_done(state.status) and state.exit_code is not None):
         return False
     if row.last_status in ("created", QUEUED, "starting", "building"):
-        return await set_status(session, row, "running")
+        return await set_status(session, row, "running", flush=False)
     return False
 
 

@@ -36,51 +36,57 @@ def holder_of(owner: object) -> str:
     return holder
 
 
-_READ = text(
-    "SELECT present.n > 0, mine.holder, mine.expired"
-    " FROM (SELECT count(*) AS n FROM leases WHERE name = :name) AS present"
-    " LEFT JOIN LATERAL (SELECT holder, expires_at < now() AS expired FROM leases"
-    " WHERE name = :name FOR UPDATE SKIP LOCKED) AS mine ON true"
-)
-_INSERT = text(
-    "INSERT INTO leases (name, holder, expires_at, takeovers) "
-    "VALUES (:name, :holder, now() + make_interval(secs => :ttl), 0) "
-    "ON CONFLICT (name) DO NOTHING RETURNING name"
-)
-
-
 def _postgres(session: AsyncSession) -> bool:
     return session.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
 
 
-async def claim(session: AsyncSession, name: str, holder: str, ttl: float = DEFAULT_TTL) -> bool:
-    """Hold `name` for `ttl` seconds from the database's now; False when another holder has it.
+_READ = text(
+    "SELECT present.name, mine.holder, mine.expired FROM leases AS present"
+    " LEFT JOIN LATERAL (SELECT holder, expires_at < now() AS expired FROM leases AS l"
+    " WHERE l.name = present.name FOR UPDATE SKIP LOCKED) AS mine ON true"
+    " WHERE present.name = ANY(:names)"
+)
+_INSERT = text(
+    "INSERT INTO leases (name, holder, expires_at, takeovers)"
+    " SELECT unnest(CAST(:names AS text[])), :holder, now() + make_interval(secs => :ttl), 0"
+    " ON CONFLICT (name) DO NOTHING RETURNING name"
+)
+_TAKE = text(
+    "UPDATE leases SET expires_at = now() + make_interval(secs => :ttl),"
+    " takeovers = takeovers + CASE WHEN holder = :holder THEN 0 ELSE 1 END, holder = :holder"
+    " WHERE name = ANY(:names)"
+)
 
-    Call inside the transaction that does the work: the row lock taken here keeps any other
-    replica from claiming until that transaction ends, and the lease keeps it after."""
-    if not _postgres(session):
-        return True
-    params = {"name": name, "holder": holder, "ttl": ttl}
-    # One round trip tells "no such lease" from "locked by a replica claiming it right now"
-    # (an INSERT ... ON CONFLICT first would wait for that replica's transaction instead).
-    present, current, expired = (await session.execute(_READ, {"name": name})).one()
-    if not present:
-        inserted = await session.execute(_INSERT, params)
-        # No row: another replica inserted it just now.
-        return inserted.first() is not None
-    if current is None:
-        return False  # locked: another replica is claiming it right now
-    if current != holder and not expired:
-        return False
-    await session.execute(
-        text(
-            "UPDATE leases SET holder = :holder, "
-            "expires_at = now() + make_interval(secs => :ttl), "
-            "takeovers = takeovers + :takeover WHERE name = :name"
-        ),
-        {**params, "takeover": int(current != holder)},
-    )
-    return True
+
+async def claim_many(
+    session: AsyncSession, names: list[str], holder: str, ttl: float = DEFAULT_TTL
+) -> set[str]:
+    """Hold each of `names` for `ttl` seconds from the database's now, in at most three round
+    trips; the names now held by `holder` (a name another holder has is left out).
+
+    Call inside the transaction that does the work: the row locks taken here keep any other
+    replica from claiming until that transaction ends, and the leases keep them after. The read
+    comes first and skips locked rows, so a lease another replica is claiming right now is left
+    out, not waited for (an INSERT ... ON CONFLICT first would wait for that transaction)."""
+    if not _postgres(session) or not names:
+        return set(names)
+    found = (await session.execute(_READ, {"names": names})).all()
+    # Ours already, or another's that expired. Left out: one locked by a replica claiming it
+    # right now (holder None), another's that has not expired.
+    takeable = [n for n, current, expired in found if current == holder or (current and expired)]
+    absent = sorted(set(names) - {n for n, _, _ in found})
+    held = set(takeable)
+    if absent:
+        inserted = await session.execute(_INSERT, {"names": absent, "holder": holder, "ttl": ttl})
+        held.update(inserted.scalars())  # a name missing here was inserted by another just now
+    if takeable:
+        await session.execute(_TAKE, {"names": takeable, "holder": holder, "ttl": ttl})
+    return held
+
+
+async def claim(session: AsyncSession, name: str, holder: str, ttl: float = DEFAULT_TTL) -> bool:
+    """`claim_many` for one name: True when `holder` now holds it."""
+    return name in await claim_many(session, [name], holder, ttl)
 
 
 async def release(session: AsyncSession, name: str, holder: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import event, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -26,10 +26,11 @@ from app.models import (
     TensorboardJob,
     TensorboardJobStatus,
 )
-from app.models.base import utcnow
+from app.models.base import new_uuid, utcnow
 
 MESSAGE_MAX = 256
 _LOCKED = "locked_rows"
+_PENDING = "pending_status_rows"
 
 
 @dataclass(frozen=True)
@@ -76,13 +77,15 @@ async def lock_row(session: AsyncSession, obj: Any) -> Any:
     begins IMMEDIATE (app/db.py), so the writer already holds the database's only write lock.
     """
     model = type(obj)
-    await session.flush()
     if (model, obj.id) in session.info.get(_LOCKED, ()):
         # Read under the lock earlier in this transaction: nobody else can have changed it, so
-        # the session's copy is current and a second SELECT ... FOR UPDATE would only cost.
+        # the session's copy (pending changes included) is current and a second
+        # SELECT ... FOR UPDATE would only cost.
         held = await session.get(model, obj.id)
         if held is not None:
             return held
+    # The re-read below overwrites the object's attributes: write pending changes first.
+    await session.flush()
     stmt = (
         select(model)
         .where(model.id == obj.id)
@@ -107,12 +110,35 @@ def _forget_locks_at_end(session: Session, transaction: Any) -> None:
     # end of the real transaction releases the locks.
     if transaction.parent is None:
         session.info.pop(_LOCKED, None)
+        session.info.pop(_PENDING, None)  # written at commit; dropped by a rollback or close
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_locks_on_rollback(session: Session, _previous: Any) -> None:
     # Any rollback, a savepoint's included (it releases the row locks taken after it).
     session.info.pop(_LOCKED, None)
+    session.info.pop(_PENDING, None)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending_at_commit(session: Session) -> None:
+    # Runs inside the commit's greenlet on an AsyncSession too, so it may execute statements.
+    _write_pending(session)
+
+
+def _write_pending(session: Session) -> None:
+    """The history rows `set_status(flush=False)` left pending: one multi-row INSERT per table
+    (Core, no RETURNING: the ORM would insert them one by one on SQLite, and wherever their
+    NULL columns differ)."""
+    pending: dict[type, list[dict[str, Any]]] | None = session.info.pop(_PENDING, None)
+    for model, rows in (pending or {}).items():
+        # The table, not the class: an ORM bulk INSERT would go row by row here.
+        session.execute(insert(model.__table__), rows)
+
+
+async def _write_pending_now(session: AsyncSession) -> None:
+    if session.info.get(_PENDING):
+        await session.run_sync(_write_pending)
 
 
 def add_first_status(session: AsyncSession, obj: Any) -> None:
@@ -137,12 +163,16 @@ async def set_status(
     traceback: str | None = None,
     details: dict[str, Any] | None = None,
     force: bool = False,
+    flush: bool = True,
 ) -> bool:
     """Append a status row and update `last_status` and the clock, if the rules allow it.
 
     Returns False, writing nothing, when the transition is refused (another writer won, or the
     status is not a value of this entity). `force` skips the transition table (v0 let a client
-    post any status) but a done entity still never changes.
+    post any status) but a done entity still never changes. `flush=False` leaves the writes
+    pending until the next flush or commit, so a caller changing many rows it holds locked sends
+    them together (UPDATEs batched, history rows in one multi-row INSERT per table; inside a
+    savepoint the writes are made at once, as a rollback to it must drop only its own).
     """
     kind = kind_of(obj)
     rules = rules_for(kind.table)
@@ -165,9 +195,15 @@ async def set_status(
         "traceback": traceback,
         "created_at": now,
     }
-    if details is not None and hasattr(kind.status_model, "details"):
+    if hasattr(kind.status_model, "details"):
         values["details"] = details
-    session.add(kind.status_model(**values))
+    if flush or session.in_nested_transaction():
+        # Pending rows first, so history rows keep the order they were set in.
+        await _write_pending_now(session)
+        session.add(kind.status_model(**values))
+    else:
+        values["uuid"] = new_uuid()
+        session.info.setdefault(_PENDING, {}).setdefault(kind.status_model, []).append(values)
     clock = clock_update(
         kind.table,
         status,
@@ -182,5 +218,6 @@ async def set_status(
             row.started_at = row.created_at
     row.last_status = status
     row.updated_at = now
-    await session.flush()
+    if flush:
+        await session.flush()
     return True

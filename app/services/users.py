@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, inspect, select
+from sqlalchemy import and_, delete, insert, inspect, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import BadRequest, NotFound, Unauthorized
 from app.models import Token, User
+from app.models.base import utcnow
 from app.security import (
     DUMMY_HASH,
     hash_password,
@@ -131,6 +132,42 @@ async def create_run_token(session: AsyncSession, user: User, *, kind: str, run_
     if existing is not None:
         return existing.key
     return (await _new_token(session, user, run_kind=kind, run_id=run_id)).key
+
+
+async def create_run_tokens(
+    session: AsyncSession, wanted: list[tuple[User, str, int]]
+) -> dict[tuple[str, int], str]:
+    """`create_run_token` for many runs: one SELECT and one multi-row INSERT, keyed by
+    (kind, run id). The caller holds the runs' rows locked, so nobody adds one meanwhile."""
+    by_kind: dict[str, list[int]] = {}
+    for _, kind, run_id in wanted:
+        by_kind.setdefault(kind, []).append(run_id)
+    if not by_kind:
+        return {}
+    found = await session.execute(
+        select(Token.run_kind, Token.run_id, Token.key).where(
+            or_(*(and_(Token.run_kind == k, Token.run_id.in_(ids)) for k, ids in by_kind.items()))
+        )
+    )
+    keys: dict[tuple[str, int], str] = {(k, i): key for k, i, key in found}  # type: ignore[misc]
+    new = []
+    for user, kind, run_id in wanted:
+        if (kind, run_id) not in keys:
+            key = keys[(kind, run_id)] = new_token_key()
+            new.append(
+                {
+                    "selector": token_selector(key),
+                    "key": key,
+                    "user_id": user.id,
+                    "run_kind": kind,
+                    "run_id": run_id,
+                    "created_at": utcnow(),
+                }
+            )
+    if new:
+        # Core on the table: one statement (the ORM inserts row by row on SQLite).
+        await session.execute(insert(Token.__table__), new)
+    return keys
 
 
 async def authenticate(session: AsyncSession, authorization: str | None) -> Principal:

@@ -107,6 +107,37 @@ async def test_a_claim_in_flight_is_skipped_not_waited_for(app, backend):
         await s.commit()
 
 
+async def test_claim_many_takes_free_own_and_expired_leases_only(app, backend):
+    maker = app.state.sessionmaker
+    names = ["start:job:1", "start:job:2", "start:job:3", "start:job:4"]
+    if backend == "sqlite":
+        async with maker() as s:
+            assert await leases.claim_many(s, names, "a") == set(names)
+        return
+    async with maker() as s:
+        assert await leases.claim_many(s, names[:2], "b", ttl=30) == set(names[:2])
+        assert await leases.claim_many(s, names[2:3], "b", ttl=0.01) == {names[2]}
+        await s.commit()
+    await asyncio.sleep(0.05)  # job:3's lease has expired
+    async with maker() as other, maker() as s:
+        assert await leases.claim(other, names[1], "b", ttl=30)  # B renews job:2 right now
+        # job:1 held by B (not expired): left out; job:2 locked by B's claim: skipped, not
+        # waited for; job:3 expired: taken over; job:4 absent: inserted.
+        held = await asyncio.wait_for(leases.claim_many(s, names, "a", ttl=30), 5)
+        assert held == {names[2], names[3]}
+        await s.commit()
+        await other.commit()
+    async with maker() as s:
+        rows = dict((await s.execute(text("SELECT name, holder FROM leases"))).all())
+        takeovers = await s.scalar(text("SELECT sum(takeovers) FROM leases"))
+    assert rows == {names[0]: "b", names[1]: "b", names[2]: "a", names[3]: "a"}
+    assert takeovers == 1
+    async with maker() as s:  # renewing one's own leases is no takeover
+        assert await leases.claim_many(s, names[2:], "a", ttl=30) == set(names[2:])
+        await s.commit()
+        assert await s.scalar(text("SELECT sum(takeovers) FROM leases")) == 1
+
+
 async def _metrics(app) -> str:
     import httpx
 
