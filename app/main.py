@@ -7,13 +7,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, session_scope
 from app.errors import add_exception_handlers
-from app.observability import ObservabilityMiddleware, RequestMetrics
-from app.ratelimit import LimitsMiddleware
+from app.observability import RequestMetrics, RequestMiddleware
+from app.ratelimit import Limits
 from app.reconciler.groups import reconcile_groups
 from app.reconciler.loop import start_reconciler
 from app.reconciler.plugins import reconcile_plugins
@@ -54,24 +53,6 @@ TAGS = [
     {"name": "versions", "description": "Versions and log handler, as v0 clients ask for them"},
     {"name": "health", "description": "Liveness and readiness"},
 ]
-
-
-class StripTrailingSlash:
-    """Every route answers with and without a trailing slash, without a redirect."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            path: str = scope["path"]
-            if len(path) > 1 and path.endswith("/"):
-                scope = dict(scope)
-                scope["path"] = path.rstrip("/") or "/"
-                raw = scope.get("raw_path")
-                if raw:
-                    scope["raw_path"] = raw.rstrip(b"/") or b"/"
-        await self.app(scope, receive, send)
 
 
 def _lifespan(settings: Settings) -> Any:
@@ -143,12 +124,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Project routes last: `/api/v1/{username}` would otherwise shadow fixed paths.
     app.include_router(projects.router)
     app.state.request_metrics = RequestMetrics()
-    app.add_middleware(
-        LimitsMiddleware,
+    limits = Limits(
         per_minute=settings.rate_limit_per_minute,
         max_body_bytes=settings.max_body_bytes,
         metrics=app.state.request_metrics,
     )
-    app.add_middleware(ObservabilityMiddleware, metrics=app.state.request_metrics)
-    app.add_middleware(StripTrailingSlash)
+    # Trailing slashes, request ids, limits, metrics and access log: one middleware.
+    app.add_middleware(RequestMiddleware, metrics=app.state.request_metrics, limits=limits)
     return app

@@ -1,8 +1,9 @@
 """Per-token request rate limits (429 + Retry-After) and a request body size limit (413).
 
-Pure ASGI. The rate limit is a token bucket per `Authorization` value (per client IP when there
-is none): `PLX_RATE_LIMIT_PER_MINUTE` tokens refill evenly over a minute and the bucket holds at
-most one minute's worth, so a quiet client may burst. Default 0 = off: one embedded user should
+Applied by the app's one pure-ASGI middleware (`app.observability.RequestMiddleware`). The rate
+limit is a token bucket per `Authorization` value (per client IP when there is none):
+`PLX_RATE_LIMIT_PER_MINUTE` tokens refill evenly over a minute and the bucket holds at most one
+minute's worth, so a quiet client may burst. Default 0 = off: one embedded user should
 never be throttled by the server they run; operators of a shared server set it (e.g. 600).
 Buckets live in the process: with N replicas behind a balancer a client gets up to N times the
 rate. Health and metrics endpoints are never limited.
@@ -19,11 +20,13 @@ import json
 import math
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from app.observability import RequestMetrics
+if TYPE_CHECKING:  # app.observability imports this module
+    from app.observability import RequestMetrics
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 MAX_BUCKETS = 100_000
@@ -86,7 +89,7 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _reply(send: Send, status: int, detail: str, headers: dict[str, str]) -> None:
+async def reply(send: Send, status: int, detail: str, headers: dict[str, str]) -> None:
     body = json.dumps({"detail": detail}).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
@@ -94,16 +97,13 @@ async def _reply(send: Send, status: int, detail: str, headers: dict[str, str]) 
     await send({"type": "http.response.body", "body": body})
 
 
-class LimitsMiddleware:
+class Limits:
+    """The rate and body limits of one app, applied by `app.observability.RequestMiddleware`
+    (one middleware for every per-request concern: fewer calls and wrappers per request)."""
+
     def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        per_minute: int,
-        max_body_bytes: int,
-        metrics: RequestMetrics | None = None,
+        self, *, per_minute: int, max_body_bytes: int, metrics: RequestMetrics | None = None
     ) -> None:
-        self.app = app
         self.buckets = TokenBuckets(per_minute) if per_minute > 0 else None
         self.max_body = max_body_bytes
         self.metrics = metrics
@@ -113,33 +113,34 @@ class LimitsMiddleware:
             with self.metrics._lock:
                 self.metrics.rejected[reason] += 1
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
-            await self.app(scope, receive, send)
-            return
+    def check(self, scope: Scope, path: str) -> tuple[int, str, dict[str, str]] | int | None:
+        """Of an http request: (status, detail, headers) to refuse it; else the body size to
+        count the streamed body against; None when it need not be counted (health and metrics
+        routes, the repo upload, or a declared Content-Length within the limit: the server never
+        passes on more body than that)."""
+        if path in EXEMPT_PATHS:
+            return None
         if self.buckets is not None:
             wait = self.buckets.take(_client_key(scope))
             if wait > 0:
                 self._count("rate_limit")
                 retry = max(1, math.ceil(wait))
-                await _reply(
-                    send,
-                    429,
-                    f"Request was throttled. Expected available in {retry} seconds.",
-                    {"Retry-After": str(retry)},
-                )
-                return
-        if _is_upload(scope["path"]):
-            await self.app(scope, receive, send)
-            return
+                detail = f"Request was throttled. Expected available in {retry} seconds."
+                return 429, detail, {"Retry-After": str(retry)}
+        if _is_upload(path):
+            return None
         limit = self.max_body
         declared = _content_length(scope)
-        if declared is not None and declared > limit:
+        if declared is None:
+            return limit
+        if declared > limit:
             self._count("body_too_large")
-            await _reply(send, 413, f"Request body is larger than {limit} bytes.", {})
-            return
+            return 413, f"Request body is larger than {limit} bytes.", {}
+        return None
+
+    def counting(self, receive: Receive, limit: int) -> Receive:
+        """`receive` raising BodyTooLarge once the body passes `limit` bytes."""
         received = 0
-        started = False
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -151,15 +152,4 @@ class LimitsMiddleware:
                     raise BodyTooLarge(limit)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge as exc:
-            if started:
-                raise
-            await _reply(send, 413, str(exc.detail), {})
+        return counting_receive

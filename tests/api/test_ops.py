@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from app.observability import access_log
+from app.observability import access_line, access_log
 from app.reconciler.loop import Reconciler
 from app.runtimes.fake import FakeRuntime
 
@@ -87,3 +87,28 @@ async def test_request_id_in_and_out_and_json_access_log(client):
     assert first["duration_ms"] >= 0 and first["ts"].endswith("+00:00")
     assert entries[2]["status"] == 401
     assert entries[2]["route"] == "/api/v1/{username}/{project}/experiments"
+
+
+def test_access_line_is_the_json_dumps_of_the_entry():
+    cases = [
+        ("abc-123", "GET", "/healthz", "/healthz", 200, 0.0012345, ("127.0.0.1", 5000)),
+        ("f" * 32, "POST", '/a/"q"\\é\n☃', "<unmatched>", 413, 1.5, None),
+        ("x", "DELETE", "/", "/", 500, 0.0, []),
+    ]
+    for request_id, method, path, route, status, seconds, client in cases:
+        line = access_line(request_id, method, path, route, status, seconds, client)
+        ts = json.loads(line)["ts"]
+        assert ts.endswith("+00:00")
+        expected = {
+            "ts": ts,
+            "level": "info",
+            "msg": "request",
+            "request_id": request_id,
+            "method": method,
+            "path": path,
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+            "client": client[0] if client else None,
+        }
+        assert line == json.dumps(expected)
