@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -84,16 +84,34 @@ def _startable(model: Any) -> Any:
     return stmt
 
 
+@dataclass(frozen=True, slots=True)
+class RowFacts:
+    """What a pass decides on (its actions re-read the row under its lock): a few columns,
+    not the ORM row with its JSON columns, so a pass over many running runs stays cheap."""
+
+    id: int
+    uuid: str
+    last_status: str | None
+    stop_requested: bool = False
+    role: str | None = None  # replicas only
+    replica_index: int = 0
+
+
+async def _facts(session: Any, stmt: Any, model: Any) -> list[RowFacts]:
+    cols = (model.id, model.uuid, model.last_status, model.stop_requested)
+    return [RowFacts(*row) for row in await session.execute(stmt.with_only_columns(*cols))]
+
+
 async def _load_rows(
     session: Any, workloads: dict[str, WorkloadState], free: int | None
-) -> tuple[dict[tuple[str, int], Any], bool]:
+) -> tuple[dict[tuple[str, int], RowFacts], bool]:
     """The rows this pass acts on, not every active row: the cost of a pass follows what runs
     and what may start, not the length of the queue. True when more may start than were read."""
-    rows: dict[tuple[str, int], Any] = {}
+    rows: dict[tuple[str, int], RowFacts] = {}
     for kind, model in MODELS.items():
         # Started (or stopping) rows: bounded by what runs.
         started = or_(model.last_status.not_in(WAITING), model.stop_requested.is_(True))
-        for row in await session.scalars(_active(model, started)):
+        for row in await _facts(session, _active(model, started), model):
             rows[(kind, row.id)] = row
     # Rows of workloads that are not active any more (done or deleted), and of workloads whose
     # row still says waiting (a start interrupted after the workload was created).
@@ -101,7 +119,7 @@ async def _load_rows(
     for kind, model in MODELS.items():
         ids = sorted(run_id for k, run_id in unread if k == kind)
         if ids:
-            for row in await session.scalars(select(model).where(model.id.in_(ids))):
+            for row in await _facts(session, select(model).where(model.id.in_(ids)), model):
                 rows[(kind, row.id)] = row
     limit = START_BATCH if free is None else min(START_BATCH, max(free, 0))
     more = False
@@ -117,12 +135,51 @@ async def _load_rows(
         has_workload = [run_id for k, run_id in rows if k == kind]
         if has_workload:
             stmt = stmt.where(model.id.not_in(has_workload))
-        found = list(await session.scalars(stmt.limit(batch)))
+        found = await _facts(session, stmt.limit(batch), model)
         more = more or len(found) == batch
         waiting += [(kind, row) for row in found]
     for kind, row in waiting:
         rows.setdefault((kind, row.id), row)
     return rows, more
+
+
+async def _replica_facts(session: Any, exp_ids: list[int]) -> dict[int, list[RowFacts]]:
+    """The replicas of these experiments (id order), as facts, by experiment."""
+    found: dict[int, list[RowFacts]] = {}
+    if not exp_ids:
+        return found
+    job = ExperimentJob
+    stmt = (
+        select(job.experiment_id, job.id, job.uuid, job.last_status, job.role, job.replica_index)
+        .where(job.experiment_id.in_(exp_ids))
+        .order_by(job.id)
+    )
+    for exp_id, *facts in await session.execute(stmt):
+        row_id, uuid, status, role, index = facts
+        found.setdefault(exp_id, []).append(RowFacts(row_id, uuid, status, False, role, index))
+    return found
+
+
+def _would_change(
+    kind: str, row: RowFacts, states: dict[str, WorkloadState], replicas: list[RowFacts]
+) -> bool:
+    """Whether observing the run could write anything: some workload's status differs from its
+    row's, or the experiment's status derived from its replicas differs from its own. A pass
+    skips the (locking) observation of every run where nothing changed."""
+    if kind != "experiment":
+        return any(state.status != row.last_status for state in states.values())
+    statuses = []
+    master = None
+    for job in replicas:
+        state = states.get(workload_key("experiment", row, job.role, job.replica_index))
+        if state is not None and state.status != job.last_status:
+            return True
+        if job.last_status:
+            statuses.append(job.last_status)
+        if job.role == "master":
+            master = job.last_status
+    derived = experiment_status_from_jobs(statuses, master)
+    return derived is not None and derived != row.last_status
 
 
 async def _created_ids(session: Any) -> tuple[list[tuple[str, int]], bool]:
@@ -161,6 +218,10 @@ async def reconcile_runs(rec: Any) -> None:
     async with rec.session() as session:
         rows, more = await _load_rows(session, workloads, free)
         created, more_created = await _created_ids(session)
+        keys = [parse_key(key) for key in workloads]
+        observed = {key[1] for key in keys if key and key[0] == "experiment"}
+        exp_ids = sorted(i for k, i in rows if k == "experiment" and i in observed)
+        replicas = await _replica_facts(session, exp_ids)
     by_run: dict[tuple[str, int], dict[str, WorkloadState]] = {}
     for key, state in workloads.items():
         kind, run_id, uuid8, _, _ = parse_key(key)  # type: ignore[misc]
@@ -183,7 +244,8 @@ async def reconcile_runs(rec: Any) -> None:
         elif kind == "build" and runtime.name == "local":
             actions.append((f"build {run_id}", _finish_local_build(rec, row)))
         elif states:
-            observes.append((kind, run_id, states))
+            if _would_change(kind, row, states, replicas.get(run_id, [])):
+                observes.append((kind, run_id, states))
         elif row.last_status in WAITING:
             if capacity is None or running + len(starts) < capacity:
                 starts.append((kind, run_id))

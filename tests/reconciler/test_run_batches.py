@@ -213,3 +213,34 @@ async def test_a_run_that_breaks_its_chunk_does_not_hold_back_the_others(
     monkeypatch.setattr(runs, "_spec", real_spec)  # fixed: the next pass starts it
     await rec.reconcile_once()
     assert runtime.starts.get(next(k for k in runtime.specs if f"-{broken}-" in k)) == 1
+
+
+async def test_a_pass_where_nothing_changed_locks_and_writes_nothing(
+    backend: str, app: Any, client: Any, owner: Any
+) -> None:
+    await client.post("/api/v1/projects", json={"name": "p"}, headers=owner.headers)
+    await _create(client, owner, RUN, 10)
+    runtime = FakeRuntime()
+    rec = Reconciler(app.state.settings, app.state.sessionmaker, runtime, steps=[reconcile_runs])
+    await rec.reconcile_once()  # starts all ten
+    await rec.reconcile_once()  # observes them running
+    assert await _statuses(app) == {"running": 10}
+    statements: list[str] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        await rec.reconcile_once()  # the workloads still run: nothing to observe
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+    assert not [
+        s for s in statements if "FOR " in s.upper() or s.split()[0] in ("UPDATE", "INSERT")
+    ]
+    assert len(statements) < 12, statements
+
+    runtime.set_status(next(iter(runtime.states)), "failed", exit_code=1, message="exit code 1")
+    await rec.reconcile_once()  # one changed: observed
+    assert await _statuses(app) == {"running": 9, "failed": 1}
