@@ -306,3 +306,25 @@ async def test_a_restarted_runtime_adopts_existing_pods(runtime, fake_api, api_c
 
 async def _async(value):
     return value
+
+
+async def test_the_api_session_skips_netrc_unless_a_proxy_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.k8s.config import PROXY_VARIABLES, new_api_client
+
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    api = await new_api_client(host="http://127.0.0.1:9")
+    try:
+        # aiohttp looks up ~/.netrc in a worker thread on every request when it trusts the env.
+        assert api.rest_client.pool_manager.trust_env is False
+    finally:
+        await api.close()
+    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
+    api = await new_api_client(host="http://127.0.0.1:9")
+    try:
+        assert api.rest_client.pool_manager.trust_env is True  # the proxy is still honoured
+    finally:
+        await api.close()
