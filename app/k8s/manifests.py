@@ -40,6 +40,10 @@ DEFAULT_PLUGIN_PORTS = {"tensorboard": 6006, "notebook": 8888}
 GPU_RESOURCE = "nvidia.com/gpu"
 OUTPUTS_VOLUME = "plx-outputs"
 WORKSPACE = "/workspace"
+# What a notebook snapshot leaves out (the same as app/services/plugins.py SNAPSHOT_EXCLUDE).
+NOTEBOOK_SNAPSHOT_EXCLUDE = (".git", ".ipynb_checkpoints", "__pycache__")
+NOTEBOOK_SNAPSHOT_TIMEOUT = 45  # seconds the preStop hook may take, upload included
+NOTEBOOK_GRACE_MARGIN = 15  # terminationGracePeriodSeconds = the hook's timeout + this
 
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -67,6 +71,8 @@ class ManifestOptions:
     outputs_claim: str | None = None
     outputs_root: str = "/plx/outputs"
     service_account: str | None = None
+    # Most seconds the notebook's preStop hook spends packing and uploading its workspace.
+    notebook_snapshot_timeout: int = NOTEBOOK_SNAPSHOT_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -596,15 +602,101 @@ def _notebook_workspace(
     return [init], volume, mount
 
 
+# The notebook's preStop hook, run as `python3 -c SCRIPT WORKSPACE API_PATH TIMEOUT` in the
+# notebook container (jupyter images have python3, not always curl): only the standard library.
+# It packs the workspace as `_pack` of app/services/plugins.py does (no excluded directories,
+# devices, or symlinks leaving the tree; hard links stored as files) and POSTs it as the `repo`
+# field of a multipart body with the notebook's own token. The server keeps it only when the
+# notebook was stopped with `commit` (else 204). Whatever happens it exits 0 within TIMEOUT
+# (SIGALRM), so it never holds up the pod's termination beyond its grace period.
+_SNAPSHOT_SCRIPT_SOURCE = r"""
+import os, signal, sys, tarfile, tempfile, urllib.request, uuid
+EXCLUDE = set(__EXCLUDE__)
+def bye(*_):
+    sys.stderr.write("plx: notebook snapshot: timed out\n")
+    os._exit(0)
+def keep(root, info):
+    if EXCLUDE.intersection(info.name.split("/")) or info.isdev():
+        return None
+    path = os.path.join(root, info.name)
+    if info.issym():
+        target = info.linkname
+        real = os.path.realpath(os.path.join(os.path.dirname(path), target))
+        if os.path.isabs(target) or not (real == root or real.startswith(root + os.sep)):
+            return None
+    if info.islnk():
+        info.type, info.linkname, info.size = tarfile.REGTYPE, "", os.lstat(path).st_size
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+def main(workspace, api_path, timeout):
+    signal.signal(signal.SIGALRM, bye)
+    signal.alarm(timeout)
+    root = os.path.realpath(workspace)
+    url = os.environ["PLX_API_URL"].rstrip("/") + api_path
+    boundary = uuid.uuid4().hex
+    head = ('--' + boundary + '\r\nContent-Disposition: form-data; name="repo"; '
+            'filename="notebook.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n')
+    with tempfile.TemporaryFile() as body:
+        body.write(head.encode())
+        with tarfile.open(fileobj=body, mode="w:gz", compresslevel=6) as tar:
+            for entry in sorted(os.listdir(root)):
+                tar.add(os.path.join(root, entry), arcname=entry,
+                        filter=lambda info: keep(root, info))
+        body.write(("\r\n--" + boundary + "--\r\n").encode())
+        size = body.tell()
+        body.seek(0)
+        request = urllib.request.Request(url, data=body, method="POST", headers={
+            "Authorization": "token " + os.environ["PLX_TOKEN"],
+            "Content-Type": "multipart/form-data; boundary=" + boundary,
+            "Content-Length": str(size)})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            sys.stderr.write("plx: notebook snapshot: HTTP %d\n" % response.status)
+try:
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+except BaseException as exc:
+    sys.stderr.write("plx: notebook snapshot failed: %r\n" % (exc,))
+sys.stderr.flush()
+os._exit(0)
+"""
+NOTEBOOK_SNAPSHOT_SCRIPT = _SNAPSHOT_SCRIPT_SOURCE.strip().replace(
+    "__EXCLUDE__", repr(NOTEBOOK_SNAPSHOT_EXCLUDE)
+)
+
+
+def notebook_snapshot_path(spec: WorkloadSpec) -> str:
+    """Where the hook uploads (app/routers/plugins.py): ends in `/repo/upload`, so the request
+    limits treat it as a code upload (PLX_MAX_UPLOAD_BYTES, not PLX_MAX_BODY_BYTES)."""
+    return f"/api/v1/{spec.username}/{spec.project}/notebook/{spec.run_id}/repo/upload"
+
+
+def _notebook_prestop(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Lifecycle:
+    timeout = options.notebook_snapshot_timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+        raise invalid(f"Invalid notebook snapshot timeout `{timeout}`: at least 1 second.")
+    command = [
+        "python3",
+        "-c",
+        NOTEBOOK_SNAPSHOT_SCRIPT,
+        WORKSPACE,
+        notebook_snapshot_path(spec),
+        str(timeout),
+    ]
+    return k8s.V1Lifecycle(pre_stop=k8s.V1LifecycleHandler(_exec=k8s.V1ExecAction(command=command)))
+
+
 def plugin_deployment(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Deployment:
     """Tensorboard / notebook: a 1-replica Deployment (v0 7.4), restarted by Kubernetes."""
     port = plugin_port(spec)
     default = options.tensorboard_image if spec.kind == "tensorboard" else options.notebook_image
     volumes, mounts = _outputs(spec, options)
-    init_containers = None
+    init_containers = lifecycle = grace = None
     if spec.kind == "notebook":
         init_containers, workspace, mount = _notebook_workspace(spec, options)
         volumes, mounts = [*volumes, workspace], [*mounts, mount]
+        # Stop with `commit`: the hook uploads the workspace before jupyter gets SIGTERM.
+        lifecycle = _notebook_prestop(spec, options)
+        grace = options.notebook_snapshot_timeout + NOTEBOOK_GRACE_MARGIN
     container = k8s.V1Container(
         name=MAIN_CONTAINERS[spec.kind],
         image=_image(spec, default),
@@ -614,11 +706,10 @@ def plugin_deployment(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Dep
         env_from=_env_from(spec),
         resources=build_resources(spec.resources, spec.key),
         ports=[k8s.V1ContainerPort(container_port=port)],
-        readiness_probe=k8s.V1Probe(
-            tcp_socket=k8s.V1TCPSocketAction(port=port), period_seconds=5
-        ),
+        readiness_probe=k8s.V1Probe(tcp_socket=k8s.V1TCPSocketAction(port=port), period_seconds=5),
         volume_mounts=mounts or None,
         working_dir=WORKSPACE if spec.kind == "notebook" else None,
+        lifecycle=lifecycle,
     )
     meta = _metadata(spec, object_name(spec), options)
     template = k8s.V1PodTemplateSpec(
@@ -628,6 +719,7 @@ def plugin_deployment(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Dep
             init_containers=init_containers,
             volumes=volumes or None,
             service_account_name=options.service_account,
+            termination_grace_period_seconds=grace,
             **_scheduling(spec),
         ),
     )
@@ -663,4 +755,3 @@ def build_manifests(spec: WorkloadSpec, options: ManifestOptions) -> Manifests:
     if spec.ports and spec.kind != "build":
         services.append(service(spec, pod.metadata.name, _ports(spec), options, headless=True))
     return Manifests(pods=[pod], services=services)
-

@@ -5,6 +5,10 @@ workload whose row is gone, done, or whose experiment / group was stopped, so no
 running after a delete (v0 #549, #156); starts a workload for a live row without one (a fixed
 port stored on the row first, so a crash between the two adopts instead of duplicating); and
 copies the observed state (running + URL, or the end with its message) onto the row.
+
+A notebook pod on Kubernetes is deleted with its own grace period and not swept with grace 0
+until that period has passed: its preStop hook uploads the workspace for a stop with `commit`
+(app/k8s/manifests.py), and a forced deletion would kill the upload.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import logging
 import shlex
 import socket
+import time
+import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +46,10 @@ log = logging.getLogger(__name__)
 KINDS = {"tensorboard": TensorboardJob, "notebook": NotebookJob}
 DEFAULT_PORTS = {"tensorboard": 6006, "notebook": 8888}
 MAX_PLUGINS_PER_PASS = 500
+# Notebook workloads being deleted gracefully (Kubernetes), per runtime: key -> monotonic time
+# the deletion began. Lost on a restart, which is harmless: the Deployment is gone by then, so
+# the workload is no longer listed, and its pod ends on its own.
+_DRAINING: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -157,7 +167,10 @@ async def reconcile_plugins(reconciler: Any) -> None:
     for key, state in workloads.items():
         if key in wanted:
             continue
-        if not state.done:
+        if _drains(runtime, key):
+            if await _drain_notebook(runtime, settings, key, state):
+                continue
+        elif not state.done:
             await runtime.stop(key, grace_seconds=settings.stop_grace_seconds)
         await runtime.cleanup(key)
     for plan in plans:
@@ -172,6 +185,35 @@ async def reconcile_plugins(reconciler: Any) -> None:
             log.exception("plugin %s: reconcile failed", plan.key)
     async with reconciler.session() as session:
         await prune_orphan_repos(session, settings)
+
+
+def _drains(runtime: Any, key: str) -> bool:
+    return runtime.name == "kubernetes" and key.startswith("notebook-")
+
+
+def notebook_grace_seconds(runtime: Any, settings: Any) -> int:
+    """The notebook pod's terminationGracePeriodSeconds (its preStop upload fits in it)."""
+    from app.k8s.manifests import NOTEBOOK_GRACE_MARGIN, ManifestOptions
+
+    options = getattr(runtime, "options", None) or ManifestOptions()
+    grace = options.notebook_snapshot_timeout + NOTEBOOK_GRACE_MARGIN
+    return max(grace, int(settings.stop_grace_seconds))
+
+
+async def _drain_notebook(runtime: Any, settings: Any, key: str, state: WorkloadState) -> bool:
+    """Delete a notebook's objects with the pod's grace period; True while that period runs
+    (no cleanup yet: its grace-0 sweep would cut the preStop hook's upload short)."""
+    draining = _DRAINING.setdefault(runtime, {})
+    grace = notebook_grace_seconds(runtime, settings)
+    now = time.monotonic()
+    if not state.done:
+        await runtime.stop(key, grace_seconds=grace)
+        draining.setdefault(key, now)
+    began = draining.get(key)
+    if began is not None and now - began < grace + 5:
+        return True
+    draining.pop(key, None)
+    return False
 
 
 async def _set(reconciler: Any, plan: Plan, status: str, **values: Any) -> None:

@@ -1,4 +1,5 @@
-"""Tensorboards (project, group, experiment) and the project notebook: start, stop, list."""
+"""Tensorboards (project, group, experiment) and the project notebook: start, stop, list, and the
+upload of a stopped notebook's workspace by its pod (Kubernetes)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from fastapi import APIRouter, Request, Response, status
 
 from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, UserAuthDep, wake_after_commit
 from app.models import NotebookJob, TensorboardJob
+from app.schemas.code import CodeReferenceOut
 from app.schemas.common import Page, RowId
 from app.schemas.plugins import NotebookOut, NotebookStop, PluginStart, TensorboardOut
+from app.services import code as code_service
 from app.services import plugins as service
 from app.services.projects import ProjectAccess, get_project
 
@@ -231,6 +234,12 @@ async def start_notebook(
 @router.post(
     PROJECT + "/notebook/stop",
     summary="Stop the project's notebook; `commit` (default true) saves its work as a new version",
+    description=(
+        "With `commit`, the notebook's working copy becomes a new code version. On the local "
+        "runtime it is taken before answering (`commit` in the answer). On Kubernetes the work "
+        "lives in the notebook's pod: its preStop hook uploads it while the pod is deleted, so "
+        "the new version appears in `GET .../repo` shortly after this answer (`commit` null)."
+    ),
     response_model=NotebookOut | None,
 )
 async def stop_notebook(
@@ -260,3 +269,64 @@ async def get_notebook(
 ) -> NotebookOut:
     access = await get_project(session, principal, username, project)
     return _notebook_out(await service.last_notebook(session, access), access)
+
+
+@router.post(
+    PROJECT + "/notebook/{notebook_id}/repo/upload",
+    summary="A stopped notebook's workspace (multipart field `repo`, a .tar.gz), uploaded by its "
+    "pod; 201 with the new version when it was stopped with `commit`, else 204",
+    description=(
+        "Called by the preStop hook of the notebook's pod (Kubernetes runtime) with the "
+        "notebook's own token; a user who may write the project may call it too, any other "
+        "run's token is refused (403). The archive is checked like `PUT .../repo/upload` (same "
+        "limits). It becomes the project's new code version only when the notebook was stopped "
+        "with `commit` and nothing was stored for it yet (201); otherwise nothing is read or "
+        "written (204)."
+    ),
+    response_model=CodeReferenceOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={204: {"description": "Not stopped with `commit`, or already stored"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["repo"],
+                        "properties": {"repo": {"type": "string", "format": "binary"}},
+                    }
+                }
+            },
+        }
+    },
+)
+async def upload_notebook_snapshot(
+    username: str,
+    project: str,
+    notebook_id: RowId,
+    request: Request,
+    session: SessionDep,
+    principal: AuthDep,
+    settings: SettingsDep,
+) -> CodeReferenceOut | Response:
+    access = await get_project(session, principal, username, project)
+    row = await service.get_notebook(session, access, notebook_id)
+    service.check_snapshot_caller(principal, access, row)
+    if not service.snapshot_wanted(row):
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    # End the read transaction before the body streams in (as the repo upload does): on SQLite
+    # every transaction holds the write lock, and an upload may take seconds.
+    await session.commit()
+    length = request.headers.get("content-length")
+    staged = await code_service.stage_upload(
+        settings,
+        access.project.id,
+        content_type=request.headers.get("content-type", ""),
+        content_length=int(length) if length and length.isdigit() else None,
+        stream=request.stream(),
+    )
+    ref = await service.receive_snapshot(session, settings, row.id, staged)
+    if ref is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return CodeReferenceOut.model_validate(ref)

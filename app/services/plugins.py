@@ -3,7 +3,13 @@
 A start creates a row in `created` (or answers the live one); a stop marks it `stopped` at once
 (so `has_tensorboard` / `has_notebook` drop) and the reconciler stops whatever still runs for a
 row that is done or gone. Notebook stop with `commit` snapshots the notebook's working copy as a
-new code version before answering.
+new code version: on the local runtime before answering (the working copy is a directory of this
+machine); on Kubernetes the workspace lives in the pod, whose preStop hook uploads it when the
+reconciler deletes the Deployment (app/k8s/manifests.py), and `receive_snapshot` stores it.
+
+`NotebookJob.commit_on_stop` says whether a commit is still owed for a stopped notebook: set by
+the stop, cleared once the snapshot is stored (or, locally, was taken), so a notebook's work
+becomes at most one version.
 """
 
 from __future__ import annotations
@@ -18,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.errors import NotFound
+from app.errors import NotFound, PermissionDenied
 from app.logic.statuses import DONE
 from app.logic.tarballs import remove_tree
 from app.models import CodeReference, Experiment, ExperimentGroup, NotebookJob, TensorboardJob
@@ -31,6 +37,7 @@ from app.services.listing import ListParams, paginate
 from app.services.projects import ProjectAccess
 from app.services.runs import run_dir
 from app.services.statuses import set_status
+from app.services.users import Principal
 
 PLUGIN_RUNNING = ("building", "scheduled", "running")
 SNAPSHOT_EXCLUDE = {".ipynb_checkpoints", "__pycache__", ".git"}
@@ -161,7 +168,9 @@ async def start_notebook(
 async def stop_notebook(
     session: AsyncSession, settings: Settings, access: ProjectAccess, *, commit: bool
 ) -> tuple[NotebookJob | None, CodeReference | None]:
-    """Stop the live notebook; with `commit`, its working copy becomes a new code version."""
+    """Stop the live notebook; with `commit`, its working copy becomes a new code version: here
+    on the local runtime, later on Kubernetes (uploaded by the pod's preStop hook, stored by
+    `receive_snapshot`; the answer then has no commit yet)."""
     rows = await session.scalars(
         select(NotebookJob).where(NotebookJob.project_id == access.project.id)
     )
@@ -172,14 +181,61 @@ async def stop_notebook(
             row.commit_on_stop = commit
             await set_status(session, row, "stopped", message="Stopped on request.")
             stopped = row
-    if stopped is None or not commit:
+    if stopped is None or not commit or settings.runtime == "kubernetes":
         return stopped, None
+    stopped.commit_on_stop = False  # taken here, once: the snapshot route has nothing to add
     workdir = notebook_workdir(settings, stopped.id)
     if not workdir.is_dir():
         return stopped, None
     staged = await snapshot_directory(settings, access.project.id, workdir)
     ref = await code_service.publish_version(session, settings, staged)
     return stopped, ref
+
+
+async def get_notebook(
+    session: AsyncSession, access: ProjectAccess, notebook_id: int
+) -> NotebookJob:
+    row = await session.get(NotebookJob, notebook_id)
+    if row is None or row.project_id != access.project.id:
+        raise NotFound()
+    return row
+
+
+def check_snapshot_caller(principal: Principal, access: ProjectAccess, row: NotebookJob) -> None:
+    """The notebook's own run-scoped token (`create_run_token(kind="notebook")`), or a user who
+    may write the project; any other run's token is refused."""
+    if principal.is_run_scoped and not principal.may_act_on_run("notebook", row.id):
+        raise PermissionDenied("A run token may only act on its own run.")
+    if not access.can_write:
+        raise PermissionDenied()
+
+
+def snapshot_wanted(row: NotebookJob) -> bool:
+    """Stopped on request with `commit`, and no snapshot stored for it yet."""
+    return bool(row.stop_requested and row.last_status == "stopped" and row.commit_on_stop)
+
+
+async def receive_snapshot(
+    session: AsyncSession, settings: Settings, row_id: int, staged: code_service.StagedVersion
+) -> CodeReference | None:
+    """Publish an uploaded snapshot of a notebook's workspace as the project's new version, once:
+    the row's `commit_on_stop` is claimed by a conditional UPDATE in the same transaction as the
+    publication, so of two concurrent uploads one is stored and the other discarded (None)."""
+    claimed = await session.execute(
+        update(NotebookJob)
+        .where(
+            NotebookJob.id == row_id,
+            NotebookJob.commit_on_stop.is_(True),
+            NotebookJob.stop_requested.is_(True),
+            NotebookJob.last_status == "stopped",
+        )
+        .values(commit_on_stop=False)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        await code_service.discard_staged(staged)
+        return None
+    return await code_service.publish_version(session, settings, staged)
 
 
 def _pack(source: Path, archive: Path) -> None:

@@ -4,6 +4,7 @@ project's code, and the cluster's nodes behind `GET /api/v1/cluster`."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -23,6 +24,7 @@ from tests.k8s.test_reconciler_k8s import (
     cluster_fixture,  # noqa: F401 - the `cluster` fixture
     create_project,
     env_of,
+    fake_only,
     getter,
     post,
     running,
@@ -193,6 +195,32 @@ async def test_notebook_image_from_its_config(cluster: Cluster) -> None:
             assert main["image"] == "jupyter/scipy-notebook:lab"
         r = await client.post(f"{PROJECT}/notebook/stop", json={"commit": False})
         assert r.status_code == 200, r.text
+
+
+@fake_only
+async def test_notebook_pod_is_deleted_with_time_for_its_prestop_upload(cluster: Cluster) -> None:
+    """A stop deletes the notebook's pod with its own grace period (60 s: the preStop hook
+    uploads the workspace within it), never with grace 0, even over many reconciler passes."""
+    assert cluster.api is not None
+    async with running(cluster.settings) as (_, client):
+        await create_project(client)
+        r = await client.post(f"{PROJECT}/notebook/start", json={})
+        assert r.status_code == 201, r.text
+        await wait_for(lambda: project(client), lambda p: p.get("has_notebook") is True)
+        (deployment,) = cluster.api.list("deployments", NAMESPACE)
+        template = deployment["spec"]["template"]["spec"]
+        assert template["terminationGracePeriodSeconds"] == 60
+        assert template["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][0] == "python3"
+        r = await client.post(f"{PROJECT}/notebook/stop", json={"commit": True})
+        assert r.status_code == 200, r.text
+        await wait_for(
+            lambda: _async(cluster.api.list("deployments", NAMESPACE)), lambda d: d == []
+        )
+        assert cluster.api.list("services", NAMESPACE) == []
+        await asyncio.sleep(1.0)  # about 20 reconciler passes (interval 0.05 s)
+        deletes = [path for method, path in cluster.api.requests
+                   if method == "DELETE" and path.split("?")[0].endswith("/pods")]
+        assert deletes and all("gracePeriodSeconds=60" in path for path in deletes), deletes
 
 
 async def _async(value: Any) -> Any:

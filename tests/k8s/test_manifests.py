@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -13,6 +14,9 @@ from app.k8s.manifests import (
     GPU_RESOURCE,
     KEY_LABEL,
     MANAGED_BY_LABEL,
+    NOTEBOOK_SNAPSHOT_EXCLUDE,
+    NOTEBOOK_SNAPSHOT_SCRIPT,
+    NOTEBOOK_SNAPSHOT_TIMEOUT,
     ManifestOptions,
     build_manifests,
     destination,
@@ -20,6 +24,7 @@ from app.k8s.manifests import (
     safe_label_value,
 )
 from app.runtimes.base import Resources, RuntimeError_
+from app.services.plugins import SNAPSHOT_EXCLUDE
 from tests.k8s.conftest import make_spec
 
 OPTIONS = ManifestOptions(namespace="plx", registry="registry.local:5000")
@@ -286,3 +291,55 @@ async def test_notebook_works_in_the_projects_code(client):
     assert ("JUPYTER_TOKEN", "secret") in [(e.name, e.value) for e in main.env]
     assert {m.mount_path for m in main.volume_mounts} >= {"/workspace"}
     assert manifests.url == f"http://plx-notebook-{7:032x}.plx.svc.cluster.local:8888"
+
+
+async def test_notebook_uploads_its_workspace_before_it_stops(client):
+    """preStop: a stdlib-only python3 script (tarfile + urllib) with the workspace, the upload
+    path and its timeout as arguments; the pod's grace period leaves it time to finish."""
+    spec = make_spec("notebook-7", kind="notebook", run_id=7, command=None, image=None,
+                     code_reference="c0ffee", ports=[8888],
+                     env={"PLX_TOKEN": "run-token", "PLX_API_URL": "http://plx:8000"})
+    manifests = build_manifests(spec, OPTIONS)
+    data, deployment = roundtrip(client, manifests.deployments[0], "V1Deployment")
+    pod = deployment.spec.template.spec
+    assert pod.termination_grace_period_seconds == NOTEBOOK_SNAPSHOT_TIMEOUT + 15 == 60
+    main = pod.containers[0]
+    command = main.lifecycle.pre_stop._exec.command
+    assert main.lifecycle.post_start is None and main.lifecycle.pre_stop.http_get is None
+    assert command == ["python3", "-c", NOTEBOOK_SNAPSHOT_SCRIPT, "/workspace",
+                       "/api/v1/root/quick-start/notebook/7/repo/upload", "45"]
+    # As the API server receives it (camelCase `exec`, `preStop`), nothing else in the hook.
+    template = data["spec"]["template"]["spec"]
+    assert template["terminationGracePeriodSeconds"] == 60
+    assert template["containers"][0]["lifecycle"] == {"preStop": {"exec": {"command": command}}}
+    # The token stays in the environment, never on the hook's command line.
+    assert "run-token" not in " ".join(command)
+    script = command[2]
+    compile(script, "<preStop>", "exec")
+    imported = {name.strip() for name in script.splitlines()[0].removeprefix("import ").split(",")}
+    assert imported == {"os", "signal", "sys", "tarfile", "tempfile", "urllib.request", "uuid"}
+    assert "signal.alarm(timeout)" in script and script.rstrip().endswith("os._exit(0)")
+    # The same exclusions as the local runtime's snapshot.
+    assert set(NOTEBOOK_SNAPSHOT_EXCLUDE) == SNAPSHOT_EXCLUDE
+    assert repr(NOTEBOOK_SNAPSHOT_EXCLUDE) in script
+
+
+async def test_notebook_snapshot_timeout_sets_the_grace_period(client):
+    spec = make_spec("notebook-7", kind="notebook", run_id=7, command=None, image=None,
+                     ports=[8888])
+    options = replace(OPTIONS, notebook_snapshot_timeout=100)
+    _, deployment = roundtrip(client, build_manifests(spec, options).deployments[0],
+                              "V1Deployment")
+    pod = deployment.spec.template.spec
+    assert pod.termination_grace_period_seconds == 115
+    assert pod.containers[0].lifecycle.pre_stop._exec.command[-1] == "100"
+    with pytest.raises(RuntimeError_, match="snapshot timeout"):
+        build_manifests(spec, replace(OPTIONS, notebook_snapshot_timeout=0))
+
+
+async def test_tensorboard_has_no_prestop_hook(client):
+    spec = make_spec("tensorboard-3", kind="tensorboard", run_id=3, command=None, image=None)
+    _, deployment = roundtrip(client, build_manifests(spec, OPTIONS).deployments[0],
+                              "V1Deployment")
+    pod = deployment.spec.template.spec
+    assert pod.containers[0].lifecycle is None and pod.termination_grace_period_seconds is None
