@@ -121,7 +121,9 @@ async def main(n: int, kubelet_on: bool, pg: str | None) -> None:
         "pod_create_window_s": round(window, 2),
         "pods_per_s": round((n - 1) / window, 1) if window else None,
         # CPU of this process (plx, fake API server and kubelet) over the window, in % of a core.
-        "process_cpu_pct_in_window": round(100 * (pod_cpu[-1] - pod_cpu[0]) / window) if window else None,
+        "process_cpu_pct_in_window": (
+            round(100 * (pod_cpu[-1] - pod_cpu[0]) / window) if window else None
+        ),
         "group_post_to_last_pod_s": round(t_pods - t0, 2),
         "group_post_to_all_running_s": round(running, 2) if running else None,
         "watch_events": api.rv,
