@@ -68,6 +68,7 @@ from app.models.base import new_uuid, utcnow
 from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, paginate
 from app.services.projects import PLUGIN_RUNNING, ProjectAccess
 from app.services.statuses import lock_row, set_status
+from app.services.users import delete_run_tokens
 
 EXPERIMENT_RULES = rules_for("experiment")
 PENDING = tuple(sorted(EXPERIMENT_RULES.pending))
@@ -402,6 +403,8 @@ async def delete_group(session: AsyncSession, group: ExperimentGroup) -> None:
         )
     )
     await request_stop(session, group.id, None)
+    members = select(Experiment.id).where(Experiment.experiment_group_id == group.id)
+    await delete_run_tokens(session, "experiment", members)
     await session.delete(group)
     await session.flush()
 

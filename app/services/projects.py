@@ -23,7 +23,7 @@ from app.models import (
     User,
 )
 from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, paginate
-from app.services.users import Principal
+from app.services.users import Principal, delete_run_tokens
 
 PLUGIN_RUNNING = ("building", "scheduled", "running")
 
@@ -112,8 +112,23 @@ async def update_project(
     return project
 
 
+# The run kinds whose rows carry run-scoped tokens (Token.run_kind), by model.
+RUN_MODELS: dict[str, Any] = {
+    "experiment": Experiment,
+    "job": Job,
+    "build": BuildJob,
+    "notebook": NotebookJob,
+    "tensorboard": TensorboardJob,
+}
+
+
 async def delete_project(session: AsyncSession, access: ProjectAccess) -> None:
     """Rows cascade; the reconciler sees workloads without rows and stops them."""
+    project_id = access.project.id
+    for kind, model in RUN_MODELS.items():
+        await delete_run_tokens(
+            session, kind, select(model.id).where(model.project_id == project_id)
+        )
     await session.execute(
         delete(Bookmark).where(
             Bookmark.content_type == "project", Bookmark.object_id == access.project.id

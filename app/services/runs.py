@@ -23,12 +23,10 @@ from app.models import (
     Job,
     Project,
     TensorboardJob,
-    Token,
     User,
 )
 from app.models.base import utcnow
 from app.services.listing import ListParams, paginate
-from app.services.principal_cache import forget_principals
 from app.services.projects import (
     PLUGIN_RUNNING,
     ProjectAccess,
@@ -36,7 +34,7 @@ from app.services.projects import (
     find_project_with,
 )
 from app.services.statuses import kind_of, set_status, status_values
-from app.services.users import Principal
+from app.services.users import Principal, delete_run_tokens
 
 RUN_KINDS: dict[str, type] = {"experiment": Experiment, "job": Job, "build": BuildJob}
 LABELS = {"experiment": "experiment", "job": "job", "build": "build"}
@@ -280,8 +278,7 @@ async def delete_runs(session: AsyncSession, kind: str, runs: list[Any]) -> None
     if not runs:
         return
     ids = [r.id for r in runs]
-    await session.execute(delete(Token).where(Token.run_kind == kind, Token.run_id.in_(ids)))
-    forget_principals(session, run=(kind, set(ids)))
+    await delete_run_tokens(session, kind, ids)
     await session.execute(
         delete(Bookmark).where(Bookmark.content_type == kind, Bookmark.object_id.in_(ids))
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, delete, insert, inspect, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -168,6 +169,18 @@ async def create_run_tokens(
         # Core on the table: one statement (the ORM inserts row by row on SQLite).
         await session.execute(insert(Token.__table__), new)
     return keys
+
+
+async def delete_run_tokens(session: AsyncSession, kind: str, ids: Any) -> None:
+    """The run-scoped tokens of these runs (`ids`: a list or a SELECT of ids), forgotten by the
+    principal cache too: a run deleted, alone or with its group or project, takes its
+    credentials with it."""
+    deleted = await session.execute(
+        delete(Token).where(Token.run_kind == kind, Token.run_id.in_(ids)).returning(Token.run_id)
+    )
+    run_ids = set(deleted.scalars())
+    if run_ids:
+        forget_principals(session, run=(kind, run_ids))
 
 
 async def authenticate(session: AsyncSession, authorization: str | None) -> Principal:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from app.db import session_scope
 from app.models import User
+from app.reconciler.groups import reconcile_groups
+from app.reconciler.loop import Reconciler
+from app.runtimes.fake import FakeRuntime
 from app.services.users import create_run_token
 
 TRACKING = {"version": 1, "kind": "experiment"}
@@ -131,8 +134,11 @@ async def test_run_token_acts_only_on_its_own_run(client, owner, app):
         assert r.status_code == code, (suffix, r.text)
     assert (await client.get(a, headers=token)).status_code == 200
     # The tracking client's log_tags / log_params / run_env PATCH its own experiment.
-    r = await client.patch(a, json={"tags": ["t"], "declarations": {"lr": 0.1}, "merge": True,
-                                    "run_env": {"host": "x"}}, headers=token)
+    r = await client.patch(
+        a,
+        json={"tags": ["t"], "declarations": {"lr": 0.1}, "merge": True, "run_env": {"host": "x"}},
+        headers=token,
+    )
     assert r.status_code == 200 and r.json()["tags"] == ["t"], r.text
     assert r.json()["declarations"]["lr"] == 0.1 and r.json()["run_env"] == {"host": "x"}
     assert (await client.patch(b, json={"tags": ["t"]}, headers=token)).status_code == 403
@@ -147,3 +153,44 @@ async def test_run_token_acts_only_on_its_own_run(client, owner, app):
     assert r.status_code == 403
     r = await client.get("/api/v1/alice/p/experiments", headers=owner.headers)
     assert r.json()["count"] == 2
+
+
+async def _run_token(app, owner, kind: str, run_id: int) -> dict[str, str]:
+    async with session_scope(app.state.sessionmaker) as session:
+        user = await session.get(User, owner.id)
+        key = await create_run_token(session, user, kind=kind, run_id=run_id)
+    return {"Authorization": f"token {key}"}
+
+
+async def test_deleting_a_project_or_group_revokes_its_runs_tokens(client, owner, app):
+    exp_id, job_id = await _setup(client, owner, public=False)
+    exp_token = await _run_token(app, owner, "experiment", exp_id)
+    job_token = await _run_token(app, owner, "job", job_id)
+    group = "version: 1\nkind: group\nhptuning:\n  matrix:\n    lr:\n      values: [0.1, 0.2]\n"
+    r = await client.post(
+        "/api/v1/alice/p/groups",
+        json={"content": group + "run:\n  cmd: echo\n"},
+        headers=owner.headers,
+    )
+    assert r.status_code == 201, r.text
+    group_id = r.json()["id"]
+    rec = Reconciler(
+        app.state.settings, app.state.sessionmaker, FakeRuntime(), steps=[reconcile_groups]
+    )
+    await rec.reconcile_once()  # materialises the group's experiments
+    r = await client.get(f"/api/v1/alice/p/groups/{group_id}/experiments", headers=owner.headers)
+    member = r.json()["results"][0]["id"]
+    member_token = await _run_token(app, owner, "experiment", member)
+    exps = "/api/v1/alice/p/experiments"
+    assert (await client.get(f"{exps}/{member}", headers=member_token)).status_code == 200
+
+    r = await client.delete(f"/api/v1/alice/p/groups/{group_id}", headers=owner.headers)
+    assert r.status_code == 204
+    # The token is gone with its run: 401 (not a 404 that would still authenticate it).
+    assert (await client.get(f"{exps}/{member}", headers=member_token)).status_code == 401
+    assert (await client.get(f"{exps}/{exp_id}", headers=exp_token)).status_code == 200
+
+    assert (await client.delete("/api/v1/alice/p", headers=owner.headers)).status_code == 204
+    for token in (exp_token, job_token):
+        assert (await client.get(f"{exps}/{exp_id}", headers=token)).status_code == 401
+    assert (await client.get("/api/v1/users", headers=owner.headers)).status_code == 200
