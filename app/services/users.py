@@ -28,7 +28,7 @@ class Principal:
     """Who is calling: a user, possibly through a token scoped to one run."""
 
     user: User
-    run_kind: str | None = None  # "experiment" | "job" | "build" when run-scoped
+    run_kind: str | None = None  # "experiment" | "job" | "build" | "notebook" when run-scoped
     run_id: int | None = None
 
     @property
