@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,19 +52,34 @@ async def get_project(
     return check_project_access(principal, row, write=write)
 
 
+@cache
+def _project_statement(run_model: Any = None) -> Any:
+    """(Project, owner[, run]) by owner username, project name [and run id], built once with
+    bound parameters: building a statement and its cache key per request cost more CPU than
+    executing it."""
+    stmt = (
+        select(Project, User)
+        .join(User, User.id == Project.user_id)
+        .where(User.username == bindparam("username"), Project.name == bindparam("project"))
+    )
+    if run_model is not None:
+        stmt = stmt.add_columns(run_model).where(
+            run_model.id == bindparam("run_id"), run_model.project_id == Project.id
+        )
+    return stmt
+
+
 async def find_project_with(
-    session: AsyncSession, username: str, name: str, *extra: Any, where: Any = ()
+    session: AsyncSession, username: str, name: str, run_model: Any = None, run_id: int = 0
 ) -> Any:
-    """(Project, owner, *extra) by owner username and name in one query, or None; `extra`
-    entities and `where` clauses let a caller fetch a row of the project in the same trip."""
+    """(Project, owner) by owner username and name in one query, or None; with `run_model`,
+    (Project, owner, run): the project's run `run_id` fetched in the same trip."""
     if "\x00" in username or "\x00" in name:  # PostgreSQL text cannot hold NUL
         return None
-    stmt = (
-        select(Project, User, *extra)
-        .join(User, User.id == Project.user_id)
-        .where(User.username == username, Project.name == name, *where)
-    )
-    return (await session.execute(stmt)).first()
+    params = {"username": username, "project": name, "run_id": run_id}
+    if run_model is None:
+        params.pop("run_id")
+    return (await session.execute(_project_statement(run_model), params)).first()
 
 
 def check_project_access(principal: Principal, row: Any, *, write: bool = False) -> ProjectAccess:

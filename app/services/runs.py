@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +22,6 @@ from app.models import (
     Experiment,
     ExperimentJob,
     Job,
-    Project,
     TensorboardJob,
     User,
 )
@@ -65,15 +65,8 @@ async def get_run(
 ) -> RunAccess:
     """Resolve a run of a project. `write`: owner-level action (a run token is refused);
     `run_write`: a write the run itself may do with its own token (metrics, statuses, logs)."""
-    model = RUN_KINDS[kind]
     # Project, owner and run in one round trip; a missing run is the same 404 as a hidden project.
-    row = await find_project_with(
-        session,
-        username,
-        project,
-        model,
-        where=(model.id == run_id, model.project_id == Project.id),
-    )
+    row = await find_project_with(session, username, project, RUN_KINDS[kind], run_id)
     access = check_project_access(principal, row)
     run = row[2]
     if principal.is_run_scoped and not principal.may_act_on_run(kind, run_id):
@@ -298,31 +291,30 @@ class ExperimentFacts:
     creator: str
 
 
-async def experiment_facts(
-    session: AsyncSession, exp: Experiment, viewer_id: int
-) -> ExperimentFacts:
-    """Bookmark, replica count, live tensorboard, original's group and creator: one round trip
-    of scalar subqueries instead of one query each."""
+@cache
+def _facts_statement() -> Any:
+    """experiment_facts' query, built once with bound parameters (as _project_statement)."""
+    exp_id = bindparam("exp_id")
     bookmarked = (
         select(Bookmark.id)
         .where(
-            Bookmark.user_id == viewer_id,
+            Bookmark.user_id == bindparam("viewer_id"),
             Bookmark.content_type == "experiment",
-            Bookmark.object_id == exp.id,
+            Bookmark.object_id == exp_id,
         )
         .exists()
     )
     num_jobs = (
         select(func.count())
         .select_from(ExperimentJob)
-        .where(ExperimentJob.experiment_id == exp.id)
+        .where(ExperimentJob.experiment_id == exp_id)
         .scalar_subquery()
     )
     tensorboard = (
         select(TensorboardJob.last_status)
         .where(
-            TensorboardJob.project_id == exp.project_id,
-            TensorboardJob.experiment_id == exp.id,
+            TensorboardJob.project_id == bindparam("project_id"),
+            TensorboardJob.experiment_id == exp_id,
             TensorboardJob.experiment_group_id.is_(None),
         )
         .order_by(TensorboardJob.id.desc())
@@ -331,13 +323,26 @@ async def experiment_facts(
     )
     original_group = (
         select(Experiment.experiment_group_id)
-        .where(Experiment.id == exp.original_id)
+        .where(Experiment.id == bindparam("original_id"))  # NULL: no row, so no group
         .scalar_subquery()
     )
-    creator = select(User.username).where(User.id == exp.user_id).scalar_subquery()
-    row = (
-        await session.execute(select(bookmarked, num_jobs, tensorboard, original_group, creator))
-    ).one()
+    creator = select(User.username).where(User.id == bindparam("user_id")).scalar_subquery()
+    return select(bookmarked, num_jobs, tensorboard, original_group, creator)
+
+
+async def experiment_facts(
+    session: AsyncSession, exp: Experiment, viewer_id: int
+) -> ExperimentFacts:
+    """Bookmark, replica count, live tensorboard, original's group and creator: one round trip
+    of scalar subqueries instead of one query each."""
+    params = {
+        "viewer_id": viewer_id,
+        "exp_id": exp.id,
+        "project_id": exp.project_id,
+        "original_id": exp.original_id,
+        "user_id": exp.user_id,
+    }
+    row = (await session.execute(_facts_statement(), params)).one()
     return ExperimentFacts(
         bookmarked=bool(row[0]),
         num_jobs=int(row[1] or 0),
