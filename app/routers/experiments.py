@@ -175,7 +175,9 @@ async def create_experiment(
         tags=body.tags,
         group_id=body.experiment_group,
     )
-    wake_after_commit(session, request)
+    if exp.is_managed or exp.experiment_group_id is not None:
+        # A tracking-only experiment (no `run`) never starts: no reconcile pass is owed.
+        wake_after_commit(session, request)
     facts = runs.new_experiment_facts(principal.user.username)
     return await _render(session, runs.RunAccess(access, exp, "experiment"), principal, facts=facts)
 

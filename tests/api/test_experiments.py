@@ -202,3 +202,29 @@ async def test_local_build_is_recorded_with_a_readable_log(client, owner, app, t
     logs = await client.get(base + "/logs", headers=owner.headers)
     assert logs.status_code == 200 and "does not build images" in logs.text
     assert runtime.__class__.__name__ == "LocalRuntime" and await runtime.list_workloads() == {}
+
+
+async def test_only_experiments_that_will_run_wake_the_reconciler(client, owner, app):
+    await _project(client, owner)
+    wakes: list[int] = []
+
+    class Counter:
+        def wake(self) -> None:
+            wakes.append(1)
+
+    previous = getattr(app.state, "reconciler", None)
+    app.state.reconciler = Counter()
+    try:
+        tracking = {"version": 1, "kind": "experiment"}
+        r = await client.post(
+            "/api/v1/alice/p/experiments", json={"config": tracking}, headers=owner.headers
+        )
+        assert r.status_code == 201
+        assert wakes == []  # a tracking-only experiment never starts: no pass is owed
+        r = await client.post(
+            "/api/v1/alice/p/experiments", json={"config": CONFIG}, headers=owner.headers
+        )
+        assert r.status_code == 201
+        assert wakes == [1]
+    finally:
+        app.state.reconciler = previous
