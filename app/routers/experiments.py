@@ -221,8 +221,8 @@ async def delete_many(
 async def get_experiment(
     username: str, project: str, exp_id: RowId, session: SessionDep, principal: AuthDep
 ) -> dict[str, Any]:
-    ra = await _get(session, principal, username, project, exp_id)
-    return await _render(session, ra, principal)
+    ra = await _get(session, principal, username, project, exp_id, facts_for=principal.user.id)
+    return await _render(session, ra, principal, facts=ra.facts)
 
 
 async def _update(username, project, exp_id, body, session, principal):  # noqa: ANN001, ANN202

@@ -53,10 +53,10 @@ async def get_project(
 
 
 @cache
-def _project_statement(run_model: Any = None) -> Any:
-    """(Project, owner[, run]) by owner username, project name [and run id], built once with
-    bound parameters: building a statement and its cache key per request cost more CPU than
-    executing it."""
+def _project_statement(run_model: Any = None, extra: tuple[Any, ...] = ()) -> Any:
+    """(Project, owner[, run][, *extra]) by owner username, project name [and run id], built
+    once with bound parameters: building a statement and its cache key per request cost more
+    CPU than executing it. `extra`: columns a caller adds (the same tuple object each time)."""
     stmt = (
         select(Project, User)
         .join(User, User.id == Project.user_id)
@@ -66,20 +66,28 @@ def _project_statement(run_model: Any = None) -> Any:
         stmt = stmt.add_columns(run_model).where(
             run_model.id == bindparam("run_id"), run_model.project_id == Project.id
         )
-    return stmt
+    return stmt.add_columns(*extra) if extra else stmt
 
 
 async def find_project_with(
-    session: AsyncSession, username: str, name: str, run_model: Any = None, run_id: int = 0
+    session: AsyncSession,
+    username: str,
+    name: str,
+    run_model: Any = None,
+    run_id: int = 0,
+    *,
+    extra: tuple[Any, ...] = (),
+    params: dict[str, Any] | None = None,
 ) -> Any:
     """(Project, owner) by owner username and name in one query, or None; with `run_model`,
-    (Project, owner, run): the project's run `run_id` fetched in the same trip."""
+    (Project, owner, run): the project's run `run_id` fetched in the same trip; `extra`
+    columns (with their bound `params`) after those."""
     if "\x00" in username or "\x00" in name:  # PostgreSQL text cannot hold NUL
         return None
-    params = {"username": username, "project": name, "run_id": run_id}
-    if run_model is None:
-        params.pop("run_id")
-    return (await session.execute(_project_statement(run_model), params)).first()
+    values = {"username": username, "project": name, **(params or {})}
+    if run_model is not None:
+        values["run_id"] = run_id
+    return (await session.execute(_project_statement(run_model, extra), values)).first()
 
 
 def check_project_access(principal: Principal, row: Any, *, write: bool = False) -> ProjectAccess:

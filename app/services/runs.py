@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from app.config import Settings
 from app.errors import BadRequest, NotFound, PermissionDenied
@@ -46,6 +47,7 @@ class RunAccess:
     access: ProjectAccess
     run: Any
     kind: str
+    facts: ExperimentFacts | None = None  # when asked for with the lookup (get_run facts_for)
 
     @property
     def project_unique(self) -> str:
@@ -62,11 +64,22 @@ async def get_run(
     *,
     write: bool = False,
     run_write: bool = False,
+    facts_for: int | None = None,
 ) -> RunAccess:
     """Resolve a run of a project. `write`: owner-level action (a run token is refused);
-    `run_write`: a write the run itself may do with its own token (metrics, statuses, logs)."""
+    `run_write`: a write the run itself may do with its own token (metrics, statuses, logs);
+    `facts_for`: an experiment's detail facts as this user sees them, in the same query."""
     # Project, owner and run in one round trip; a missing run is the same 404 as a hidden project.
-    row = await find_project_with(session, username, project, RUN_KINDS[kind], run_id)
+    with_facts = facts_for is not None and kind == "experiment"
+    row = await find_project_with(
+        session,
+        username,
+        project,
+        RUN_KINDS[kind],
+        run_id,
+        extra=_facts_columns() if with_facts else (),
+        params={"viewer_id": facts_for} if with_facts else None,
+    )
     access = check_project_access(principal, row)
     run = row[2]
     if principal.is_run_scoped and not principal.may_act_on_run(kind, run_id):
@@ -75,7 +88,8 @@ async def get_run(
         raise PermissionDenied()
     if write and principal.is_run_scoped:
         raise PermissionDenied("A run token may only act on its own run.")
-    return RunAccess(access=access, run=run, kind=kind)
+    facts = _facts_of(tuple(row[3:])) if with_facts else None
+    return RunAccess(access=access, run=run, kind=kind, facts=facts)
 
 
 async def usernames(session: AsyncSession, user_ids: Any) -> dict[int, str]:
@@ -292,42 +306,68 @@ class ExperimentFacts:
 
 
 @cache
-def _facts_statement() -> Any:
-    """experiment_facts' query, built once with bound parameters (as _project_statement)."""
-    exp_id = bindparam("exp_id")
+def _facts_columns() -> tuple[Any, ...]:
+    """An experiment's detail facts as scalar subqueries correlated with `experiments` (bound:
+    `viewer_id`), to add to a query of the experiment: the same tuple object every time, so
+    statements built with it are cached (projects._project_statement)."""
+    exp = Experiment
     bookmarked = (
         select(Bookmark.id)
         .where(
             Bookmark.user_id == bindparam("viewer_id"),
             Bookmark.content_type == "experiment",
-            Bookmark.object_id == exp_id,
+            Bookmark.object_id == exp.id,
         )
+        .correlate(exp)
         .exists()
     )
     num_jobs = (
         select(func.count())
         .select_from(ExperimentJob)
-        .where(ExperimentJob.experiment_id == exp_id)
+        .where(ExperimentJob.experiment_id == exp.id)
+        .correlate(exp)
         .scalar_subquery()
     )
     tensorboard = (
         select(TensorboardJob.last_status)
         .where(
-            TensorboardJob.project_id == bindparam("project_id"),
-            TensorboardJob.experiment_id == exp_id,
+            TensorboardJob.project_id == exp.project_id,
+            TensorboardJob.experiment_id == exp.id,
             TensorboardJob.experiment_group_id.is_(None),
         )
         .order_by(TensorboardJob.id.desc())
         .limit(1)
+        .correlate(exp)
         .scalar_subquery()
     )
+    # Aliases: the outer query has `experiments` (and `users`, the owner) of its own.
+    original, creator = aliased(Experiment), aliased(User)
     original_group = (
-        select(Experiment.experiment_group_id)
-        .where(Experiment.id == bindparam("original_id"))  # NULL: no row, so no group
+        select(original.experiment_group_id)
+        .where(original.id == exp.original_id)
+        .correlate(exp)
         .scalar_subquery()
     )
-    creator = select(User.username).where(User.id == bindparam("user_id")).scalar_subquery()
-    return select(bookmarked, num_jobs, tensorboard, original_group, creator)
+    creator_name = (
+        select(creator.username).where(creator.id == exp.user_id).correlate(exp).scalar_subquery()
+    )
+    return (bookmarked, num_jobs, tensorboard, original_group, creator_name)
+
+
+def _facts_of(row: tuple[Any, ...]) -> ExperimentFacts:
+    bookmarked, num_jobs, tensorboard, original_group, creator = row
+    return ExperimentFacts(
+        bookmarked=bool(bookmarked),
+        num_jobs=int(num_jobs or 0),
+        has_tensorboard=tensorboard in PLUGIN_RUNNING,
+        original_group_id=original_group,
+        creator=creator or "",
+    )
+
+
+@cache
+def _facts_statement() -> Any:
+    return select(*_facts_columns()).where(Experiment.id == bindparam("exp_id"))
 
 
 async def experiment_facts(
@@ -335,21 +375,8 @@ async def experiment_facts(
 ) -> ExperimentFacts:
     """Bookmark, replica count, live tensorboard, original's group and creator: one round trip
     of scalar subqueries instead of one query each."""
-    params = {
-        "viewer_id": viewer_id,
-        "exp_id": exp.id,
-        "project_id": exp.project_id,
-        "original_id": exp.original_id,
-        "user_id": exp.user_id,
-    }
-    row = (await session.execute(_facts_statement(), params)).one()
-    return ExperimentFacts(
-        bookmarked=bool(row[0]),
-        num_jobs=int(row[1] or 0),
-        has_tensorboard=row[2] in PLUGIN_RUNNING,
-        original_group_id=row[3],
-        creator=row[4] or "",
-    )
+    params = {"viewer_id": viewer_id, "exp_id": exp.id}
+    return _facts_of(tuple((await session.execute(_facts_statement(), params)).one()))
 
 
 def new_experiment_facts(creator: str) -> ExperimentFacts:

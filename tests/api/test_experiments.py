@@ -228,3 +228,26 @@ async def test_only_experiments_that_will_run_wake_the_reconciler(client, owner,
         assert wakes == [1]
     finally:
         app.state.reconciler = previous
+
+
+async def test_detail_facts_follow_the_viewer_and_the_row(client, owner, other, make_user):
+    await _project(client, owner)  # public: `other` may read it
+    admin = await make_user("boss", superuser=True)
+    base = "/api/v1/alice/p/experiments"
+    r = await client.post(base, json={"config": CONFIG}, headers=admin.headers)
+    exp_id = r.json()["id"]
+    assert (await client.post(f"{base}/{exp_id}/bookmark", headers=owner.headers)).status_code in (
+        200,
+        201,
+    )
+    mine = (await client.get(f"{base}/{exp_id}", headers=owner.headers)).json()
+    theirs = (await client.get(f"{base}/{exp_id}", headers=other.headers)).json()
+    assert mine["bookmarked"] is True and theirs["bookmarked"] is False
+    assert mine["user"] == "boss"  # the creator, not the project's owner
+    assert mine["num_jobs"] == 1 and mine["is_clone"] is False
+    assert mine["has_tensorboard"] is False and mine["original"] is None
+    r = await client.post(f"{base}/{exp_id}/copy", json={}, headers=owner.headers)
+    assert r.status_code == 201, r.text
+    copy = (await client.get(f"{base}/{r.json()['id']}", headers=owner.headers)).json()
+    assert copy["is_clone"] is True and copy["original"] == f"alice.p.{exp_id}"
+    assert copy["bookmarked"] is False and copy["user"] == "alice"
