@@ -16,7 +16,7 @@ from app.services.groups import starts_experiments
 from app.services.jobs import ensure_build, parse_config
 from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, paginate
 from app.services.projects import ProjectAccess
-from app.services.runs import flush_unique_name
+from app.services.runs import insert_run
 from app.services.statuses import add_first_status
 
 
@@ -75,9 +75,8 @@ async def create_experiment(
     )
     if cloning_strategy == "resume" and original is not None:
         exp.run_env = {"outputs_from": (original.run_env or {}).get("outputs_from", original.id)}
-    exp.last_status = "created"  # goes in with the INSERT; add_first_status writes its history
-    session.add(exp)
-    await flush_unique_name(session, "experiment", name)
+    exp.last_status = "created"  # goes in with the INSERT, its history row beside it
+    exp = await insert_run(session, "experiment", exp, name)
     jobs = []
     if managed:
         for replica in spec.replicas():
@@ -93,8 +92,8 @@ async def create_experiment(
             )
         session.add_all(jobs)
         await session.flush()  # one INSERT for every replica
-    for row in (exp, *jobs):
-        add_first_status(session, row)
+        for job in jobs:
+            add_first_status(session, job)
     await session.flush()
     return exp
 

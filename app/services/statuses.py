@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import bindparam, event, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -152,6 +153,73 @@ def add_first_status(session: AsyncSession, obj: Any) -> None:
         kind.status_model(**{kind.fk: obj.id, "status": obj.last_status}, created_at=created_at)
     )
     mark_locked(session, obj)  # the inserting transaction holds the row
+
+
+def _insert_values(obj: Any) -> dict[str, Any]:
+    """The column values the ORM would INSERT for a transient `obj`: what was set on it, and
+    the Python-side defaults of the other columns (the primary key is left to the database)."""
+    state = inspect(obj)
+    values: dict[str, Any] = {}
+    for column in obj.__table__.columns:
+        key = state.mapper.get_property_by_column(column).key
+        if key in state.dict:
+            values[column.key] = state.dict[key]
+        elif column.default is not None and not column.primary_key:
+            default = column.default
+            values[column.key] = default.arg(None) if default.is_callable else default.arg
+    return values
+
+
+@cache
+def _insert_with_history(model: Any, keys: tuple[str, ...]) -> Any:
+    """INSERT ... RETURNING of `model` with bound `keys`, whose first status is copied into
+    its history table by a data-modifying CTE; built once per shape (building it costs more
+    than running it)."""
+    kind = KINDS[model]
+    table = model.__table__
+    row = insert(table).values({k: bindparam(k) for k in keys}).returning(*table.c).cte("new_row")
+    history = kind.status_model.__table__
+    first = select(
+        row.c.id,
+        row.c.last_status,
+        row.c.updated_at,
+        bindparam("first_status_uuid", type_=history.c.uuid.type),
+    )
+    written = insert(history).from_select([kind.fk, "status", "created_at", "uuid"], first)
+    return select(model).from_statement(select(row).add_cte(written.cte("first_status")))
+
+
+async def insert_with_first_status(session: AsyncSession, obj: Any, *, savepoint: bool) -> Any:
+    """INSERT a new row whose first `last_status` is set, with the history row of that status
+    (what `session.add` + flush + `add_first_status` do), and return the persistent row.
+
+    On Postgres that is one statement: the history row is written by a data-modifying CTE of
+    the row's INSERT, and the row comes back as an ORM object. Elsewhere, the ORM's flush.
+    `savepoint`: inside one, so an IntegrityError (a unique name taken) leaves the transaction
+    usable; the caller turns it into a 400."""
+    kind = kind_of(obj)
+    if session.bind.dialect.name != "postgresql":  # type: ignore[union-attr]
+        session.add(obj)
+        if savepoint:
+            async with session.begin_nested():
+                await session.flush()
+        else:
+            await session.flush()
+        add_first_status(session, obj)
+        return obj
+    model = type(obj)
+    values = _insert_values(obj)
+    if values.get("last_status") not in rules_for(kind.table).values:
+        raise ValueError(f"{model.__name__} must be inserted with a valid first status")
+    stmt = _insert_with_history(model, tuple(sorted(values)))
+    values["first_status_uuid"] = new_uuid()
+    if savepoint:
+        async with session.begin_nested():
+            new = (await session.scalars(stmt, values)).one()
+    else:
+        new = (await session.scalars(stmt, values)).one()
+    mark_locked(session, new)  # the inserting transaction holds the row
+    return new
 
 
 async def set_status(
