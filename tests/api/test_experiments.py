@@ -251,3 +251,25 @@ async def test_detail_facts_follow_the_viewer_and_the_row(client, owner, other, 
     copy = (await client.get(f"{base}/{r.json()['id']}", headers=owner.headers)).json()
     assert copy["is_clone"] is True and copy["original"] == f"alice.p.{exp_id}"
     assert copy["bookmarked"] is False and copy["user"] == "alice"
+
+
+async def test_create_writes_the_row_and_one_created_status_and_a_taken_name_changes_nothing(
+    client, owner
+):
+    await _project(client, owner)
+    base = "/api/v1/alice/p/experiments"
+    r = await client.post(base, json={"config": CONFIG, "name": "first"}, headers=owner.headers)
+    assert r.status_code == 201, r.text
+    exp = r.json()
+    r = await client.get(f"{base}/{exp['id']}/statuses", headers=owner.headers)
+    [status] = r.json()["results"]
+    assert status["status"] == "created" and status["created_at"] == exp["updated_at"]
+    assert exp["declarations"] == {"lr": 0.1} and exp["config"]["run"]["cmd"] == "echo {{ lr }}"
+    r = await client.post(base, json={"config": CONFIG, "name": "first"}, headers=owner.headers)
+    assert r.status_code == 400
+    r = await client.post(base, json={"config": CONFIG, "name": "second"}, headers=owner.headers)
+    assert r.status_code == 201  # the refused one left the session usable and nothing behind
+    r = await client.get(base, headers=owner.headers)
+    assert sorted(e["name"] for e in r.json()["results"]) == ["first", "second"]
+    r = await client.get(f"{base}/{exp['id']}/jobs", headers=owner.headers)
+    assert r.json()["count"] == 1  # the master replica, written after the experiment
