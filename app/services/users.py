@@ -100,20 +100,16 @@ async def login(session: AsyncSession, *, username: str, password: str) -> str:
     return token.key
 
 
-async def _new_token(
-    session: AsyncSession, user: User, *, run_kind: str | None = None, run_id: int | None = None
-) -> Token:
+async def _new_token(session: AsyncSession, user: User) -> Token:
+    """A new user token, or the one a concurrent login created first."""
     key = new_token_key()
-    token = Token(
-        selector=token_selector(key), key=key, user_id=user.id, run_kind=run_kind, run_id=run_id
-    )
+    token = Token(selector=token_selector(key), key=key, user_id=user.id)
     session.add(token)
     try:
         async with session.begin_nested():
             await session.flush()
     except IntegrityError:
-        # A concurrent login created the user token first: use that one.
-        existing = await _user_token(session, user) if run_kind is None else None
+        existing = await _user_token(session, user)
         if existing is None:
             raise
         return existing
@@ -126,20 +122,17 @@ async def logout(session: AsyncSession, user: User) -> None:
 
 
 async def create_run_token(session: AsyncSession, user: User, *, kind: str, run_id: int) -> str:
-    """A token that acts as `user` but may only write to one run (contract.md 3)."""
-    existing = await session.scalar(
-        select(Token).where(Token.run_kind == kind, Token.run_id == run_id)
-    )
-    if existing is not None:
-        return existing.key
-    return (await _new_token(session, user, run_kind=kind, run_id=run_id)).key
+    """A token that acts as `user` but may only write to one run (contract.md 3): the run's
+    existing one, else a new one."""
+    return (await create_run_tokens(session, [(user, kind, run_id)]))[(kind, run_id)]
 
 
 async def create_run_tokens(
     session: AsyncSession, wanted: list[tuple[User, str, int]]
 ) -> dict[tuple[str, int], str]:
     """`create_run_token` for many runs: one SELECT and one multi-row INSERT, keyed by
-    (kind, run id). The caller holds the runs' rows locked, so nobody adds one meanwhile."""
+    (kind, run id). Callers hold the runs' rows locked (the reconciler starting them), so no
+    other token of theirs appears meanwhile."""
     by_kind: dict[str, list[int]] = {}
     for _, kind, run_id in wanted:
         by_kind.setdefault(kind, []).append(run_id)
