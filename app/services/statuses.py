@@ -131,8 +131,9 @@ def _write_pending(session: Session) -> None:
     """The history rows `set_status(flush=False)` left pending: one multi-row INSERT per table
     (Core, no RETURNING: the ORM would insert them one by one on SQLite, and wherever their
     NULL columns differ)."""
-    pending: dict[type, list[dict[str, Any]]] | None = session.info.pop(_PENDING, None)
-    for model, rows in (pending or {}).items():
+    pending: dict[tuple[type, tuple[str, ...]], list[dict[str, Any]]] | None
+    pending = session.info.pop(_PENDING, None)
+    for (model, _columns), rows in (pending or {}).items():
         # The table, not the class: an ORM bulk INSERT would go row by row here.
         session.execute(insert(model.__table__), rows)
 
@@ -263,7 +264,7 @@ async def set_status(
         "traceback": traceback,
         "created_at": now,
     }
-    if hasattr(kind.status_model, "details"):
+    if details is not None and hasattr(kind.status_model, "details"):
         values["details"] = details
     if flush or session.in_nested_transaction():
         # Pending rows first, so history rows keep the order they were set in.
@@ -271,7 +272,9 @@ async def set_status(
         session.add(kind.status_model(**values))
     else:
         values["uuid"] = new_uuid()
-        session.info.setdefault(_PENDING, {}).setdefault(kind.status_model, []).append(values)
+        # Grouped by the columns given (an executemany needs the same ones in every row).
+        group = (kind.status_model, tuple(values))
+        session.info.setdefault(_PENDING, {}).setdefault(group, []).append(values)
     clock = clock_update(
         kind.table,
         status,
