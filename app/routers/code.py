@@ -14,26 +14,29 @@ from app.services.projects import get_project
 
 router = APIRouter(prefix="/api/v1", tags=["code"])
 
+# The OpenAPI request body of the routes that take a code archive as the multipart field `repo`.
+REPO_ARCHIVE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["repo"],
+                    "properties": {"repo": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
 
 @router.put(
     "/{username}/{project}/repo/upload",
     summary="Upload the project's code (multipart field `repo`, a .tar.gz) as a new version",
     response_model=CodeReferenceOut,
     # The body is streamed by hand (never spooled whole), so it is declared here for the docs.
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["repo"],
-                        "properties": {"repo": {"type": "string", "format": "binary"}},
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=REPO_ARCHIVE_BODY,
 )
 async def upload_repo(
     username: str,

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, UserAuthDep, wake_after_commit
 from app.models import NotebookJob, TensorboardJob
+from app.routers.code import REPO_ARCHIVE_BODY
 from app.schemas.code import CodeReferenceOut
 from app.schemas.common import Page, RowId
 from app.schemas.plugins import NotebookOut, NotebookStop, PluginStart, TensorboardOut
@@ -286,20 +287,7 @@ async def get_notebook(
     response_model=CodeReferenceOut,
     status_code=status.HTTP_201_CREATED,
     responses={204: {"description": "Not stopped with `commit`, or already stored"}},
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["repo"],
-                        "properties": {"repo": {"type": "string", "format": "binary"}},
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=REPO_ARCHIVE_BODY,
 )
 async def upload_notebook_snapshot(
     username: str,
