@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.k8s.fake_apiserver_runner import FakeClusterThread
+
 ADMIN = ("admin", "admin-password-1")
 
 
@@ -105,3 +107,19 @@ def server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     yield _start
     for srv in started:
         srv.stop()
+
+
+# The namespace of the fake cluster the Kubernetes end-to-end tests run on.
+K8S_NAMESPACE = "plx"
+
+
+@pytest.fixture
+def fake_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClusterThread]:
+    """A fake Kubernetes cluster in a thread, and KUBECONFIG pointing at it (namespace
+    K8S_NAMESPACE) for the servers the test starts."""
+    cluster = FakeClusterThread(step=0.01, run_seconds=0.1)
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", K8S_NAMESPACE)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("PLX_K8S_API_HOST", raising=False)
+    yield cluster
+    cluster.close()

@@ -26,7 +26,7 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -35,7 +35,7 @@ import pytest
 from app.faults import EXIT_CODE
 from app.k8s.manifests import KEY_ANNOTATION
 from app.services.runs import parse_key
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import K8S_NAMESPACE, Server
 from tests.e2e.test_crash_points_e2e import (  # noqa: F401 - pg_url is a fixture used below
     DONE,
     _pg_fetch,
@@ -47,7 +47,7 @@ from tests.k8s.fake_apiserver_runner import FakeClusterThread
 
 pytestmark = pytest.mark.e2e
 
-NAMESPACE = "plx"
+NAMESPACE = K8S_NAMESPACE
 GROUPS = "/api/v1/admin/p/groups"
 N = int(os.environ.get("PLX_CRASH_K8S_EXPERIMENTS", "40"))
 CONCURRENCY = int(os.environ.get("PLX_CRASH_K8S_CONCURRENCY", "4"))
@@ -84,17 +84,6 @@ def test_the_source_names_at_least_twenty_points():
 
 
 # -- the fake cluster and the database, seen from the test ----------------------------------------
-
-
-@pytest.fixture
-def fake_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClusterThread]:
-    """The cluster, and KUBECONFIG pointing at it for the servers this test starts."""
-    cluster = FakeClusterThread(step=0.01, run_seconds=0.1)
-    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.delenv("PLX_K8S_API_HOST", raising=False)
-    yield cluster
-    cluster.close()
 
 
 def query(data_dir: Path, database_url: str | None, sql: str) -> list[tuple]:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,24 +23,14 @@ import httpx
 import pytest
 
 from app.k8s.manifests import MAIN_CONTAINERS, NOTEBOOK_SNAPSHOT_SCRIPT
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import K8S_NAMESPACE, Server
 from tests.k8s.fake_apiserver_runner import FakeClusterThread
 
 pytestmark = pytest.mark.e2e
 
-NAMESPACE = "plx"
+NAMESPACE = K8S_NAMESPACE
 PROJECT = "/api/v1/admin/nb"
 PYTHON3 = shutil.which("python3") or sys.executable
-
-
-@pytest.fixture
-def fake_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClusterThread]:
-    cluster = FakeClusterThread(step=0.01, run_seconds=0.1)
-    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    monkeypatch.delenv("PLX_K8S_API_HOST", raising=False)
-    yield cluster
-    cluster.close()
 
 
 @pytest.fixture
