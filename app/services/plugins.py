@@ -59,20 +59,22 @@ def is_live(row: Any) -> bool:
     return row.last_status is not None and row.last_status not in DONE
 
 
-async def get_group(session: AsyncSession, access: ProjectAccess, group_id: int) -> ExperimentGroup:
-    group = await session.get(ExperimentGroup, group_id)
-    if group is None or group.project_id != access.project.id:
+async def _in_project(session: AsyncSession, access: ProjectAccess, model: Any, row_id: int) -> Any:
+    """The row of `model` with this id in the project; 404 for a missing one or another's."""
+    row = await session.get(model, row_id)
+    if row is None or row.project_id != access.project.id:
         raise NotFound()
-    return group
+    return row
+
+
+async def get_group(session: AsyncSession, access: ProjectAccess, group_id: int) -> ExperimentGroup:
+    return await _in_project(session, access, ExperimentGroup, group_id)
 
 
 async def get_experiment(
     session: AsyncSession, access: ProjectAccess, experiment_id: int
 ) -> Experiment:
-    experiment = await session.get(Experiment, experiment_id)
-    if experiment is None or experiment.project_id != access.project.id:
-        raise NotFound()
-    return experiment
+    return await _in_project(session, access, Experiment, experiment_id)
 
 
 def _tensorboard_stmt(project_id: int, target: Target) -> Select[Any]:
@@ -195,10 +197,7 @@ async def stop_notebook(
 async def get_notebook(
     session: AsyncSession, access: ProjectAccess, notebook_id: int
 ) -> NotebookJob:
-    row = await session.get(NotebookJob, notebook_id)
-    if row is None or row.project_id != access.project.id:
-        raise NotFound()
-    return row
+    return await _in_project(session, access, NotebookJob, notebook_id)
 
 
 def check_snapshot_caller(principal: Principal, access: ProjectAccess, row: NotebookJob) -> None:
