@@ -98,12 +98,17 @@ class Run:
         self._spill_lock = threading.Lock()
         self._progress = threading.Condition()
         self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._inflight: list[tuple[int, dict[str, Any]]] = []
+        self._http_timeout = 10.0
         self._closed = False
         self._finished = False
         self._warned: set[str] = set()
         self.stored = 0  # points plx acknowledged
         self.dropped = 0  # points plx refused (each refusal logged with its reason)
-        self._http = Client(client.url, client.token, username=owner or None)
+        self._http = Client(
+            client.url, client.token, username=owner or None, timeout=self._http_timeout
+        )
         self._thread = threading.Thread(target=self._loop, name="plx-metrics", daemon=True)
         self._thread.start()
 
@@ -171,9 +176,13 @@ class Run:
         try:
             self.flush(timeout)
             self._closed = True
+            self._stop.set()
             self._wake.set()
-            self._thread.join(max(1.0, timeout / 10))
-            left = list(self._queue)
+            self._thread.join(self._http_timeout + 5)
+            # Points still queued, and a batch still in flight if the sender is stuck in a
+            # request (resent under dedupe, so never stored twice).
+            left = list(self._inflight) if self._thread.is_alive() else []
+            left += list(self._queue)
             self._queue.clear()
             if left:
                 self._spill_points(left)
@@ -265,10 +274,13 @@ class Run:
         while queue:
             n = min(len(queue), self._batch_size)
             batch = [queue.popleft() for _ in range(n)]
+            self._inflight = batch
             if not self._deliver([self._point(m, v) for m, v in batch], n):
                 # Given up (closing): keep the points for finish() to save.
                 queue.extendleft(reversed(batch))
+                self._inflight = []
                 return
+            self._inflight = []
             self._advance(n)
         if self._spilling:
             self._drain_spill()
@@ -346,14 +358,10 @@ class Run:
                     log.warning(
                         "plx tracking: sending metrics failed (%s); retrying with backoff", exc
                     )
-            if self._closed and self._finish_deadline_passed(failing_since):
+            # While closing, finish() has already waited its flush timeout for the sender.
+            if self._closed or self._stop.wait(delay):
                 return False
-            time.sleep(delay)
             delay = min(delay * 2, self._max_backoff)
-
-    def _finish_deadline_passed(self, failing_since: float | None) -> bool:
-        # While closing, finish() has already waited its flush timeout for the sender.
-        return failing_since is not None and time.monotonic() - failing_since > 1.0
 
 
 def _default_spill_dir() -> Path:

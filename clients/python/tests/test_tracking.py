@@ -1,0 +1,133 @@
+"""plx_client.tracking against a real plx: batching, retries across server restarts (every point
+stored exactly once), a full buffer that spills to disk, and nothing raised into the caller."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Server, unique, wait_until
+
+from plx_client import Client, tracking
+
+PY = sys.executable
+
+
+def steps(c: Client, project: str, exp_id: int) -> list[int]:
+    return [int(p.values["step"]) for p in c.experiment_metrics(project, exp_id)]
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_run():
+    yield
+    run = tracking.current()
+    if run is not None:
+        run.finish(timeout=5)
+
+
+def test_tracking_only_experiment(server: Server, caplog):
+    with server.client() as c:
+        project = c.create_project(unique("t")).name
+    run = tracking.init(
+        project, name="offline", params={"lr": 0.01}, url=server.url, token=server.token,
+        batch_size=500,
+    )
+    tracking.log_params(layers=3)
+    with caplog.at_level(logging.WARNING, logger="plx_client.tracking"):
+        for i in range(2500):
+            tracking.log_metrics(step=i, loss=1 / (i + 1))
+        tracking.log_metrics(step=2500, loss=float("nan"), acc=0.5)  # NaN is left out, said so
+        tracking.log_metrics(step=2501, bad=object())
+    tracking.finish()
+    assert tracking.current() is None
+    assert "not a finite number" in caplog.text
+    with server.client() as c:
+        got = steps(c, project, run.experiment_id)
+        assert got == list(range(2502))  # 2501 keeps its step (a value too), not `bad`
+        exp = c.get_experiment(project, run.experiment_id)
+        assert exp.last_status == "succeeded" and exp.declarations == {"lr": 0.01, "layers": 3}
+        assert exp.last_metric["acc"] == 0.5
+
+
+def test_full_buffer_spills_then_everything_arrives_once(new_server, caplog, tmp_path: Path):
+    srv = new_server()
+    with srv.client() as c:
+        project = c.create_project(unique("t")).name
+    run = tracking.init(
+        project, url=srv.url, token=srv.token, max_buffer=50, block_seconds=0.05,
+        flush_interval=0.05, batch_size=20, spill_dir=tmp_path, max_backoff=0.5,
+    )
+    srv.kill()
+    with caplog.at_level(logging.WARNING, logger="plx_client.tracking"):
+        started = time.monotonic()
+        for i in range(300):
+            run.log_metrics(step=i, x=i)
+        blocked = time.monotonic() - started
+        assert run.spill_path.exists()  # past the buffer: on disk, not dropped
+    assert "buffer full" in caplog.text and "spilling" in caplog.text
+    assert blocked < 2  # blocked briefly once, then spilled
+    srv.start()
+    run.finish()
+    with srv.client() as c:
+        assert sorted(steps(c, project, run.experiment_id)) == list(range(300))
+        assert c.get_experiment(project, run.experiment_id).last_status == "succeeded"
+    assert run.stored == 300 and not run.spill_path.exists()
+
+
+def test_server_gone_at_finish_saves_points_for_resend(new_server, tmp_path: Path, caplog):
+    srv = new_server()
+    with srv.client() as c:
+        project = c.create_project(unique("t")).name
+    run = tracking.init(project, url=srv.url, token=srv.token, spill_dir=tmp_path, max_backoff=0.2)
+    srv.kill()
+    for i in range(10):
+        run.log_metrics(step=i)  # never raises, plx being down
+    with caplog.at_level(logging.WARNING, logger="plx_client.tracking"):
+        run.finish(timeout=1)
+    assert "could not be sent" in caplog.text
+    assert len(run.spill_path.read_text().splitlines()) == 10
+    srv.start()
+    env = {"PLX_API_URL": srv.url, "PLX_TOKEN": srv.token, "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [PY, "-m", "plx_client", "resend", str(run.spill_path)],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    assert "sent 10 points" in out.stdout
+    with srv.client() as c:
+        assert steps(c, project, run.experiment_id) == list(range(10))
+
+
+REPORTER = """
+import time
+from plx_client import tracking
+for i in range(10_000):
+    tracking.log_metrics(step=i, loss=1.0 / (i + 1))
+    if i % 200 == 0:
+        time.sleep(0.1)  # about 5 s of training
+"""
+
+
+def test_10k_points_across_two_server_kills_stored_exactly_once(new_server, tmp_path: Path):
+    """A script run AS an experiment on the local runtime reports 10,000 points while the server
+    is killed (SIGKILL) and restarted on the same port twice."""
+    srv = new_server()
+    script = tmp_path / "report.py"
+    script.write_text(REPORTER)
+    with srv.client() as c:
+        project = c.create_project(unique("k")).name
+        config = {"version": 1, "kind": "experiment", "run": {"cmd": f"{PY} {script}"}}
+        exp = c.create_experiment(project, config)
+        wait_until(lambda: c.get_experiment(project, exp.id).last_metric, timeout=60)
+    for _ in range(2):
+        srv.kill()
+        time.sleep(0.5)
+        srv.start()
+        time.sleep(1.0)
+    with srv.client() as c:
+        assert c.wait(project, exp.id, timeout=120) == "succeeded", c.logs(project, exp.id)
+        got = steps(c, project, exp.id)
+    assert len(got) == 10_000 and sorted(got) == list(range(10_000))  # none lost, none twice
