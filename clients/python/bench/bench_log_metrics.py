@@ -2,9 +2,9 @@
 
 Measured in this thread's CPU time (time.thread_time): on a shared, overloaded machine the wall
 clock mostly measures waiting for a core. The cost of an empty loop iteration is printed beside
-it as the machine's yardstick. The run's sender thread is live and talks to a real plx when PLX_BENCH_URL and PLX_BENCH_TOKEN
-are set (the measured loop then competes with it for the GIL, as in training); otherwise it
-points at a closed port, so the sender retries in the background the whole time.
+it as the machine's yardstick. The run's sender thread is live and talks to a real plx when
+PLX_BENCH_URL and PLX_BENCH_TOKEN are set (the measured loop then competes with it for the GIL,
+as in training); otherwise it points at a closed port, so the sender retries in the background.
 
     python clients/python/bench/bench_log_metrics.py [--calls 200000] [--repeat 5]
 """

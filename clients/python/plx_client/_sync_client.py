@@ -547,8 +547,12 @@ class Client:
         query: str | None = None,
         sort: str | None = None,
         metrics: bool = True,
+        declarations: bool = True,
     ) -> Iterator[Experiment]:
-        return self.list_experiments(project, group=group, query=query, sort=sort, metrics=metrics)
+        """The group's experiments, with their last metrics and declarations (their params)."""
+        return self.list_experiments(
+            project, group=group, query=query, sort=sort, metrics=metrics, declarations=declarations
+        )
 
     def best_experiment(
         self,

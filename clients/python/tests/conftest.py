@@ -143,9 +143,7 @@ def server(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture
-def new_server(
-    backend: str | None, tmp_path: Path
-) -> Iterator[Callable[..., Server]]:
+def new_server(backend: str | None, tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Factory for a server of the test's own (it may kill and restart it)."""
     started: list[Server] = []
 

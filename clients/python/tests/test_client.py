@@ -88,7 +88,9 @@ def test_experiments_statuses_metrics_logs(c: Client, project: str):
     assert isinstance(exp, models.ExperimentDetail) and exp.declarations == {"lr": 0.1}
     assert exp.is_managed is False  # tracking-only: this process reports to it
     c.post_experiment_status(project, exp.id, "running")
-    c.post_metrics(project, exp.id, [{"values": {"loss": 1.0 / (i + 1), "step": i}} for i in range(5)])
+    c.post_metrics(
+        project, exp.id, [{"values": {"loss": 1.0 / (i + 1), "step": i}} for i in range(5)]
+    )
     c.post_metrics(project, exp.id, {"values": {"acc": 0.5}})
     points = list(c.experiment_metrics(project, exp.id))
     assert [p.values.get("step") for p in points] == [0, 1, 2, 3, 4, None]
@@ -128,14 +130,18 @@ def test_run_logs_follow_restart_and_replicas(c: Client, project: str):
 
 
 def test_jobs_and_builds(c: Client, project: str):
-    job = c.create_job(project, f"version: 1\nkind: job\nbuild: {{image: x}}\nrun:\n  cmd: {PY} -c 'print(42)'\n")
+    job = c.create_job(
+        project, f"version: 1\nkind: job\nbuild: {{image: x}}\nrun:\n  cmd: {PY} -c 'print(42)'\n"
+    )
     assert isinstance(job, models.JobDetail)
     assert c.wait(project, job.id, kind="jobs", timeout=60) == "succeeded"
     assert "42" in c.logs(project, job.id, kind="jobs")
     assert [j.id for j in c.list_jobs(project)] == [job.id]
     assert c.get_job(project, job.id).last_status == "succeeded"
     assert [s.status for s in c.job_statuses(project, job.id)][-1] == "succeeded"
-    long = c.create_job(project, {"version": 1, "kind": "job", "build": {"image": "x"}, "run": {"cmd": "sleep 60"}})
+    long = c.create_job(
+        project, {"version": 1, "kind": "job", "build": {"image": "x"}, "run": {"cmd": "sleep 60"}}
+    )
     wait_until(lambda: c.get_job(project, long.id).last_status == "running")
     c.stop_job(project, long.id)
     assert c.wait(project, long.id, kind="jobs", timeout=60) == "stopped"

@@ -49,8 +49,13 @@ def test_lightning_logger(srv: Server, tmp_path):
     project = _project(srv)
     logger = PlxLogger(project, url=srv.url, token=srv.token)
     trainer = pl.Trainer(
-        max_steps=6, logger=logger, log_every_n_steps=1, accelerator="cpu",
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        max_steps=6,
+        logger=logger,
+        log_every_n_steps=1,
+        accelerator="cpu",
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
         default_root_dir=tmp_path,
     )
     trainer.fit(Tiny(), torch.utils.data.DataLoader(data, batch_size=4))
@@ -70,8 +75,13 @@ def test_transformers_callback(srv: Server, tmp_path):
     from plx_client.integrations.transformers import PlxCallback
 
     config = transformers.BertConfig(
-        vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=16, num_labels=2,
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=2,
     )
     torch.manual_seed(0)
     model = transformers.BertForSequenceClassification(config)
@@ -84,8 +94,14 @@ def test_transformers_callback(srv: Server, tmp_path):
         for i in range(32)
     ]
     args = transformers.TrainingArguments(
-        output_dir=str(tmp_path), max_steps=5, logging_steps=1, per_device_train_batch_size=4,
-        learning_rate=1e-3, report_to=[], save_strategy="no", use_cpu=True,
+        output_dir=str(tmp_path),
+        max_steps=5,
+        logging_steps=1,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
         disable_tqdm=True,
     )
     project = _project(srv)

@@ -79,7 +79,15 @@ def test_model_matches_openapi(model: type[BaseModel], schemas: dict):
 
 def test_every_response_component_has_a_model(schemas: dict):
     """A new *Out schema in plx gets a client model (or is listed here as not needed)."""
-    not_needed = {"EventOut", "BookmarkOut", "TokenOut", "VersionOut", "ChartVersionOut",
-                  "LogHandlerOut", "ExperimentJobDetailOut", "PluginOut"}
+    not_needed = {
+        "EventOut",
+        "BookmarkOut",
+        "TokenOut",
+        "VersionOut",
+        "ChartVersionOut",
+        "LogHandlerOut",
+        "ExperimentJobDetailOut",
+        "PluginOut",
+    }
     outs = {n for n in schemas if n.endswith("Out") and not n.startswith("Page")}
     assert outs - set(COMPONENTS.values()) - not_needed == set()

@@ -33,7 +33,11 @@ def test_tracking_only_experiment(server: Server, caplog):
     with server.client() as c:
         project = c.create_project(unique("t")).name
     run = tracking.init(
-        project, name="offline", params={"lr": 0.01}, url=server.url, token=server.token,
+        project,
+        name="offline",
+        params={"lr": 0.01},
+        url=server.url,
+        token=server.token,
         batch_size=500,
     )
     tracking.log_params(layers=3)
@@ -58,8 +62,15 @@ def test_full_buffer_spills_then_everything_arrives_once(new_server, caplog, tmp
     with srv.client() as c:
         project = c.create_project(unique("t")).name
     run = tracking.init(
-        project, url=srv.url, token=srv.token, max_buffer=50, block_seconds=0.05,
-        flush_interval=0.05, batch_size=20, spill_dir=tmp_path, max_backoff=0.5,
+        project,
+        url=srv.url,
+        token=srv.token,
+        max_buffer=50,
+        block_seconds=0.05,
+        flush_interval=0.05,
+        batch_size=20,
+        spill_dir=tmp_path,
+        max_backoff=0.5,
     )
     srv.kill()
     with caplog.at_level(logging.WARNING, logger="plx_client.tracking"):
@@ -94,40 +105,60 @@ def test_server_gone_at_finish_saves_points_for_resend(new_server, tmp_path: Pat
     env = {"PLX_API_URL": srv.url, "PLX_TOKEN": srv.token, "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
         [PY, "-m", "plx_client", "resend", str(run.spill_path)],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "sent 10 points" in out.stdout
     with srv.client() as c:
         assert steps(c, project, run.experiment_id) == list(range(10))
 
 
+def _reached(srv: Server, mark: Path, project: str, exp_id: int) -> bool:
+    if mark.exists():
+        return True
+    with srv.client() as c:
+        exp = c.get_experiment(project, exp_id)
+        assert exp.last_status not in ("failed", "stopped", "succeeded"), c.logs(project, exp_id)
+    return False
+
+
 REPORTER = """
-import time
+import sys, time
+from pathlib import Path
 from plx_client import tracking
+marks = Path(sys.argv[1])
 for i in range(10_000):
     tracking.log_metrics(step=i, loss=1.0 / (i + 1))
-    if i % 200 == 0:
-        time.sleep(0.1)  # about 5 s of training
+    if i % 100 == 0:
+        time.sleep(0.1)  # about 10 s of training
+    if i in (2000, 6000):
+        (marks / str(i)).touch()  # the test kills the server now, while we go on logging
 """
 
 
 def test_10k_points_across_two_server_kills_stored_exactly_once(new_server, tmp_path: Path):
     """A script run AS an experiment on the local runtime reports 10,000 points while the server
-    is killed (SIGKILL) and restarted on the same port twice."""
+    is killed (SIGKILL) and restarted on the same port twice, mid-reporting."""
     srv = new_server()
     script = tmp_path / "report.py"
     script.write_text(REPORTER)
     with srv.client() as c:
         project = c.create_project(unique("k")).name
-        config = {"version": 1, "kind": "experiment", "run": {"cmd": f"{PY} {script}"}}
-        exp = c.create_experiment(project, config)
-        wait_until(lambda: c.get_experiment(project, exp.id).last_metric, timeout=60)
-    for _ in range(2):
+        cmd = f"{PY} {script} {tmp_path}"
+        exp = c.create_experiment(
+            project, {"version": 1, "kind": "experiment", "run": {"cmd": cmd}}
+        )
+    for mark in ("2000", "6000"):
+        wait_until(lambda m=mark: _reached(srv, tmp_path / m, project, exp.id), timeout=180)
         srv.kill()
-        time.sleep(0.5)
+        time.sleep(1.0)  # the script keeps logging into its buffer meanwhile
         srv.start()
-        time.sleep(1.0)
     with srv.client() as c:
-        assert c.wait(project, exp.id, timeout=120) == "succeeded", c.logs(project, exp.id)
+        assert c.wait(project, exp.id, timeout=180) == "succeeded", c.logs(project, exp.id)
         got = steps(c, project, exp.id)
+        log = c.logs(project, exp.id)
     assert len(got) == 10_000 and sorted(got) == list(range(10_000))  # none lost, none twice
+    # The sender did meet the dead server, and said so (the run's stderr is its log).
+    assert "retrying with backoff" in log and "no point lost" in log, log
