@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tarfile
 import time
 from collections.abc import Iterator, Mapping
@@ -13,6 +14,16 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 from pydantic import BaseModel
+
+try:  # optional: the `ws` extra, for following logs over plx's WebSocket stream
+    from websockets.sync.client import connect as _ws_connect
+    from websockets.exceptions import WebSocketException
+except ImportError:  # pragma: no cover - depends on the environment
+    _ws_connect = None  # type: ignore[assignment]
+
+    class WebSocketException(Exception):  # type: ignore[no-redef]
+        pass
+
 
 from plx_client import config as _config
 from plx_client.errors import NotFound, PlxConnectionError, PlxError, error_for
@@ -400,19 +411,48 @@ class Client:
         *,
         kind: RunKind = "experiments",
         interval: float = 0.5,
+        websocket: bool = True,
     ) -> Iterator[str]:
-        """The run's log lines as they are written, until the run is done and all is read."""
-        status_path = f"{self._p(project)}/{kind}/{int(run)}"
+        """The run's log lines as they are written, until the run is done and all is read.
+
+        Over plx's WebSocket log stream when the `websockets` package is installed (the `ws`
+        extra; httpx has no WebSocket client), else, or if the stream drops, by polling the log
+        every `interval` seconds."""
         sent = 0
+        if websocket and _ws_connect is not None:
+            try:
+                for line in self._stream_logs(project, run, kind):
+                    sent += 1
+                    yield line
+                return
+            except (OSError, WebSocketException):
+                self._request("GET", f"{self._p(project)}/{kind}/{int(run)}")
+        for line in self._poll_logs(project, run, kind, interval, skip=sent):
+            yield line
+
+    def _stream_logs(self, project: str, run: int, kind: str) -> Iterator[str]:
+        path = (self._p(project)).removeprefix("/api/v1/")
+        url = re.sub(r"^http", "ws", self.url) + f"/ws/v1/{path}/{kind}/{int(run)}/logs"
+        headers = {"Authorization": f"token {self.token}"} if self.token else {}
+        with _ws_connect(url, additional_headers=headers, open_timeout=10) as ws:
+            for message in ws:
+                for line in json.loads(message).get("log_lines") or []:
+                    yield line
+
+    def _poll_logs(
+        self, project: str, run: int, kind: RunKind, interval: float, skip: int
+    ) -> Iterator[str]:
+        status_path = f"{self._p(project)}/{kind}/{int(run)}"
+        done_lines = skip  # lines already given to the caller
         while True:
             status = (self._request("GET", status_path)).json().get("last_status")
             text = self.logs(project, run, kind=kind)
-            end = text.rfind("\n") + 1  # a partial last line waits for its newline
-            if status in DONE_STATUSES:
-                end = len(text)
-            for line in text[sent:end].splitlines():
+            if status not in DONE_STATUSES:
+                text = text[: text.rfind("\n") + 1]  # a partial last line waits for its newline
+            lines = text.splitlines()
+            for line in lines[done_lines:]:
                 yield line
-            sent = max(sent, end)
+            done_lines = max(done_lines, len(lines))
             if status in DONE_STATUSES:
                 return
             time.sleep(interval)

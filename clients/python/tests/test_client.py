@@ -122,6 +122,12 @@ def test_run_logs_follow_restart_and_replicas(c: Client, project: str):
     assert [x for x in lines if x.startswith("line")] == [f"line {i}" for i in range(6)], lines
     assert c.get_experiment(project, exp.id).last_status == "succeeded"
     assert "line 5" in c.logs(project, exp.id)
+    # The same lines over the WebSocket stream itself, by polling (no `websockets`), and a
+    # typed error for an unknown run.
+    assert list(c._stream_logs(project, exp.id, "experiments")) == lines
+    assert list(c.follow_logs(project, exp.id, websocket=False)) == lines
+    with pytest.raises(NotFound):
+        list(c.follow_logs(project, 10**9))
     jobs = list(c.experiment_jobs(project, exp.id))
     assert all(isinstance(j, models.ExperimentJob) for j in jobs)
     again = c.restart_experiment(project, exp.id)

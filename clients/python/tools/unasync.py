@@ -26,6 +26,7 @@ RULES = [
     (r"__aexit__", "__exit__"),
     (r"\baclose\b", "close"),
     (r"\basyncio\.sleep\b", "time.sleep"),
+    (r"\bwebsockets\.asyncio\.client\b", "websockets.sync.client"),
     (
         r'\A""".*"""',
         '"""The synchronous plx API client, generated from _async_client.py (tools/unasync.py)."""',
