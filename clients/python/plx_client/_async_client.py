@@ -287,7 +287,8 @@ class AsyncClient:
         declarations: bool = False,
         page_size: int = 100,
     ) -> AsyncIterator[Experiment]:
-        """The project's experiments; `metrics`/`declarations` add those fields to each row."""
+        """The project's experiments. Full rows by default; v0's `metrics=True` (or
+        `declarations=True`) answers narrow rows: ids, names and only those fields."""
         params = {"query": query, "sort": sort, "metrics": metrics or None}
         params.update(declarations=declarations or None, independent=independent)
         if group is not None:
@@ -587,10 +588,10 @@ class AsyncClient:
         *,
         query: str | None = None,
         sort: str | None = None,
-        metrics: bool = True,
-        declarations: bool = True,
+        metrics: bool = False,
+        declarations: bool = False,
     ) -> AsyncIterator[Experiment]:
-        """The group's experiments, with their last metrics and declarations (their params)."""
+        """The group's experiments; full rows carry `last_metric` and `declarations` (params)."""
         return self.list_experiments(
             project, group=group, query=query, sort=sort, metrics=metrics, declarations=declarations
         )

@@ -120,7 +120,11 @@ def _reached(srv: Server, mark: Path, project: str, exp_id: int) -> bool:
         return True
     with srv.client() as c:
         exp = c.get_experiment(project, exp_id)
-        assert exp.last_status not in ("failed", "stopped", "succeeded"), c.logs(project, exp_id)
+        history = [(s.status, s.message) for s in c.experiment_statuses(project, exp_id)]
+        assert exp.last_status not in ("failed", "stopped", "succeeded"), (
+            history,
+            c.logs(project, exp_id),
+        )
     return False
 
 
