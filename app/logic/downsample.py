@@ -41,9 +41,10 @@ class MinMaxSeries:
             return
         self._seen += 1
         self._last = (x, y)
-        if self.bucket == 1:
+        if self.bucket == 1 or self._seen == 1:
             self._emit((x, y))
-            return
+            if self.bucket == 1:
+                return
         if self._low is None or y < self._low[1]:
             self._low = (x, y)
         if self._high is None or y > self._high[1]:

@@ -4,11 +4,12 @@ coordinates: the dashboard's reads, usable by any client."""
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import BadRequest, PayloadTooLarge
@@ -62,15 +63,8 @@ async def experiment_series(
         )
     raw = {name: (array("d"), array("d")) for name in query.names}
     held = 0
-    stmt = (
-        select(ExperimentMetric.created_at, ExperimentMetric.values)
-        .where(ExperimentMetric.experiment_id == exp.id)
-        .order_by(ExperimentMetric.created_at.asc(), ExperimentMetric.id.asc())
-        .execution_options(yield_per=STREAM_CHUNK)
-    )
     position = 0
-    result = await session.stream(stmt)
-    async for created_at, values in result:
+    async for created_at, values in _points(session, exp.id, query):
         x = _x(query.axis, created_at.timestamp(), values, position)
         position += 1
         if x is None or not _in_range(x, query):
@@ -82,12 +76,40 @@ async def experiment_series(
                 ys.append(float(y))
                 held += 1
         if held > MAX_RAW_POINTS:
-            await result.close()
             raise PayloadTooLarge(
                 f"More than {MAX_RAW_POINTS} points in this range: narrow the x range."
             )
     series = [_downsample(name, xs, ys, query.points) for name, (xs, ys) in raw.items()]
     return {"experiment": exp.id, "axis": query.axis, "total": total or 0, "series": series}
+
+
+async def _points(
+    session: AsyncSession, exp_id: int, query: SeriesQuery
+) -> AsyncIterator[tuple[datetime, Any]]:
+    """The run's points oldest first, read in keyset pages (no server-side cursor, which a
+    read-only session outside a transaction cannot hold on Postgres)."""
+    where = [ExperimentMetric.experiment_id == exp_id]
+    if query.axis == "time" and query.x_min is not None:
+        where.append(ExperimentMetric.created_at >= _utc(query.x_min))
+    if query.axis == "time" and query.x_max is not None:
+        where.append(ExperimentMetric.created_at <= _utc(query.x_max))
+    after: tuple[datetime, int] | None = None
+    while True:
+        stmt = select(ExperimentMetric.created_at, ExperimentMetric.id, ExperimentMetric.values)
+        stmt = stmt.where(*where)
+        if after is not None:
+            stmt = stmt.where(tuple_(ExperimentMetric.created_at, ExperimentMetric.id) > after)
+        stmt = stmt.order_by(ExperimentMetric.created_at, ExperimentMetric.id).limit(STREAM_CHUNK)
+        rows = (await session.execute(stmt)).all()
+        for created_at, _, values in rows:
+            yield created_at, values
+        if len(rows) < STREAM_CHUNK:
+            return
+        after = (rows[-1][0], rows[-1][1])
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def _x(axis: Axis, seconds: float, values: Any, position: int) -> float | None:
