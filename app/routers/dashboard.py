@@ -36,12 +36,23 @@ class GroupPointOut(BaseModel):
     status: str | None
     declarations: dict[str, Any]
     metric: float | None
+    iteration: int | None  # the search's iteration (hyperband: one per bracket and rung)
+    original: int | None  # a promoted trial's parent, in the rung below
+
+
+class RungOut(BaseModel):
+    iteration: int
+    bracket: int
+    rung: int
+    n_configs: int
+    resource: float
 
 
 class GroupPointsOut(BaseModel):
     count: int
     metric: str | None
     results: list[GroupPointOut]
+    rungs: list[RungOut]  # hyperband's schedule; empty for other searches
 
 
 @router.get(

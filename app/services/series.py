@@ -14,6 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import BadRequest, PayloadTooLarge
 from app.logic.downsample import MinMaxSeries, bucket_size
+from app.logic.errors import SpecError
+from app.logic.hptuning import parse_hptuning
+from app.logic.matrix import space_size
+from app.logic.search.hyperband import schedule
 from app.models import Experiment, ExperimentGroup, ExperimentMetric
 
 MAX_NAMES = 10
@@ -145,7 +149,12 @@ async def group_points(
     count = await session.scalar(select(func.count()).select_from(Experiment).where(where))
     rows = await session.execute(
         select(
-            Experiment.id, Experiment.last_status, Experiment.declarations, Experiment.last_metric
+            Experiment.id,
+            Experiment.last_status,
+            Experiment.declarations,
+            Experiment.last_metric,
+            Experiment.iteration,
+            Experiment.original_id,
         )
         .where(where)
         .order_by(Experiment.id.asc())
@@ -153,7 +162,7 @@ async def group_points(
         .offset(offset)
     )
     results = []
-    for exp_id, status, declarations, last_metric in rows:
+    for exp_id, status, declarations, last_metric, iteration, original in rows:
         value = (last_metric or {}).get(metric) if metric else None
         results.append(
             {
@@ -161,6 +170,31 @@ async def group_points(
                 "status": status,
                 "declarations": declarations or {},
                 "metric": value if isinstance(value, int | float) else None,
+                "iteration": iteration,
+                "original": original,
             }
         )
-    return {"count": count or 0, "metric": metric, "results": results}
+    return {"count": count or 0, "metric": metric, "results": results, "rungs": rungs_of(group)}
+
+
+def rungs_of(group: ExperimentGroup) -> list[dict[str, Any]]:
+    """A hyperband group's schedule: each iteration's bracket, rung, configs and resource (its
+    experiments carry the iteration; a promoted one is a copy whose `original` was in the rung
+    below). Empty for other searches."""
+    try:
+        config = parse_hptuning(group.hptuning or {})
+    except (SpecError, ValueError):  # a stored group always parsed once; be safe anyway
+        return []
+    if config.hyperband is None:
+        return []
+    space = space_size(tuple(config.matrix.values()))
+    return [
+        {
+            "iteration": r.iteration,
+            "bracket": r.bracket,
+            "rung": r.rung,
+            "n_configs": r.n_configs,
+            "resource": r.resource,
+        }
+        for r in schedule(config.hyperband, space)
+    ]

@@ -118,3 +118,35 @@ run: {cmd: "true"}
         f"/api/v1/alice/p/groups/{gid}/points?limit=1&offset=2", headers=owner.headers
     )
     assert [p["declarations"]["lr"] for p in r.json()["results"]] == [0.3]
+
+
+async def test_group_points_carry_the_hyperband_schedule(app, client, owner):
+    await client.post("/api/v1/projects", json={"name": "p"}, headers=owner.headers)
+    content = """
+version: 1
+kind: group
+hptuning:
+  concurrency: 2
+  hyperband:
+    max_iter: 9
+    eta: 3
+    resource: {name: epochs, type: int}
+    metric: {name: loss, optimization: minimize}
+  matrix: {lr: {uniform: 0:1}}
+run: {cmd: "true"}
+"""
+    r = await client.post(
+        "/api/v1/alice/p/groups", json={"content": content}, headers=owner.headers
+    )
+    assert r.status_code == 201, r.text
+    gid = r.json()["id"]
+    rec = Reconciler(
+        app.state.settings, app.state.sessionmaker, FakeRuntime(),
+        steps=list(app.state.reconciler_steps),
+    )
+    await rec.reconcile_once()
+    body = (await client.get(f"/api/v1/alice/p/groups/{gid}/points", headers=owner.headers)).json()
+    rungs = body["rungs"]
+    assert [(r["bracket"], r["rung"]) for r in rungs][:3] == [(2, 0), (2, 1), (2, 2)]
+    assert rungs[0]["n_configs"] == 9 and rungs[0]["iteration"] == 0
+    assert body["count"] == 9 and all(p["iteration"] == 0 for p in body["results"])
