@@ -1,6 +1,7 @@
 import { gzipSync } from "node:zlib";
 import react from "@vitejs/plugin-react";
-import { defineConfig, type Plugin } from "vite";
+import type { Plugin } from "vite";
+import { defineConfig } from "vitest/config";
 
 // Precompressed copies of every text asset: plx serves `x.js.gz` to browsers that accept gzip.
 function precompress(): Plugin {

@@ -36,7 +36,7 @@ export function ProjectsPage() {
   });
   const edit = useMutation({
     mutationFn: ({ p, description }: { p: Project; description: string }) =>
-      unwrap(api.PATCH("/api/v1/{username}/{project}", { params: { path: { username: p.user, project: p.name } }, body: { description } })),
+      unwrap(api.PATCH("/api/v1/{username}/{project}", { params: { path: { username: p.user, project: p.name } }, body: { description, merge: false } })),
     onSuccess: refresh,
   });
 
