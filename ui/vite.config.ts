@@ -1,22 +1,21 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import react from "@vitejs/plugin-react";
 import type { Plugin } from "vite";
 import { defineConfig } from "vitest/config";
 
 // Precompressed copies of every text asset: plx serves `x.js.gz` to browsers that accept gzip.
+// Written after the bundle is on disk: chunks still change in generateBundle (preload lists).
 function precompress(): Plugin {
   return {
     name: "plx-precompress",
     apply: "build",
-    generateBundle(_options, bundle) {
-      for (const [name, item] of Object.entries(bundle)) {
+    writeBundle(options, bundle) {
+      for (const name of Object.keys(bundle)) {
         if (!/\.(js|css|svg|json|html)$/.test(name)) continue;
-        const source = item.type === "chunk" ? item.code : item.source;
-        this.emitFile({
-          type: "asset",
-          fileName: `${name}.gz`,
-          source: gzipSync(typeof source === "string" ? Buffer.from(source) : source, { level: 9 }),
-        });
+        const file = join(options.dir!, name);
+        writeFileSync(`${file}.gz`, gzipSync(readFileSync(file), { level: 9 }));
       }
     },
   };
@@ -27,8 +26,6 @@ export default defineConfig({
   build: {
     outDir: "../app/ui_dist",
     emptyOutDir: true,
-    // No inline modulepreload polyfill script: the page's CSP allows no inline script.
-    modulePreload: { polyfill: false },
     assetsInlineLimit: 0,
     chunkSizeWarningLimit: 1200,
   },

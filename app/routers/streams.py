@@ -95,8 +95,11 @@ async def stream_logs(
     await websocket.accept(subprotocol=subprotocol)
     path = log_path(websocket.app.state.settings, run_kind, run_id)
     offset, last_status = 0, None
+    # A client that goes away must end the stream: a quiet run's loop never sends, so it would
+    # never notice, and each abandoned stream would poll the database for ever.
+    gone = asyncio.create_task(_until_disconnect(websocket))
     try:
-        while True:
+        while not gone.done():
             status = await _status(websocket, run_kind, run_id)
             lines, offset = _read_new(path, offset)
             changed = status != last_status
@@ -110,6 +113,14 @@ async def stream_logs(
                     await _send_lines(websocket, lines, None)
                 await websocket.close()
                 return
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.wait({gone}, timeout=POLL_SECONDS)
     except WebSocketDisconnect:
         return
+    finally:
+        gone.cancel()
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    """Returns when the client closes (what it sends otherwise is ignored)."""
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass

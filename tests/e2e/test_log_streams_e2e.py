@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 import websockets
@@ -69,3 +70,26 @@ def test_log_stream_takes_the_token_as_a_browser_subprotocol(server):
     assert "line3" in [line for m in messages for line in m["log_lines"]]
     with pytest.raises(websockets.exceptions.WebSocketException):
         asyncio.run(collect("wrong"))
+
+
+def test_an_abandoned_stream_of_a_quiet_run_ends_and_the_server_stops_promptly(server):
+    """A tracking-only run never ends nor logs: its stream must still end when the client
+    leaves, or every abandoned stream polls for ever (and holds up the server's shutdown)."""
+    srv = server()
+    with srv.client() as c:
+        assert c.post("/api/v1/projects", json={"name": "p"}).status_code == 201
+        config = {"version": 1, "kind": "experiment"}
+        exp_id = c.post("/api/v1/admin/p/experiments", json={"config": config}).json()["id"]
+    ws_url = srv.url.replace("http://", "ws://") + f"/ws/v1/admin/p/experiments/{exp_id}/logs"
+
+    async def open_and_leave() -> None:
+        ws = await websockets.connect(
+            ws_url, additional_headers={"Authorization": f"Token {srv.token}"}, open_timeout=10
+        )
+        await asyncio.wait_for(ws.recv(), 10)  # the first status message
+        await ws.close()
+
+    asyncio.run(open_and_leave())
+    start = time.monotonic()
+    srv.stop()
+    assert time.monotonic() - start < 5

@@ -1,5 +1,5 @@
 import { lazy, Suspense, type ReactNode } from "react";
-import { createBrowserRouter, Navigate, Outlet, useLocation } from "react-router-dom";
+import { createBrowserRouter, Link, Navigate, Outlet, useLocation, useRouteError } from "react-router-dom";
 import { Layout } from "./components/Layout";
 import { useAuth } from "./lib/useAuth";
 import { LoginPage } from "./pages/Login";
@@ -25,12 +25,29 @@ function RequireAuth() {
   );
 }
 
+/** A page that failed to render says why, with a way back, instead of going blank. */
+function PageError() {
+  const error = useRouteError();
+  return (
+    <div className="login">
+      <div className="card">
+        <h1>This page failed</h1>
+        <div className="error" role="alert">
+          {error instanceof Error ? error.message : String(error)}
+        </div>
+        <Link to="/">Back to the projects</Link>
+      </div>
+    </div>
+  );
+}
+
 const later = (node: ReactNode) => <Suspense fallback={<p className="muted">Loading…</p>}>{node}</Suspense>;
 
 export const router = createBrowserRouter([
-  { path: "/login", element: <LoginPage /> },
+  { path: "/login", element: <LoginPage />, errorElement: <PageError /> },
   {
     element: <RequireAuth />,
+    errorElement: <PageError />,
     children: [
       { path: "/", element: <ProjectsPage /> },
       { path: "/projects/:user/:project", element: <ProjectPage /> },
