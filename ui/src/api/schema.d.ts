@@ -2060,8 +2060,12 @@ export interface components {
             };
             /** Id */
             id: number;
+            /** Iteration */
+            iteration: number | null;
             /** Metric */
             metric: number | null;
+            /** Original */
+            original: number | null;
             /** Status */
             status: string | null;
         };
@@ -2073,6 +2077,8 @@ export interface components {
             metric: string | null;
             /** Results */
             results: components["schemas"]["GroupPointOut"][];
+            /** Rungs */
+            rungs: components["schemas"]["RungOut"][];
         };
         /** GroupStatusOut */
         GroupStatusOut: {
@@ -2656,6 +2662,19 @@ export interface components {
             } | null;
             /** Tags */
             tags?: string[] | null;
+        };
+        /** RungOut */
+        RungOut: {
+            /** Bracket */
+            bracket: number;
+            /** Iteration */
+            iteration: number;
+            /** N Configs */
+            n_configs: number;
+            /** Resource */
+            resource: number;
+            /** Rung */
+            rung: number;
         };
         /** SeriesOut */
         SeriesOut: {
