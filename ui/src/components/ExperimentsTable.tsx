@@ -6,7 +6,7 @@ import { api, unwrap, type Experiment } from "../api/client";
 import { combineQuery, keysOf, nextSort, STATUSES } from "../lib/query";
 import { ErrorBox, fmt, Status, when } from "./ui";
 
-const PAGE = 50;
+const PAGE = 100;
 const SORTABLE = new Set(["created_at", "updated_at", "started_at", "finished_at"]);
 const helper = createColumnHelper<Experiment>();
 
