@@ -41,6 +41,7 @@ def test_tracking_only_experiment(server: Server, caplog):
         batch_size=500,
     )
     tracking.log_params(layers=3)
+    tracking.log_status("running", message="warming up")
     with caplog.at_level(logging.WARNING, logger="plx_client.tracking"):
         for i in range(2500):
             tracking.log_metrics(step=i, loss=1 / (i + 1))
@@ -55,6 +56,28 @@ def test_tracking_only_experiment(server: Server, caplog):
         exp = c.get_experiment(project, run.experiment_id)
         assert exp.last_status == "succeeded" and exp.declarations == {"lr": 0.01, "layers": 3}
         assert exp.last_metric["acc"] == 0.5
+        messages = [s.message for s in c.experiment_statuses(project, run.experiment_id)]
+        assert "warming up" in messages
+
+
+def test_a_crash_in_reporting_never_reaches_the_training_loop(caplog):
+    class Broken:
+        def append(self, item):
+            raise RuntimeError("boom")
+
+        def __len__(self):
+            return 0
+
+    client = Client("http://127.0.0.1:9", "t", username="u")
+    run = tracking.Run(client, "u/p", 1, managed=True)
+    run._queue = Broken()  # type: ignore[assignment]
+    with caplog.at_level(logging.WARNING, logger="plx_client.tracking"):
+        for i in range(3):
+            run.log_metrics(i, loss=1.0)  # no exception
+        run.log_params(a=1)  # plx unreachable: logged, not raised
+    assert "log_metrics failed" in caplog.text and "log_params failed" in caplog.text
+    run._closed = True
+    run._stop.set()
 
 
 def test_full_buffer_spills_then_everything_arrives_once(new_server, caplog, tmp_path: Path):
