@@ -36,11 +36,13 @@ from plx_client.models import (
     Experiment,
     ExperimentDetail,
     ExperimentJob,
+    ExperimentSeries,
     ExperimentStatus,
     Group,
     GroupDecision,
     GroupDetail,
     GroupMetric,
+    GroupPoints,
     GroupStatus,
     Job,
     JobDetail,
@@ -380,6 +382,24 @@ class AsyncClient:
         path = await self._exp(project, experiment) + "/metrics"
         await self._request("POST", path, json=points, params=_clean({"dedupe": dedupe or None}))
 
+    async def metric_series(
+        self,
+        project: str,
+        experiment: int,
+        *,
+        names: list[str] | None = None,
+        points: int = 1000,
+        axis: Literal["step", "time"] = "step",
+        x_min: float | None = None,
+        x_max: float | None = None,
+    ) -> ExperimentSeries:
+        """The experiment's metric series downsampled by plx to at most `points` each."""
+        path = await self._exp(project, experiment) + "/metrics/series"
+        joined = ",".join(names) if names else None
+        return await self._get(
+            ExperimentSeries, path, names=joined, points=points, axis=axis, x_min=x_min, x_max=x_max
+        )
+
     def experiment_jobs(self, project: str, experiment: int) -> AsyncIterator[ExperimentJob]:
         """The experiment's replicas (master, workers, ps)."""
         return self._sub(ExperimentJob, project, "experiments", experiment, "/jobs")
@@ -595,6 +615,13 @@ class AsyncClient:
         return self.list_experiments(
             project, group=group, query=query, sort=sort, metrics=metrics, declarations=declarations
         )
+
+    async def group_points(
+        self, project: str, group: int, *, metric: str | None = None, limit: int = 10_000
+    ) -> GroupPoints:
+        """Each experiment of the group as (status, declarations, last `metric`), oldest first."""
+        path = f"{await self._p(project)}/groups/{int(group)}/points"
+        return await self._get(GroupPoints, path, metric=metric, limit=limit)
 
     async def best_experiment(
         self,

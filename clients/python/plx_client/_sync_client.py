@@ -35,11 +35,13 @@ from plx_client.models import (
     Experiment,
     ExperimentDetail,
     ExperimentJob,
+    ExperimentSeries,
     ExperimentStatus,
     Group,
     GroupDecision,
     GroupDetail,
     GroupMetric,
+    GroupPoints,
     GroupStatus,
     Job,
     JobDetail,
@@ -379,6 +381,24 @@ class Client:
         path = self._exp(project, experiment) + "/metrics"
         self._request("POST", path, json=points, params=_clean({"dedupe": dedupe or None}))
 
+    def metric_series(
+        self,
+        project: str,
+        experiment: int,
+        *,
+        names: list[str] | None = None,
+        points: int = 1000,
+        axis: Literal["step", "time"] = "step",
+        x_min: float | None = None,
+        x_max: float | None = None,
+    ) -> ExperimentSeries:
+        """The experiment's metric series downsampled by plx to at most `points` each."""
+        path = self._exp(project, experiment) + "/metrics/series"
+        joined = ",".join(names) if names else None
+        return self._get(
+            ExperimentSeries, path, names=joined, points=points, axis=axis, x_min=x_min, x_max=x_max
+        )
+
     def experiment_jobs(self, project: str, experiment: int) -> Iterator[ExperimentJob]:
         """The experiment's replicas (master, workers, ps)."""
         return self._sub(ExperimentJob, project, "experiments", experiment, "/jobs")
@@ -594,6 +614,13 @@ class Client:
         return self.list_experiments(
             project, group=group, query=query, sort=sort, metrics=metrics, declarations=declarations
         )
+
+    def group_points(
+        self, project: str, group: int, *, metric: str | None = None, limit: int = 10_000
+    ) -> GroupPoints:
+        """Each experiment of the group as (status, declarations, last `metric`), oldest first."""
+        path = f"{self._p(project)}/groups/{int(group)}/points"
+        return self._get(GroupPoints, path, metric=metric, limit=limit)
 
     def best_experiment(
         self,

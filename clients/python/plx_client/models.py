@@ -282,5 +282,47 @@ class Notebook(_Plugin):
     commit: str | None = None
 
 
+class Series(PlxModel):
+    name: str
+    count: int  # points of this series in the range, before downsampling
+    x: list[float]
+    y: list[float]
+
+
+class ExperimentSeries(PlxModel):
+    """An experiment's metric series, downsampled by plx (for plotting)."""
+
+    experiment: int
+    axis: str  # "step" or "time"
+    total: int
+    series: list[Series]
+
+
+class GroupPoint(PlxModel):
+    id: int
+    status: str | None = None
+    declarations: dict[str, Any]
+    metric: float | None = None
+    iteration: int | None = None
+    original: int | None = None
+
+
+class Rung(PlxModel):
+    iteration: int
+    bracket: int
+    rung: int
+    n_configs: int
+    resource: float
+
+
+class GroupPoints(PlxModel):
+    """A group's experiments as points (params and one metric), and hyperband's rungs."""
+
+    count: int
+    metric: str | None = None
+    results: list[GroupPoint]
+    rungs: list[Rung]
+
+
 # A run in one of these statuses will not change any more (plx's app/logic/statuses.py DONE).
 DONE_STATUSES = frozenset({"succeeded", "failed", "stopped"})

@@ -98,21 +98,37 @@ async def _pg_admin(url: str, statement: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"], scope="module")
-def backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """None (SQLite in the data dir) or the URL of a fresh Postgres database."""
-    if request.param == "sqlite":
-        yield None
-        return
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set")
+def _new_database() -> tuple[str, str]:
+    """A fresh Postgres database: (its URL, the admin URL that drops it)."""
+    base = os.environ[PG_ENV]
     name = f"plx_client_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     server_url = base.rsplit("/", 1)[0]
-    admin = f"{server_url}/postgres"
+    admin = f"{server_url}/postgres"  # the URL's own database need not exist
     asyncio.run(_pg_admin(admin, f'CREATE DATABASE "{name}"'))
-    yield f"{server_url}/{name}"
+    return f"{server_url}/{name}", admin
+
+
+def _drop_database(url: str, admin: str) -> None:
+    name = url.rsplit("/", 1)[1]
     asyncio.run(_pg_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"], scope="module")
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres" and not os.environ.get(PG_ENV):
+        pytest.skip(f"{PG_ENV} is not set")
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def module_database(backend: str) -> Iterator[str | None]:
+    """None (SQLite in the data dir) or the URL of a fresh Postgres database."""
+    if backend == "sqlite":
+        yield None
+        return
+    url, admin = _new_database()
+    yield url
+    _drop_database(url, admin)
 
 
 def make_server(data: Path, database: str | None, **overrides: Any) -> Server:
@@ -135,9 +151,11 @@ def make_server(data: Path, database: str | None, **overrides: Any) -> Server:
 
 
 @pytest.fixture(scope="module")
-def server(backend: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    module_database: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """One server per module and backend (tests use their own projects)."""
-    srv = make_server(tmp_path_factory.mktemp("plx"), backend).start()
+    srv = make_server(tmp_path_factory.mktemp("plx"), module_database).start()
     yield srv
     srv.stop()
 

@@ -95,6 +95,9 @@ def test_experiments_statuses_metrics_logs(c: Client, project: str):
     points = list(c.experiment_metrics(project, exp.id))
     assert [p.values.get("step") for p in points] == [0, 1, 2, 3, 4, None]
     assert all(isinstance(p, models.Metric) for p in points)
+    series = c.metric_series(project, exp.id, names=["loss"], points=10)
+    assert isinstance(series, models.ExperimentSeries) and series.series[0].name == "loss"
+    assert series.series[0].x == [0, 1, 2, 3, 4] and series.series[0].y[-1] == 0.2
     got = c.get_experiment(project, exp.id)
     assert got.last_metric == {"loss": 0.2, "step": 4, "acc": 0.5} and got.last_status == "running"
     statuses = [s.status for s in c.experiment_statuses(project, exp.id)]
@@ -185,6 +188,9 @@ def test_groups_plan_decisions_best(c: Client, project: str, tmp_path):
     worst = c.best_experiment(project, group.id, "loss", mode="max")
     assert worst is not None and worst.last_metric["loss"] == 0.9
     assert c.best_experiment(project, group.id, "nothing") is None
+    points = c.group_points(project, group.id, metric="loss")
+    assert isinstance(points, models.GroupPoints) and points.count == 4
+    assert sorted(p.metric for p in points.results if p.metric is not None) == [0.4, 0.9]
     metrics = list(c.group_metrics(project, group.id))
     assert sorted(m.values["loss"] for m in metrics) == [0.4, 0.9]
     assert {s.status for s in c.group_statuses(project, group.id)} >= {"created", "running"}

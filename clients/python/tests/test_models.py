@@ -34,6 +34,11 @@ COMPONENTS: dict[type[BaseModel], str] = {
     models.SweepPlan: "SweepPlanOut",
     models.Tensorboard: "TensorboardOut",
     models.Notebook: "NotebookOut",
+    models.Series: "SeriesOut",
+    models.ExperimentSeries: "ExperimentSeriesOut",
+    models.GroupPoint: "GroupPointOut",
+    models.Rung: "RungOut",
+    models.GroupPoints: "GroupPointsOut",
 }
 JSON_TYPES = {"integer": int, "string": str, "boolean": bool, "number": float}
 
