@@ -161,18 +161,27 @@ def server(
 
 
 @pytest.fixture
-def new_server(backend: str | None, tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Factory for a server of the test's own (it may kill and restart it)."""
+def new_server(backend: str, tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Factory for a server of the test's own (it may kill and restart it), on a database of
+    its own: two servers with local runtimes must never share one (each would judge the other's
+    runs vanished)."""
     started: list[Server] = []
+    databases: list[tuple[str, str]] = []
 
     def _make(**overrides: Any) -> Server:
-        srv = make_server(tmp_path / f"plx{len(started)}", backend, **overrides)
+        database = None
+        if backend == "postgres":
+            databases.append(_new_database())
+            database = databases[-1][0]
+        srv = make_server(tmp_path / f"plx{len(started)}", database, **overrides)
         started.append(srv)
         return srv.start()
 
     yield _make
     for srv in started:
         srv.stop()
+    for url, admin in databases:
+        _drop_database(url, admin)
 
 
 @pytest.fixture(autouse=True)
