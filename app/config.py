@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # What `cli_min_version` / `cli_latest_version` accept: dotted release numbers, which compare the
@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=0, ge=0)
     # Largest request body outside the repo upload route (which has `max_upload_bytes`).
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # /metrics: when set, scrapes must send `Authorization: Bearer <it>`; its database gauges
+    # are reused for this many seconds (a scrape storm costs one query per period).
+    metrics_token: SecretStr | None = None
+    metrics_cache_seconds: float = Field(default=5.0, ge=0)
     # The polyaxon-cli versions `GET /versions/cli/` announces (polyaxon-cli-0.3.9.md): a CLI older
     # than the minimum tells its user to upgrade and stops; one older than the latest prints a hint.
     cli_min_version: str = "0.3.0"

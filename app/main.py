@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, session_scope
 from app.errors import add_exception_handlers
+from app.headers import SecurityHeadersMiddleware
 from app.observability import RequestMetrics, RequestMiddleware
 from app.ratelimit import Limits
 from app.reconciler.groups import reconcile_groups
@@ -33,6 +34,7 @@ from app.routers import (
     versions,
 )
 from app.routers import code as code_routes
+from app.routers import docs as docs_routes
 from app.routers import metrics as metrics_routes
 from app.routers import plugins as plugin_routes
 from app.services.principal_cache import PrincipalCache
@@ -94,6 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=TAGS,
         lifespan=_lifespan(settings),
         redirect_slashes=False,
+        # Served by docs_routes from packaged assets (no CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.startup_hooks = []
@@ -106,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.reconciler_enabled:
         app.state.startup_hooks.append(start_reconciler)
     add_exception_handlers(app)
+    docs_routes.add_docs_routes(app)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     app.include_router(users.router)
@@ -124,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Project routes last: `/api/v1/{username}` would otherwise shadow fixed paths.
     app.include_router(projects.router)
     app.state.request_metrics = RequestMetrics()
+    app.state.metrics_gauges = metrics_routes.GaugeCache()
     limits = Limits(
         per_minute=settings.rate_limit_per_minute,
         max_body_bytes=settings.max_body_bytes,
@@ -131,4 +138,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Trailing slashes, request ids, limits, metrics and access log: one middleware.
     app.add_middleware(RequestMiddleware, metrics=app.state.request_metrics, limits=limits)
+    # Outermost: the headers reach every answer, 413/429 from the limits included.
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
