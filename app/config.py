@@ -55,6 +55,17 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=0, ge=0)
     # Largest request body outside the repo upload route (which has `max_upload_bytes`).
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # Storage bounds. Log appends (POST .../logs): bytes per request and per run's log; bytes of
+    # logs per project owner (0: no quota). Code versions per owner: count and bytes (extracted
+    # size; 0: no quota); versions kept per project (0: all; a version a run uses is kept).
+    max_log_append_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
+    max_log_bytes_per_run: int = Field(default=256 * 1024 * 1024, ge=1)
+    user_log_quota_bytes: int = Field(default=0, ge=0)
+    user_code_quota_versions: int = Field(default=0, ge=0)
+    user_code_quota_bytes: int = Field(default=0, ge=0)
+    code_versions_keep: int = Field(default=0, ge=0)
+    # Visibility of a project whose create body does not say `is_public` (v0: public).
+    default_project_visibility: Literal["public", "private"] = "public"
     # /metrics: when set, scrapes must send `Authorization: Bearer <it>`; its database gauges
     # are reused for this many seconds (a scrape storm costs one query per period).
     metrics_token: SecretStr | None = None

@@ -37,6 +37,7 @@ from app.routers import code as code_routes
 from app.routers import docs as docs_routes
 from app.routers import metrics as metrics_routes
 from app.routers import plugins as plugin_routes
+from app.services.logs import LogUsage
 from app.services.principal_cache import PrincipalCache
 from app.services.users import ensure_admin
 
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(projects.router)
     app.state.request_metrics = RequestMetrics()
     app.state.metrics_gauges = metrics_routes.GaugeCache()
+    app.state.log_usage = LogUsage()
     limits = Limits(
         per_minute=settings.rate_limit_per_minute,
         max_body_bytes=settings.max_body_bytes,
