@@ -35,6 +35,11 @@ _HEADER = re.compile(
     r"(?P<key>\bauthorization['\"]?\s*[=:]\s*['\"]?(?:token|bearer)\s+)[^\s'\"]+", re.IGNORECASE
 )
 _URL_PARAM = re.compile(r"(?P<key>[?&](?:token|access_token)=)[^\s&#'\"]+", re.IGNORECASE)
+_NAMED_PATTERNS = (
+    (_NAMED, tuple(name.lower() for name in SECRET_NAMES)),
+    (_HEADER, ("authorization",)),
+    (_URL_PARAM, ("token=",)),
+)
 _NON_TOKEN = re.compile(r"[^A-Za-z0-9_\-]")
 _LAST_NON_TOKEN = re.compile(r"[^A-Za-z0-9_\-][A-Za-z0-9_\-]*\Z")
 
@@ -61,9 +66,20 @@ class Masker:
     def mask(self, text: str) -> str:
         if self._known is not None:
             text = self._known.sub(MASK, text)
-        for pattern in (_NAMED, _HEADER, _URL_PARAM):
-            text = pattern.sub(lambda m: m.group("key") + MASK, text)
+        lowered = text.lower()
+        # The named patterns are slow (case-insensitive, at every position): run them only on
+        # the lines that hold one of their words.
+        for pattern, words in _NAMED_PATTERNS:
+            if any(word in lowered for word in words):
+                text = "".join(
+                    pattern.sub(_keep_key, line) if any(w in line.lower() for w in words) else line
+                    for line in text.splitlines(keepends=True)
+                )
         return text
+
+
+def _keep_key(match: re.Match[str]) -> str:
+    return match.group("key") + MASK
 
 
 def safe_cut(text: str, limit: int) -> int:
