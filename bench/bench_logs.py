@@ -61,14 +61,21 @@ async def main(mib: int) -> None:
 async def _measure(app, url: str, query: str, token: str, size: int) -> None:  # noqa: ANN001
     """Call the app directly, dropping each body piece as it comes: httpx's ASGI transport
     would keep the whole answer, which is not what the server holds."""
-    sent = 0
+    sent, requested, done = 0, False, asyncio.Event()
 
     async def receive() -> dict:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await done.wait()  # the client stays connected until the answer is complete
+        return {"type": "http.disconnect"}
 
     async def send(message: dict) -> None:
         nonlocal sent
         sent += len(message.get("body", b""))
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            done.set()
 
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
