@@ -27,6 +27,7 @@ from app.routers import (
     groups,
     health,
     jobs,
+    plugin_proxy,
     projects,
     streams,
     users,
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.reconciler_steps.append(reconcile_plugins)
     if settings.reconciler_enabled:
         app.state.startup_hooks.append(start_reconciler)
+    app.state.startup_hooks.append(plugin_proxy.http_client_hook)
     add_exception_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
@@ -116,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(groups.router)
     app.include_router(code_routes.router)
     app.include_router(plugin_routes.router)
+    app.include_router(plugin_proxy.router)
     app.include_router(experiments.router)
     app.include_router(jobs.router)
     app.include_router(builds.router)

@@ -566,14 +566,21 @@ def service(
 def _plugin_command(spec: WorkloadSpec, port: int) -> str:
     if spec.command:
         return spec.command
+    # Served under plx's proxy path (`PLX_PLUGIN_BASE_URL`, app/logic/plugin_access.py); the
+    # pod's port is reached only by plx (the NetworkPolicy of deploy/).
     if spec.kind == "tensorboard":
         logdir = shlex.quote(spec.outputs_path or ".")
-        return f"tensorboard --logdir={logdir} --port={port} --bind_all"
+        return (
+            f"tensorboard --logdir={logdir} --port={port} --host=0.0.0.0"
+            ' --path_prefix="${PLX_PLUGIN_BASE_URL%/}"'
+        )
     # The token comes from `JUPYTER_TOKEN` in the environment (read by notebook and
     # jupyter-server alike), so it is not on the command line for every `ps` to see.
     return (
         f"jupyter notebook --no-browser --port={port} --ip=0.0.0.0 --allow-root "
         f"--notebook-dir={WORKSPACE} --NotebookApp.trust_xheaders=True"
+        ' --NotebookApp.base_url="${PLX_PLUGIN_BASE_URL:-/}"'
+        ' --ServerApp.base_url="${PLX_PLUGIN_BASE_URL:-/}"'
     )
 
 

@@ -77,7 +77,7 @@ async def get_experiment(
     return await _in_project(session, access, Experiment, experiment_id)
 
 
-def _tensorboard_stmt(project_id: int, target: Target) -> Select[Any]:
+def tensorboard_stmt(project_id: int, target: Target) -> Select[Any]:
     stmt = select(TensorboardJob).where(TensorboardJob.project_id == project_id)
     group_id = target.group.id if target.group else None
     experiment_id = target.experiment.id if target.experiment else None
@@ -106,7 +106,7 @@ async def start_tensorboard(
     config: dict[str, Any] | None,
 ) -> tuple[TensorboardJob, bool]:
     """The live tensorboard of `target`, or a new one; True when created."""
-    current = await _last(session, _tensorboard_stmt(access.project.id, target), TensorboardJob)
+    current = await _last(session, tensorboard_stmt(access.project.id, target), TensorboardJob)
     if current is not None and is_live(current):
         return current, False
     row = TensorboardJob(
@@ -126,7 +126,7 @@ async def start_tensorboard(
 async def stop_tensorboard(
     session: AsyncSession, access: ProjectAccess, *, target: Target
 ) -> TensorboardJob | None:
-    rows = await session.scalars(_tensorboard_stmt(access.project.id, target))
+    rows = await session.scalars(tensorboard_stmt(access.project.id, target))
     last = None
     for row in rows:
         if is_live(row):
