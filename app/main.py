@@ -12,6 +12,7 @@ from app.config import Settings
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, session_scope
 from app.errors import add_exception_handlers
 from app.observability import RequestMetrics, RequestMiddleware
+from app.policy import AllowedRefsMiddleware
 from app.ratelimit import Limits
 from app.reconciler.groups import reconcile_groups
 from app.reconciler.loop import start_reconciler
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         metrics=app.state.request_metrics,
     )
+    app.add_middleware(AllowedRefsMiddleware, settings=settings)
     # Trailing slashes, request ids, limits, metrics and access log: one middleware.
     app.add_middleware(RequestMiddleware, metrics=app.state.request_metrics, limits=limits)
     return app

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import NotFound, PermissionDenied
+from app.logic.refs import check_config
 from app.logic.statuses import DONE
 from app.logic.tarballs import remove_tree
 from app.models import CodeReference, Experiment, ExperimentGroup, NotebookJob, TensorboardJob
@@ -106,6 +107,7 @@ async def start_tensorboard(
     config: dict[str, Any] | None,
 ) -> tuple[TensorboardJob, bool]:
     """The live tensorboard of `target`, or a new one; True when created."""
+    check_config(config)
     current = await _last(session, tensorboard_stmt(access.project.id, target), TensorboardJob)
     if current is not None and is_live(current):
         return current, False
@@ -150,6 +152,7 @@ async def list_tensorboards(
 async def start_notebook(
     session: AsyncSession, access: ProjectAccess, user_id: int, *, config: dict[str, Any] | None
 ) -> tuple[NotebookJob, bool]:
+    check_config(config)
     stmt = select(NotebookJob).where(NotebookJob.project_id == access.project.id)
     current = await _last(session, stmt, NotebookJob)
     if current is not None and is_live(current):
