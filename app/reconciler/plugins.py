@@ -345,7 +345,16 @@ async def _with_local_workdir(
         await anyio.to_thread.run_sync(lambda: (base / "empty").mkdir(parents=True, exist_ok=True))
     command = _command(plan, program, port, workdir, local)
     env = {**spec.env, **_secrets(plan)}
-    return replace(spec, command=command, workdir=str(workdir), image=plan.image, env=env)
+    # In a pod, the logdirs are the experiments' outputs, mounted read-only (app/k8s/manifests).
+    reads = tuple(path for _, path in plan.logdirs)
+    return replace(
+        spec,
+        command=command,
+        workdir=str(workdir),
+        image=plan.image,
+        env=env,
+        read_only_paths=reads,
+    )
 
 
 async def _in_cluster_notebook(

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from sqlalchemy import select
 
 from app.db import session_scope

@@ -58,7 +58,8 @@ async def test_refs_outside_the_allow_list_are_400_naming_them(client, owner, na
         (_env(secret="plx-database"), "`plx-database`"),
         (_env(configmap="kube-root-ca.crt"), "`kube-root-ca.crt`"),
     ):
-        r = await client.post(BASE + path, json=body(_file(kind, environment)), headers=owner.headers)
+        data = body(_file(kind, environment))
+        r = await client.post(BASE + path, json=data, headers=owner.headers)
         assert r.status_code == 400, r.text
         detail = r.json()["detail"]
         assert named in detail and "environment." in detail and "PLX_K8S_ALLOWED_" in detail

@@ -152,7 +152,8 @@ async def test_notebook_only_through_plx_with_credentials(
             r = await browser.post(f"{served}/notebook/alice/foo/api/terminals", json={})
             assert r.status_code == 200, r.text
             name = r.json()["name"]
-            ws_url = served.replace("http", "ws") + f"/notebook/alice/foo/terminals/websocket/{name}"
+            ws_path = f"/notebook/alice/foo/terminals/websocket/{name}"
+            ws_url = served.replace("http", "ws") + ws_path
             jar = "; ".join(f"{c.name}={c.value}" for c in browser.cookies.jar)
             async with ws_connect(ws_url, additional_headers={"Cookie": jar}) as ws:
                 await ws.send(json.dumps(["stdin", "echo plx-$((6*7))\r"]))
