@@ -101,3 +101,27 @@ async def test_the_settings_read_comma_separated_names(monkeypatch):
     settings = Settings()
     assert settings.k8s_allowed_secrets == ["a", "b", "c"]
     assert settings.k8s_allowed_configmaps == []
+
+
+async def test_a_tensorboard_reads_its_experiments_outputs_only(app, client, owner, settings):
+    """What the reconciler asks of the runtime: the experiments' outputs as read-only paths
+    (mounted read-only on Kubernetes, app/k8s/manifests.py), no outputs of its own."""
+    from app.reconciler.loop import Reconciler
+    from app.reconciler.plugins import reconcile_plugins
+    from app.runtimes.fake import FakeRuntime
+    from app.services.runs import outputs_path
+
+    await client.post("/api/v1/projects", json={"name": "foo"}, headers=owner.headers)
+    ids = []
+    for _ in range(2):
+        r = await client.post(f"{BASE}/experiments", json={"config": _file("experiment", {})},
+                              headers=owner.headers)
+        ids.append(r.json()["id"])
+    r = await client.post(f"{BASE}/experiments/{ids[1]}/tensorboard/start", headers=owner.headers)
+    assert r.status_code == 201, r.text
+    runtime = FakeRuntime()
+    await Reconciler(settings, app.state.sessionmaker, runtime, steps=[reconcile_plugins]) \
+        .reconcile_once()
+    (spec,) = runtime.specs.values()
+    assert spec.read_only_paths == (str(outputs_path(settings, "experiment", ids[1])),)
+    assert spec.outputs_path == ""
