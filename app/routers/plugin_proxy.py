@@ -83,25 +83,22 @@ async def _proxy(
     upstream = await service.find_upstream(session, caller.principal, route)
     await session.commit()  # no transaction held while the workload answers
     target = service.upstream_target(raw, request.url.query)
-    if caller.via == "ticket":  # trade it for the cookie, and drop it from the address bar
-        response: Response = RedirectResponse(target, status_code=303)
-    else:
-        response = await service.forward_http(
+    if caller.via != "ticket":
+        return await service.forward_http(
             _http_client(request), request, upstream, target, drop_cookies={cookie}
         )
-    if caller.via in ("ticket", "header"):
-        settings = request.app.state.settings
-        seconds = settings.plugin_cookie_seconds
-        value = service.session_cookie(key, route, caller.principal.user.id, seconds)
-        response.set_cookie(
-            cookie,
-            value,
-            max_age=seconds,
-            path=route.prefix.rstrip("/"),
-            secure=request.url.scheme == "https",
-            httponly=True,
-            samesite="lax",
-        )
+    # A browser's ticket: traded for the cookie, and dropped from the address bar.
+    seconds = request.app.state.settings.plugin_cookie_seconds
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        cookie,
+        service.session_cookie(key, route, caller.principal.user.id, seconds),
+        max_age=seconds,
+        path=route.prefix.rstrip("/"),
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="lax",
+    )
     return response
 
 
