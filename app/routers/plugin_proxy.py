@@ -110,6 +110,7 @@ async def _proxy_ws(websocket: WebSocket, route: service.PluginRoute) -> None:
         try:
             if access_logic.bad_path(raw):
                 raise BadRequest("`..` is not allowed in a plugin path.")
+            service.check_origin(websocket.headers)
             caller = await service.identify(
                 session,
                 key,

@@ -24,6 +24,7 @@ import anyio
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -201,6 +202,15 @@ def session_cookie(key: bytes, route: PluginRoute, user_id: int, seconds: int) -
     return access_logic.sign(key, COOKIE_PURPOSE, route.prefix, user_id, int(time.time()) + seconds)
 
 
+def check_origin(headers: Any) -> None:
+    """A browser opens a websocket to any site with that site's cookies (SameSite does not
+    stop every browser there): one from a page of another origin is refused, as jupyter
+    itself does (plx does not forward `Origin`)."""
+    origin = headers.get("origin")
+    if origin and urlsplit(origin).netloc.lower() != (headers.get("host") or "").lower():
+        raise PermissionDenied("Cross-origin websocket refused.")
+
+
 # -- which workload ------------------------------------------------------------------------------
 
 
@@ -291,7 +301,11 @@ async def forward_http(
         finally:
             await response.aclose()
 
-    out = StreamingResponse(body(), status_code=response.status_code)
+    # Closed by the body's end, or after the answer when the body never started (a caller
+    # that went away): the pooled connection is always given back.
+    out = StreamingResponse(
+        body(), status_code=response.status_code, background=BackgroundTask(response.aclose)
+    )
     out.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     return out
 

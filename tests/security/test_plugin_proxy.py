@@ -220,6 +220,14 @@ async def test_websockets_are_proxied_with_the_callers_credentials(
         assert hello == {"authorization": f"token {jupyter_token}", "cookie": None}
         await ws.send("ping")
         assert await ws.recv() == "PING"
+    # A page of another site cannot open it with the browser's credentials.
+    evil = {**owner.headers, "Origin": "https://evil.example"}
+    with pytest.raises(InvalidStatus):
+        async with ws_connect(url, additional_headers=evil):
+            pass
+    same = {**owner.headers, "Origin": plx}
+    async with ws_connect(url, additional_headers=same, subprotocols=[protocol]) as ws:
+        await ws.recv()
     for headers, status in (({}, 403), (other.headers, 403)):
         with pytest.raises(InvalidStatus) as refused:
             async with ws_connect(url, additional_headers=headers):
