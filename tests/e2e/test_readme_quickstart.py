@@ -55,9 +55,11 @@ def test_the_readme_quickstart_runs_as_written(server, tmp_path: Path) -> None:
     out = run.stdout
     # Every response the README shows appears in what the commands printed, in order.
     position = 0
-    for shown in shown_responses(script):
+    for shown in shown_responses(script.replace("http://127.0.0.1:8000", srv.url)):
         found = out.find(shown, position)
         assert found >= 0, f"README shows {shown!r}; the commands printed:\n{out}"
         position = found + len(shown)
     assert "('running', 2," in out or "('succeeded', " in out
-    assert out.rstrip().splitlines()[-2:] == ["['stopped', 'succeeded']", "stopped"]
+    assert out.rstrip().splitlines()[-3:-1] == ["['stopped', 'succeeded']", "stopped"]
+    dashboard = f"Open {srv.url}/projects/admin/quickstart/groups/1 in a browser"
+    assert out.rstrip().splitlines()[-1].startswith(dashboard)

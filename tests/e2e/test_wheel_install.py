@@ -62,6 +62,10 @@ def test_wheel_contains_the_migrations(wheel: Path) -> None:
     in_repo = {p.name for p in (REPO / "migrations" / "versions").glob("*.py")}
     assert {Path(n).name for n in revisions} == in_repo
     assert "app/py.typed" in names
+    # The built dashboard (`make ui`, which `make test` runs first) ships in the wheel.
+    if (REPO / "app" / "ui_dist" / "index.html").is_file():
+        assert "app/ui_dist/index.html" in names
+        assert any(n.startswith("app/ui_dist/assets/") and n.endswith(".js.gz") for n in names)
 
 
 def _postgres_url() -> str:
@@ -114,6 +118,9 @@ def test_installed_plx_upgrades_and_serves_from_an_empty_directory(
         created = httpx.post(f"{url}/api/v1/projects", json={"name": "w"}, headers=auth, timeout=5)
         assert created.status_code == 201, created.text
         assert httpx.get(f"{url}/docs", timeout=5).status_code == 200
+        if (REPO / "app" / "ui_dist" / "index.html").is_file():
+            page = httpx.get(f"{url}/", timeout=5)
+            assert page.status_code == 200 and '<div id="root">' in page.text
         # Nothing was written to the working directory: the server's state is under PLX_DATA_DIR.
         assert list(cwd.iterdir()) == []
     finally:
