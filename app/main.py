@@ -13,6 +13,7 @@ from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, sessi
 from app.errors import add_exception_handlers
 from app.headers import SecurityHeadersMiddleware
 from app.observability import RequestMetrics, RequestMiddleware
+from app.policy import AllowedRefsMiddleware
 from app.ratelimit import Limits
 from app.reconciler.groups import reconcile_groups
 from app.reconciler.loop import start_reconciler
@@ -29,6 +30,7 @@ from app.routers import (
     groups,
     health,
     jobs,
+    plugin_proxy,
     projects,
     streams,
     ui,
@@ -114,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.reconciler_steps.append(reconcile_plugins)
     if settings.reconciler_enabled:
         app.state.startup_hooks.append(start_reconciler)
+    app.state.startup_hooks.append(plugin_proxy.http_client_hook)
     add_exception_handlers(app)
     docs_routes.add_docs_routes(app)
     app.include_router(health.router)
@@ -126,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(groups.router)
     app.include_router(code_routes.router)
     app.include_router(plugin_routes.router)
+    app.include_router(plugin_proxy.router)
     app.include_router(experiments.router)
     app.include_router(jobs.router)
     app.include_router(builds.router)
@@ -144,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         metrics=app.state.request_metrics,
     )
+    app.add_middleware(AllowedRefsMiddleware, settings=settings)
     # Trailing slashes, request ids, limits, metrics and access log: one middleware.
     app.add_middleware(RequestMiddleware, metrics=app.state.request_metrics, limits=limits)
     # Outermost: the headers reach every answer, 413/429 from the limits included.
