@@ -106,19 +106,27 @@ def _create_user(name: str) -> pwd.struct_passwd:
     return entry
 
 
-def check_reachable(user: RunUser, paths: list[Path]) -> None:
-    """Fail when the run user cannot reach these directories or run the server's interpreter
-    (a run executes `python` from the server's installation)."""
-    for path in [*paths, Path(sys.executable)]:
-        blocked = _first_blocked(user, path.resolve())
-        if blocked is not None:
-            raise RunUserError(
-                f"PLX_LOCAL_RUN_USER={user.name} cannot reach {path}: {blocked} is not "
-                "searchable by other users (chmod o+x it, or move the data directory)."
-            )
+def check_reachable(user: RunUser, data_dir: Path) -> None:
+    """Fail when the run user cannot reach the data directory (every run would fail); warn when
+    it cannot execute the server's interpreter (a run's `python` would fail)."""
+    blocked = first_blocked(user, data_dir.resolve())
+    if blocked is not None:
+        raise RunUserError(
+            f"PLX_LOCAL_RUN_USER={user.name} cannot reach PLX_DATA_DIR={data_dir}: {blocked} is "
+            "not searchable by other users (chmod o+x it, or move the data directory)."
+        )
+    blocked = first_blocked(user, Path(sys.executable).resolve())
+    if blocked is not None:
+        log.warning(
+            "runs execute as %s, which cannot execute the server's interpreter %s (%s is not "
+            "searchable by other users): `python` in a run will fail",
+            user.name,
+            sys.executable,
+            blocked,
+        )
 
 
-def _first_blocked(user: RunUser, path: Path) -> Path | None:
+def first_blocked(user: RunUser, path: Path) -> Path | None:
     for parent in [*reversed(path.parents), path]:
         try:
             st = parent.stat()
@@ -213,7 +221,7 @@ def prepare_server_state(settings: Any) -> RunUser | None:
         return None
     user = local_run_user(settings)
     if user is not None:
-        check_reachable(user, [data_dir])
+        check_reachable(user, data_dir)
     secure_data_dir(data_dir, runs_separated=user is not None)
     if user is None:
         log.warning("local runs execute as the server's OS user: %s", SINGLE_USER_MESSAGE)
