@@ -17,9 +17,11 @@ def _cmd_server(args: argparse.Namespace) -> int:
     from app.main import create_app
     from app.migrate import upgrade
 
-    # Whatever the server creates (database, repos, logs) is its own unless it says otherwise.
-    os.umask(0o077)
     settings = Settings()
+    if settings.runtime == "local":
+        # Whatever the server creates (logs, outputs, repos) is its own unless it hands it to a
+        # run. Not on Kubernetes: pods may write into directories it makes on a shared volume.
+        os.umask(0o077)
     if not settings.api_url:
         host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
         settings.api_url = f"http://{host}:{args.port}"
@@ -34,7 +36,6 @@ def _cmd_server(args: argparse.Namespace) -> int:
 def _cmd_db_upgrade(_args: argparse.Namespace) -> int:
     from app.migrate import upgrade
 
-    os.umask(0o077)
     upgrade(Settings())
     print("Database is at the latest revision.")
     return 0
@@ -166,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("db", "users"):
+        # The embedded database (and its journal files) is created readable by the server only.
+        os.umask(0o077)
     return int(args.func(args) or 0)
 
 

@@ -154,6 +154,8 @@ def secure_data_dir(data_dir: Path, *, runs_separated: bool) -> None:
     runs = data_dir / "runs"
     runs.mkdir(exist_ok=True)
     os.chmod(runs, TRAVERSE_ONLY if runs_separated else PRIVATE_DIR)
+    if runs_separated:
+        _close_old_run_dirs(runs)
     for name in ("repos", "runtime"):
         (data_dir / name).mkdir(exist_ok=True)
         os.chmod(data_dir / name, PRIVATE_DIR)
@@ -220,14 +222,26 @@ def prepare_server_state(settings: Any) -> RunUser | None:
         secure_server_files(data_dir)
         return None
     user = local_run_user(settings)
+    secure_data_dir(data_dir, runs_separated=user is not None)
     if user is not None:
         check_reachable(user, data_dir)
-    secure_data_dir(data_dir, runs_separated=user is not None)
     if user is None:
         log.warning("local runs execute as the server's OS user: %s", SINGLE_USER_MESSAGE)
     else:
         log.info("local runs execute as OS user %s (a uid per plx user)", user.name)
     return user
+
+
+def _close_old_run_dirs(runs: Path) -> None:
+    """Run directories made before runs were separated were open to all: runs/<kind>/ becomes
+    passable only, each run's directory private (a new start hands it to its run's uid)."""
+    for kind in runs.iterdir():
+        if not kind.is_dir():
+            continue
+        os.chmod(kind, TRAVERSE_ONLY)
+        for run in kind.iterdir():
+            if run.is_dir() and run.stat().st_mode & 0o077:
+                os.chmod(run, PRIVATE_DIR)
 
 
 def secure_server_files(data_dir: Path) -> None:

@@ -174,3 +174,18 @@ def test_a_run_user_without_root_is_a_clear_error(monkeypatch: pytest.MonkeyPatc
 def test_root_as_run_user_is_refused() -> None:
     with pytest.raises(isolation.RunUserError, match="root"):
         isolation.ensure_run_user("root")
+
+
+@root_only
+def test_start_up_closes_run_directories_made_before_runs_were_separated(data_dir: Path) -> None:
+    old_run = data_dir / "runs" / "experiment" / "1"
+    old_run.mkdir(parents=True, mode=0o755)
+    old_run.chmod(0o755)
+    (data_dir / "plx.db").write_text("")
+    (data_dir / "plx.db").chmod(0o644)
+    settings = Settings(data_dir=data_dir, runtime="local", local_run_user="plx-run")
+    assert isolation.prepare_server_state(settings) is not None
+    assert stat.S_IMODE(old_run.stat().st_mode) == 0o700
+    assert stat.S_IMODE(old_run.parent.stat().st_mode) == 0o711
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o711
+    assert stat.S_IMODE((data_dir / "plx.db").stat().st_mode) == 0o600
