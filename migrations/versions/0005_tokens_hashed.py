@@ -5,7 +5,7 @@ here, once, and stored in `server_secrets` (app/security.py says why there). A d
 recover clear tokens: it deletes them all (users log in again, running runs lose their token).
 
 Revision ID: 0005_tokens_hashed
-Revises: 0004_active_run_index
+Revises: 0005_order_json_columns
 """
 
 import hashlib
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_tokens_hashed"
-down_revision: str | None = "0004_active_run_index"
+down_revision: str | None = "0005_order_json_columns"
 branch_labels = None
 depends_on = None
 

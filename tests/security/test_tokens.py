@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.config import Settings
 from app.db import session_scope
 from app.main import create_app
-from app.migrate import upgrade
+from app.migrate import alembic_config, upgrade
 from app.services.users import create_run_tokens, ensure_admin, get_user
 
 ME = "/api/v1/users"
@@ -117,7 +118,7 @@ async def test_an_overlong_token_is_refused_without_a_lookup(client: Any) -> Non
 
 @pytest.fixture
 async def old_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """A database at revision 0004, before tokens were hashed."""
+    """A database at the revision before tokens were hashed."""
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
     else:
@@ -128,7 +129,9 @@ async def old_database(backend: str, tmp_path: Path, request: pytest.FixtureRequ
         admin = base.set(database="postgres").render_as_string(hide_password=False)
         await _recreate_database(admin, name)
         url = base.set(database=name).render_as_string(hide_password=False)
-    await asyncio.to_thread(upgrade, Settings(database_url=url), "0004_active_run_index")
+    script = ScriptDirectory.from_config(alembic_config(url))
+    before = script.get_revision("0005_tokens_hashed").down_revision
+    await asyncio.to_thread(upgrade, Settings(database_url=url), before)
     return url
 
 
