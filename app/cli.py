@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 
 from app.config import Settings
@@ -17,6 +18,10 @@ def _cmd_server(args: argparse.Namespace) -> int:
     from app.migrate import upgrade
 
     settings = Settings()
+    if settings.runtime == "local":
+        # Whatever the server creates (logs, outputs, repos) is its own unless it hands it to a
+        # run. Not on Kubernetes: pods may write into directories it makes on a shared volume.
+        os.umask(0o077)
     if not settings.api_url:
         host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
         settings.api_url = f"http://{host}:{args.port}"
@@ -49,10 +54,10 @@ def _cmd_users_create(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from app.db import make_engine, make_sessionmaker, session_scope
-    from app.errors import BadRequest
+    from app.errors import BadRequest, PermissionDenied
     from app.migrate import upgrade
     from app.schemas.users import UserCreate
-    from app.services.users import create_user
+    from app.services.users import check_room_for_user, create_user
 
     password = _read_password(args)
     try:
@@ -70,6 +75,8 @@ def _cmd_users_create(args: argparse.Namespace) -> int:
         engine = make_engine(settings)
         try:
             async with session_scope(make_sessionmaker(engine)) as session:
+                if not body.is_superuser:
+                    await check_room_for_user(session, settings)
                 await create_user(
                     session,
                     username=body.username,
@@ -82,10 +89,42 @@ def _cmd_users_create(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(run())
-    except BadRequest as exc:
+    except (BadRequest, PermissionDenied) as exc:
         print(exc.message, file=sys.stderr)
         return 1
     print(f"Created user {body.username}{' (superuser)' if body.is_superuser else ''}.")
+    return 0
+
+
+def _cmd_users_set_password(args: argparse.Namespace) -> int:
+    """Reset a user's password; every token of theirs stops working."""
+    from app.db import make_engine, make_sessionmaker, session_scope
+    from app.migrate import upgrade
+    from app.services.users import get_user, set_password
+
+    password = _read_password(args)
+    if len(password) < 8:
+        print("password: at least 8 characters", file=sys.stderr)
+        return 2
+    settings = Settings()
+    upgrade(settings)
+
+    async def run() -> bool:
+        engine = make_engine(settings)
+        try:
+            async with session_scope(make_sessionmaker(engine)) as session:
+                user = await get_user(session, args.name)
+                if user is None:
+                    return False
+                await set_password(session, user, password)
+                return True
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(run()):
+        print(f"No user named {args.name}.", file=sys.stderr)
+        return 1
+    print(f"Password of {args.name} changed; their tokens are revoked.")
     return 0
 
 
@@ -115,11 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the password from the first line of standard input",
     )
     create.set_defaults(func=_cmd_users_create)
+    reset = users_sub.add_parser("set-password", help="reset a password (revokes their tokens)")
+    reset.add_argument("name")
+    reset.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
+    reset.set_defaults(func=_cmd_users_set_password)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("db", "users"):
+        # The embedded database (and its journal files) is created readable by the server only.
+        os.umask(0o077)
     return int(args.func(args) or 0)
 
 

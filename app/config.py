@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     # Seconds a resolved token is reused without a lookup; another replica may honour a
     # revoked token this long. 0: look every token up.
     auth_cache_seconds: float = Field(default=5.0, ge=0)
+    # Lifetime of a login token in seconds; 0: until logout or a password change.
+    token_ttl: float = Field(default=0, ge=0)
+    # Local runtime: the OS user runs execute as (created or checked at start). Empty: `plx-run`
+    # when the server runs as root; "none" runs them as the server's own user (one trusted user).
+    local_run_user: str = ""
+    # Allow several non-superusers when local runs cannot be separated from the server.
+    local_trust_users: bool = False
     # Requests per minute per token (per client IP when anonymous); 0 turns the limit off.
     rate_limit_per_minute: int = Field(default=0, ge=0)
     # Largest request body outside the repo upload route (which has `max_upload_bytes`).

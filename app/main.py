@@ -41,6 +41,7 @@ from app.routers import code as code_routes
 from app.routers import docs as docs_routes
 from app.routers import metrics as metrics_routes
 from app.routers import plugins as plugin_routes
+from app.runtimes.isolation import prepare_server_state, runs_share_server_user
 from app.services.logs import LogUsage
 from app.services.principal_cache import PrincipalCache
 from app.services.users import ensure_admin
@@ -66,6 +67,9 @@ TAGS = [
 def _lifespan(settings: Settings) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Before anything serves: a run user that cannot be used is a clear start-up error.
+        app.state.run_user = prepare_server_state(settings)
+        app.state.runs_share_server_user = runs_share_server_user(settings)
         engine = make_engine(settings)
         principals = PrincipalCache(settings.auth_cache_seconds)
         maker = make_sessionmaker(engine, principals)

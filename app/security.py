@@ -1,7 +1,16 @@
-"""Password hashing and API tokens."""
+"""Password hashing and API tokens.
+
+Tokens are 160 random bits shown to their holder once; the database keeps only their digest,
+HMAC-SHA256 under a per-installation key (`server_secrets`, made by migration 0005). What keeps
+a token from a reader of the database is that 160 random bits cannot be recovered from a
+one-way digest; the key only ties the digests to this installation. It lives in the database
+so that every API replica agrees on it with nothing more to configure, and the migration that
+hashed the existing tokens could do so in one transaction.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 
@@ -10,8 +19,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
 
-SELECTOR_LENGTH = 12
 TOKEN_BYTES = 20  # 40 hex characters, like DRF tokens
+TOKEN_SECRET_NAME = "token_hmac"  # server_secrets.name of the digest key
 
 
 def hash_password(password: str) -> str:
@@ -29,12 +38,17 @@ def new_token_key() -> str:
     return secrets.token_hex(TOKEN_BYTES)
 
 
-def token_selector(key: str) -> str:
-    return key[:SELECTOR_LENGTH]
+def new_secret() -> str:
+    return secrets.token_hex(32)
 
 
-def keys_match(stored: str, presented: str) -> bool:
-    return hmac.compare_digest(stored.encode(), presented.encode())
+def token_digest(secret: str, key: str) -> str:
+    """What the database stores (and looks up) for the token `key`."""
+    return hmac.new(secret.encode(), key.encode(), hashlib.sha256).hexdigest()
+
+
+def digests_match(stored: str, computed: str) -> bool:
+    return hmac.compare_digest(stored.encode(), computed.encode())
 
 
 # A hash of a random password: used to spend the same time when the user does not exist.

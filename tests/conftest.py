@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +32,26 @@ BACKENDS = ["sqlite", "postgres"]
 
 def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def local_runs_env(data_dir: Path) -> dict[str, str]:
+    """PLX_* for a `plx server` whose local runs execute as another OS user when it is root
+    (app/runtimes/isolation.py): that user must pass through pytest's private temporary
+    directories to reach the data directory, and execute this interpreter. Where it cannot
+    (an interpreter under root's private home, as pyenv installs it), the server runs them as
+    itself, for trusted users."""
+    if os.geteuid() != 0:
+        return {}
+    for path in reversed(data_dir.parents):
+        if path.is_dir() and path.stat().st_uid == 0 and str(path).startswith("/tmp/"):
+            path.chmod(path.stat().st_mode | 0o111)
+    if not _others_can_reach(Path(sys.executable).resolve()):
+        return {"PLX_LOCAL_RUN_USER": "none", "PLX_LOCAL_TRUST_USERS": "true"}
+    return {}
+
+
+def _others_can_reach(path: Path) -> bool:
+    return all(p.stat().st_mode & 0o001 for p in path.parents)
 
 
 @pytest.fixture(scope="session")

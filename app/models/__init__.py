@@ -22,7 +22,7 @@ from app.models.jobs import (
     TensorboardJobStatus,
 )
 from app.models.projects import Bookmark, Project
-from app.models.users import Token, User
+from app.models.users import ServerSecret, Token, User
 
 __all__ = [
     "Base",
@@ -45,6 +45,7 @@ __all__ = [
     "NotebookJob",
     "NotebookJobStatus",
     "Project",
+    "ServerSecret",
     "TensorboardJob",
     "TensorboardJobStatus",
     "Token",

@@ -132,11 +132,14 @@ def build_runtime(settings: Settings) -> Runtime:
     from app.runtimes import make_runtime
 
     if settings.runtime == "local":
+        from app.runtimes.isolation import local_run_user
+
         return make_runtime(
             "local",
             state_dir=settings.data_dir / "runtime",
             max_parallel=settings.local_max_parallel,
             poll_interval=LOCAL_POLL_INTERVAL,
+            run_user=local_run_user(settings),
         )
     if settings.runtime == "kubernetes":
         from app.k8s.manifests import ManifestOptions

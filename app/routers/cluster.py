@@ -13,6 +13,7 @@ from app.config import Settings
 from app.deps import AuthDep, SettingsDep
 from app.errors import NotFound, PlxError
 from app.runtimes.base import ClusterNode, Runtime, RuntimeError_, this_machine
+from app.runtimes.isolation import runs_share_server_user
 
 router = APIRouter(prefix="/api/v1", tags=["cluster"])
 
@@ -88,6 +89,10 @@ async def _cluster(request: Request, settings: Settings) -> dict[str, Any]:
             "plx_version": _plx_version(),
             "python_version": platform.python_version(),
         },
+        # Local runs executing as the server's OS user can read everything it can: such a
+        # server is for one trusted user (app/runtimes/isolation.py).
+        "runs_isolated": not runs_share_server_user(settings),
+        "single_trusted_user": runs_share_server_user(settings) and not settings.local_trust_users,
         "nodes": [_node_out(node, index) for index, node in enumerate(ordered, start=1)],
     }
 

@@ -5,9 +5,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, status
 from pydantic import ValidationError
 
-from app.deps import SessionDep, SuperuserDep, UserAuthDep
+from app.deps import SessionDep, SettingsDep, SuperuserDep, UserAuthDep
 from app.errors import BadRequest
-from app.schemas.users import LoginIn, TokenOut, UserCreate, UserOut
+from app.schemas.users import LoginIn, PasswordIn, TokenOut, UserCreate, UserOut
 from app.services import users as users_service
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
@@ -46,16 +46,36 @@ async def _login_body(request: Request) -> LoginIn:
         }
     },
 )
-async def login(request: Request, session: SessionDep) -> TokenOut:
+async def login(request: Request, session: SessionDep, settings: SettingsDep) -> TokenOut:
     body = await _login_body(request)
-    token = await users_service.login(session, username=body.username, password=body.password)
+    token = await users_service.login(
+        session, username=body.username, password=body.password, ttl=settings.token_ttl
+    )
     return TokenOut(token=token)
 
 
-@router.post("/logout", summary="Log out: revoke the caller's token", status_code=200)
+@router.post("/logout", summary="Log out: revoke the token of this request", status_code=200)
 async def logout(session: SessionDep, principal: UserAuthDep) -> dict[str, str]:
-    await users_service.logout(session, principal.user)
+    await users_service.logout(session, principal)
     return {"detail": "Logged out."}
+
+
+@router.post(
+    "/password",
+    summary="Change the caller's password: revokes all their tokens, returns a new one",
+    response_model=TokenOut,
+)
+async def change_password(
+    body: PasswordIn, session: SessionDep, settings: SettingsDep, principal: UserAuthDep
+) -> TokenOut:
+    token = await users_service.change_password(
+        session,
+        principal.user,
+        old_password=body.old_password,
+        new_password=body.new_password,
+        ttl=settings.token_ttl,
+    )
+    return TokenOut(token=token)
 
 
 @router.get("", summary="The calling user", response_model=UserOut)
@@ -69,7 +89,11 @@ async def me(principal: UserAuthDep) -> UserOut:
     response_model=UserOut,
     status_code=status.HTTP_201_CREATED,
 )
-async def create_user(body: UserCreate, session: SessionDep, _admin: SuperuserDep) -> UserOut:
+async def create_user(
+    body: UserCreate, session: SessionDep, settings: SettingsDep, _admin: SuperuserDep
+) -> UserOut:
+    if not body.is_superuser:
+        await users_service.check_room_for_user(session, settings)
     user = await users_service.create_user(
         session,
         username=body.username,

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from app.runtimes.base import Runtime, RuntimeError_, WorkloadSpec, WorkloadState
+from app.runtimes.isolation import RunUser, give_tree, run_uid_for
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ _LAUNCH_TIMEOUT = 10.0
 PLUGIN_KINDS = frozenset({"tensorboard", "notebook"})
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-# Run as ``python -I -S -c _WRAPPER state_dir workdir command sweep_grace started_at``, with
+# Run as ``python -I -S -c _WRAPPER state_dir workdir command sweep_grace started_at uid gid``, with
 # stdout/stderr on the log file, as leader of a new session. Standard library only: it must not
 # depend on the server's package being importable from the run's directory.
 _WRAPPER = r"""
@@ -66,7 +67,7 @@ import os, sys, time, _signal
 
 # Only built-in modules: this interpreter starts once per run, and `json`, `signal` (enum) and
 # `subprocess` would triple its start-up time, the largest cost of a short run.
-state_dir, workdir, command, sweep_grace, started_at = sys.argv[1:6]
+state_dir, workdir, command, sweep_grace, started_at, uid, gid = sys.argv[1:8]
 me = os.getpid()
 
 
@@ -121,6 +122,13 @@ def spawn(env):
     if pid == 0:
         os.close(read_end)
         try:
+            if uid != "-":
+                # The command runs as the run user; this wrapper stays the server's user, so the
+                # run can neither signal it nor forge the files it writes (exit.json).
+                os.setgroups([])
+                os.setgid(int(gid))
+                os.setuid(int(uid))
+                os.umask(0o077)
             os.chdir(workdir)
             os.execve("/bin/bash", ["/bin/bash", "-c", command], env)
         except OSError as exc:
@@ -288,8 +296,12 @@ class LocalRuntime(Runtime):
         poll_interval: float = 0.5,
         *,
         sweep_grace: float = 5.0,
+        run_user: RunUser | None = None,
     ) -> None:
         super().__init__(notify)
+        # None: commands run as the server's user. Else each plx user's runs get a uid of their
+        # own in this account's group (app/runtimes/isolation.py).
+        self._run_user = run_user
         self._state_dir = Path(state_dir)
         self._max_parallel = max_parallel if max_parallel is not None else (os.cpu_count() or 1)
         self._poll_interval = poll_interval
@@ -337,13 +349,16 @@ class LocalRuntime(Runtime):
         # From here to the end there is no await: two start() calls for one key cannot interleave,
         # and mkdir() below is the claim against anything else sharing the state directory.
         workdir, log_path = self._prepare_paths(spec)
+        owner = self._owner_of(spec)
+        if owner is not None:
+            self._hand_over(spec, workdir, log_path, owner)
         path = self._state_dir / spec.key
         try:
             path.mkdir()
         except FileExistsError:
             return self._observe(self._adopt(spec.key))
         try:
-            workload = self._launch(spec, path, workdir, log_path)
+            workload = self._launch(spec, path, workdir, log_path, owner)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)  # nothing runs: a retry may start it afresh
             raise
@@ -412,7 +427,45 @@ class LocalRuntime(Runtime):
             raise RuntimeError_(f"Cannot prepare {spec.key}: {exc}", retryable=False) from exc
         return workdir, log_path
 
-    def _launch(self, spec: WorkloadSpec, path: Path, workdir: Path, log_path: Path) -> _Workload:
+    def _owner_of(self, spec: WorkloadSpec) -> tuple[int, int] | None:
+        """(uid, gid) the command runs as, or None for the server's own user."""
+        if self._run_user is None:
+            return None
+        try:
+            return run_uid_for(self._state_dir, spec.username), self._run_user.gid
+        except OSError as exc:
+            raise RuntimeError_(f"Cannot pick the OS user of {spec.key}: {exc}") from exc
+
+    def _hand_over(
+        self, spec: WorkloadSpec, workdir: Path, log_path: Path, owner: tuple[int, int]
+    ) -> None:
+        """Give the run its own directories (and only those): owned by its uid, mode 0700."""
+        dirs = [workdir, log_path.parent]
+        if spec.outputs_path:
+            dirs.append(Path(spec.outputs_path))
+        # plx's layout is runs/<kind>/<id>/{logs,outputs,code}: that directory is the run's.
+        if log_path.parent.name == "logs":
+            dirs.append(log_path.parent.parent)
+        try:
+            for directory in dirs:
+                give_tree(directory, owner)
+            log_path.touch(mode=0o600, exist_ok=True)
+            os.chown(log_path, *owner)
+            # Its parents stay the server's; others may only pass through them.
+            for parent in {d.parent for d in dirs} - set(dirs):
+                if parent != self._state_dir and parent.stat().st_uid == os.geteuid():
+                    os.chmod(parent, parent.stat().st_mode | 0o111)
+        except OSError as exc:
+            raise RuntimeError_(f"Cannot prepare {spec.key}: {exc}", retryable=False) from exc
+
+    def _launch(
+        self,
+        spec: WorkloadSpec,
+        path: Path,
+        workdir: Path,
+        log_path: Path,
+        owner: tuple[int, int] | None = None,
+    ) -> _Workload:
         info = {
             "key": spec.key,
             "kind": spec.kind,
@@ -431,15 +484,20 @@ class LocalRuntime(Runtime):
         started_at = time.time()
         argv = [sys.executable, "-I", "-S", "-c", _WRAPPER, str(path), str(workdir)]
         argv += [spec.command or "", str(self._sweep_grace), repr(started_at)]
+        argv += [str(owner[0]), str(owner[1])] if owner else ["-", "-"]
+        env = {**base_env(), **spec.env}
+        if owner is not None and self._run_user is not None:
+            # The server's HOME is not the run's: it gets its working directory.
+            env.update(HOME=str(workdir), USER=self._run_user.name, LOGNAME=self._run_user.name)
         append = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         try:
             pid = os.posix_spawn(
                 sys.executable,
                 argv,
-                {**base_env(), **spec.env},
+                env,
                 file_actions=[
                     (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 1, str(log_path), append, 0o644),
+                    (os.POSIX_SPAWN_OPEN, 1, str(log_path), append, 0o600),
                     (os.POSIX_SPAWN_DUP2, 1, 2),
                 ],
                 setsid=True,  # own session and process group: one killpg reaches every descendant

@@ -15,6 +15,11 @@ class LoginIn(Schema):
     password: Annotated[str, Field(min_length=1, max_length=4096)]
 
 
+class PasswordIn(Schema):
+    old_password: Annotated[str, Field(min_length=1, max_length=4096)]
+    new_password: Annotated[str, Field(min_length=8, max_length=4096)]
+
+
 class TokenOut(BaseModel):
     token: str
 

@@ -1,5 +1,8 @@
 """Resolved tokens kept for a few seconds, so a request does not pay a lookup round trip.
 
+Entries are keyed by the token's digest (no clear token is kept), and never outlive the
+token's own expiry. The cache also keeps the installation's digest key once read.
+
 Authentication is the one query every request makes. A token resolves to the same principal
 until it is deleted (logout, run finished, user deleted) or its user changes (superuser granted or
 revoked, activated). This process forgets the affected entries when such a change commits, and
@@ -29,6 +32,8 @@ class PrincipalCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        # The token digest key (server_secrets): read once, it never changes.
+        self.token_secret: str | None = None
 
     def get(self, key: str) -> Principal | None:
         entry = self._entries.get(key)
@@ -40,10 +45,12 @@ class PrincipalCache:
             return None
         return principal
 
-    def put(self, key: str, principal: Principal) -> None:
-        if self.ttl <= 0:
+    def put(self, key: str, principal: Principal, *, lifetime: float | None = None) -> None:
+        """Keep `principal` for `ttl` seconds, or `lifetime` (the token's) when that is less."""
+        ttl = self.ttl if lifetime is None else min(self.ttl, lifetime)
+        if ttl <= 0:
             return
-        self._entries[key] = (time.monotonic() + self.ttl, principal)
+        self._entries[key] = (time.monotonic() + ttl, principal)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

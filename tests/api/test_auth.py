@@ -135,12 +135,17 @@ async def test_create_user_superuser_only(client, owner, admin):
 
 
 async def test_login_json_and_form(client, owner):
-    r = await client.post("/api/v1/users/token",
-                          json={"username": "alice", "password": "password123"})
-    assert r.status_code == 200 and r.json() == {"token": owner.token}
-    r = await client.post("/api/v1/users/token",
-                          data={"username": "alice", "password": "password123"})
-    assert r.status_code == 200 and r.json() == {"token": owner.token}
+    # Each login issues a new token (contract.md 4); all of them work.
+    tokens = {owner.token}
+    for body in ({"json": {"username": "alice", "password": "password123"}},
+                 {"data": {"username": "alice", "password": "password123"}}):
+        r = await client.post("/api/v1/users/token", **body)
+        assert r.status_code == 200 and set(r.json()) == {"token"}
+        assert r.json()["token"] not in tokens
+        tokens.add(r.json()["token"])
+    for token in tokens:
+        r = await client.get("/api/v1/users", headers={"Authorization": f"token {token}"})
+        assert r.status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import local_runs_env
+
 REPO = Path(__file__).resolve().parents[2]
 CLI_VENV = REPO / ".cache" / "polyaxon-cli-venv"
 INSTALLED_MARKER = CLI_VENV / ".plx-installed"
@@ -131,6 +133,7 @@ def start_server(root: Path, **extra_env: str) -> Iterator[Server]:
         PLX_RECONCILE_INTERVAL="0.5",
         PLX_STOP_GRACE_SECONDS="2",
     )
+    env.update(local_runs_env(root / "data"))
     env.update(extra_env)
     log = root / "server.log"
     with open(log, "wb") as out:

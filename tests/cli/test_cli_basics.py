@@ -22,7 +22,10 @@ def test_login_with_password_stores_the_token(fresh_cli: Cli):
     out = fresh_cli.ok("login", "-u", ADMIN, "-p", ADMIN_PASSWORD)
     assert "Login successful" in out
     auth = fresh_cli.state(".polyaxonauth")
-    assert auth["username"] == ADMIN and auth["token"] == fresh_cli.server.token()
+    # A login issues a new token each time (contract.md 4): the stored one is new and works.
+    assert auth["username"] == ADMIN and auth["token"] != fresh_cli.server.token()
+    r = fresh_cli.server.api("GET", "/api/v1/users", token=auth["token"])
+    assert r.status_code == 200 and r.json()["username"] == ADMIN
     assert ADMIN in fresh_cli.ok("whoami")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import local_runs_env
 from tests.k8s.fake_apiserver_runner import FakeClusterThread
 
 ADMIN = ("admin", "admin-password-1")
@@ -99,6 +100,7 @@ def server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
             "PLX_RECONCILE_INTERVAL": "0.5",
         }
         env.pop("PLX_DATABASE_URL", None)
+        env.update(local_runs_env(data))
         env.update({f"PLX_{k.upper()}": str(v) for k, v in overrides.items()})
         srv = Server(data_dir=data, port=port, env=env)
         started.append(srv)

@@ -141,6 +141,10 @@ def suggestion_indexes(data_dir: Path, database_url: str | None, group_id: int) 
 
 def sweep_content(ran: Path, n: int, concurrency: int, sleep: float) -> str:
     """A grid of `n` points whose command records its experiment id in `ran` (once per run)."""
+    # Runs may execute as other OS users (app/runtimes/isolation.py), who write only their own
+    # directories: this file, outside them, is the test's window, open to all.
+    ran.touch()
+    ran.chmod(0o666)
     values = ", ".join(str(i) for i in range(n))
     cmd = f"echo $PLX_EXPERIMENT_ID >> '{ran}'; sleep {sleep}; exit 0"
     return (

@@ -30,7 +30,9 @@ def test_server_login_and_project_over_http(server):
 
     r = httpx.post(f"{srv.url}/api/v1/users/token",
                    data={"username": ADMIN[0], "password": ADMIN[1]}, timeout=5)
-    assert r.status_code == 200 and r.json()["token"] == srv.token
+    # A new token per login (contract.md 4); the database file is the server's alone.
+    assert r.status_code == 200 and r.json()["token"] != srv.token
+    assert (srv.data_dir / "plx.db").stat().st_mode & 0o077 == 0
     with srv.client() as c:
         r = c.post("/api/v1/projects/", json={"name": "mnist", "is_public": False})
         assert r.status_code == 201, r.text
