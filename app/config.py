@@ -51,10 +51,26 @@ class Settings(BaseSettings):
     # Seconds a resolved token is reused without a lookup; another replica may honour a
     # revoked token this long. 0: look every token up.
     auth_cache_seconds: float = Field(default=5.0, ge=0)
-    # Requests per minute per token (per client IP when anonymous); 0 turns the limit off.
+    # Requests per minute per user (per run for a run's token, per client address when
+    # anonymous); 0 turns the limit off.
     rate_limit_per_minute: int = Field(default=0, ge=0)
-    # Largest request body outside the repo upload route (which has `max_upload_bytes`).
-    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # Largest request body outside the code uploads (which have `max_upload_bytes`): a few MiB
+    # hold the largest metric batch (`max_metrics_per_request` rows of ~100 bytes).
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    # Failed logins per minute per username and per client address (429 above); 0: no limit.
+    login_failures_per_minute: int = Field(default=10, ge=0)
+    # WebSocket handshakes per minute per user (per client address when anonymous); 0: no limit.
+    ws_handshakes_per_minute: int = Field(default=60, ge=0)
+    # Live streams (WebSockets) one user may hold open at once; 0: no cap.
+    max_streams_per_user: int = Field(default=10, ge=0)
+    # Password hashes (argon2, ~100 ms of CPU each) computed at once, off the event loop;
+    # further logins queue for a worker.
+    password_hash_workers: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1
+    )
+    # Seconds a run's token keeps working after the run is done, for posts still in flight
+    # (contract.md 3: revoked at most 30 s after the run is done).
+    run_token_grace_seconds: float = Field(default=10.0, ge=0, le=30)
     # The polyaxon-cli versions `GET /versions/cli/` announces (polyaxon-cli-0.3.9.md): a CLI older
     # than the minimum tells its user to upgrade and stops; one older than the latest prints a hint.
     cli_min_version: str = "0.3.0"

@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app.config import Settings
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, session_scope
+from app.deps import guard_run_tokens
 from app.errors import add_exception_handlers
 from app.observability import RequestMetrics, RequestMiddleware
 from app.ratelimit import Limits
@@ -35,7 +36,9 @@ from app.routers import (
 from app.routers import code as code_routes
 from app.routers import metrics as metrics_routes
 from app.routers import plugins as plugin_routes
+from app.security import configure_hash_pool
 from app.services.principal_cache import PrincipalCache
+from app.services.run_tokens import RunClock
 from app.services.users import ensure_admin
 
 TAGS = [
@@ -94,8 +97,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=TAGS,
         lifespan=_lifespan(settings),
         redirect_slashes=False,
+        # Every route refuses run tokens unless it opted in (app.deps.run_token_route).
+        dependencies=[Depends(guard_run_tokens)],
     )
     app.state.settings = settings
+    app.state.run_clock = RunClock(settings.auth_cache_seconds, settings.run_token_grace_seconds)
+    configure_hash_pool(settings.password_hash_workers)
     app.state.startup_hooks = []
     app.state.reconciler = None
     app.state.runtime = None
@@ -127,6 +134,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     limits = Limits(
         per_minute=settings.rate_limit_per_minute,
         max_body_bytes=settings.max_body_bytes,
+        login_failures_per_minute=settings.login_failures_per_minute,
+        ws_handshakes_per_minute=settings.ws_handshakes_per_minute,
+        max_streams_per_user=settings.max_streams_per_user,
         metrics=app.state.request_metrics,
     )
     # Trailing slashes, request ids, limits, metrics and access log: one middleware.

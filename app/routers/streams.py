@@ -14,6 +14,7 @@ from typing import Literal
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from app.deps import PRINCIPAL_STATE, check_run_scope
 from app.errors import PlxError
 from app.logic.statuses import is_done
 from app.schemas.common import RowId
@@ -70,7 +71,12 @@ async def stream_logs(
     run_kind = KINDS[kind]
     async with websocket.app.state.sessionmaker() as session:
         try:
-            principal = await authenticate(session, websocket.headers.get("authorization"))
+            # Resolved by the request middleware at the handshake (and refused there without
+            # valid credentials); a run's token was refused by app.deps.guard_run_tokens.
+            principal = websocket.scope.get("state", {}).get(PRINCIPAL_STATE)
+            if principal is None:
+                principal = await authenticate(session, websocket.headers.get("authorization"))
+                check_run_scope(websocket, principal)
             await get_run(session, principal, username, project, run_kind, run_id)
         except PlxError as exc:
             await websocket.close(code=CLOSE_CODES.get(exc.status_code, 4400), reason=exc.message)

@@ -14,11 +14,11 @@ from app.models import Token, User
 from app.models.base import utcnow
 from app.security import (
     DUMMY_HASH,
-    hash_password,
+    hash_password_async,
     keys_match,
     new_token_key,
     token_selector,
-    verify_password,
+    verify_password_async,
 )
 from app.services.principal_cache import SESSION_KEY, PrincipalCache, forget_principals
 
@@ -55,7 +55,7 @@ async def create_user(
 ) -> User:
     user = User(
         username=username,
-        password_hash=hash_password(password),
+        password_hash=await hash_password_async(password),
         email=email,
         is_superuser=is_superuser,
     )
@@ -73,8 +73,8 @@ async def ensure_admin(session: AsyncSession, *, username: str, password: str) -
     user = await get_user(session, username)
     if user is None:
         return await create_user(session, username=username, password=password, is_superuser=True)
-    if not verify_password(user.password_hash, password):
-        user.password_hash = hash_password(password)
+    if not await verify_password_async(user.password_hash, password):
+        user.password_hash = await hash_password_async(password)
     user.is_superuser = True
     user.is_active = True
     await session.flush()
@@ -91,7 +91,7 @@ async def _user_token(session: AsyncSession, user: User) -> Token | None:
 async def login(session: AsyncSession, *, username: str, password: str) -> str:
     """Return the user's token (the same one on every login, as DRF's get_or_create)."""
     user = await get_user(session, username)
-    valid = verify_password(user.password_hash if user else DUMMY_HASH, password)
+    valid = await verify_password_async(user.password_hash if user else DUMMY_HASH, password)
     if user is None or not valid or not user.is_active:
         raise BadRequest("Unable to log in with provided credentials.")
     token = await _user_token(session, user)
