@@ -55,8 +55,12 @@ async def _project(client, owner) -> tuple[int, int]:
         "/api/v1/projects", json={"name": "p", "is_public": False}, headers=owner.headers
     )
     assert r.status_code == 201
-    r = await upload(client, owner, v0_tarball({"train.py": b"print(1)\n"}), url=f"{P}/repo/upload"
-                     .format(username="alice", project="p"))
+    r = await upload(
+        client,
+        owner,
+        v0_tarball({"train.py": b"print(1)\n"}),
+        url=f"{P}/repo/upload".format(username="alice", project="p"),
+    )
     assert r.status_code in (200, 201), r.text
     r = await client.post(
         "/api/v1/alice/p/experiments", json={"config": TRACKING}, headers=owner.headers
@@ -138,9 +142,7 @@ async def test_run_token_refused_on_the_change_feed_and_listings(client, app, ow
         "/api/v1/alice/p/experiments", json={"config": TRACKING}, headers=owner.headers
     )
     other = r.json()["id"]
-    r = await client.post(
-        f"/api/v1/alice/p/experiments/{other}/logs", json=["x"], headers=token
-    )
+    r = await client.post(f"/api/v1/alice/p/experiments/{other}/logs", json=["x"], headers=token)
     assert r.status_code == 403
 
 
@@ -148,8 +150,12 @@ async def test_run_token_downloads_only_the_code_its_run_runs(client, app, owner
     exp_id, _ = await _project(client, owner)
     token = await _token(app, owner, "experiment", exp_id)
     own = (await client.get("/api/v1/alice/p/repo", headers=owner.headers)).json()["commit"]
-    r = await upload(client, owner, v0_tarball({"new.py": b"x\n"}), url=f"{P}/repo/upload"
-                     .format(username="alice", project="p"))
+    r = await upload(
+        client,
+        owner,
+        v0_tarball({"new.py": b"x\n"}),
+        url=f"{P}/repo/upload".format(username="alice", project="p"),
+    )
     newer = r.json()["commit"]
     assert newer != own
     for query in (f"?commit={own}", f"?commit={own[:10]}", ""):
