@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_streams_per_user=settings.max_streams_per_user,
         metrics=app.state.request_metrics,
     )
-    # Trailing slashes, request ids, limits, metrics and access log: one middleware.
+    app.state.request_limits = limits
+    # Trailing slashes, request ids, callers, limits, metrics and access log: one middleware.
     app.add_middleware(RequestMiddleware, metrics=app.state.request_metrics, limits=limits)
     return app
