@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from multiprocessing import Process, Queue
 from pathlib import Path
 
 import httpx
@@ -94,7 +95,8 @@ def summary(name: str, values: list[float]) -> str:
     values = sorted(values)
     p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
     return (
-        f"{name:<34} n={len(values):4d}  p50 {statistics.median(values):7.1f} ms"
+        f"{name:<34} n={len(values):4d}  mean {statistics.fmean(values):6.1f}"
+        f"  p50 {statistics.median(values):6.1f} ms"
         f"  p99 {p99:7.1f} ms  max {values[-1]:7.1f} ms"
     )
 
@@ -105,20 +107,41 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _generate(url: str, kind: str, clients: int, stop_at: float, out: Queue) -> None:
+    """In a process of its own (so that the client side does not slow the /healthz poller):
+    `clients` loops of `kind` until `stop_at`; puts the status codes and the server CPU
+    measured while they ran."""
+
+    async def run() -> list[int]:
+        stop, done = asyncio.Event(), []
+        if kind == "login":
+            loops = [login_loop(url, i % 2 == 1, stop, done) for i in range(clients)]
+        else:
+            loops = [anonymous_loop(url, stop, done) for _ in range(clients)]
+        tasks = [asyncio.create_task(loop) for loop in loops]
+        await asyncio.sleep(max(0.0, stop_at - time.time()))
+        stop.set()
+        await asyncio.gather(*tasks)
+        return done
+
+    out.put(asyncio.run(run()))
+
+
 async def under_load(
-    url: str, pid: int, seconds: float, loops: list
+    url: str, pid: int, seconds: float, kind: str, clients: int
 ) -> tuple[list[float], list[int], float]:
-    """/healthz latencies while `loops` run, their status codes, and the server's CPU time per
-    request of theirs in ms (the /healthz polls included)."""
-    stop, done = asyncio.Event(), []
-    tasks = [asyncio.create_task(make(url, stop, done)) for make in loops]
+    """/healthz latencies while `clients` loops of `kind` run in another process, their status
+    codes, and the server's CPU time per request of theirs in ms (/healthz polls included)."""
+    out: Queue = Queue()
+    generator = Process(target=_generate, args=(url, kind, clients, time.time() + seconds + 1, out))
+    generator.start()
     await asyncio.sleep(0.5)  # the burst is on
-    cpu, count = cpu_seconds(pid), len(done)
+    cpu = cpu_seconds(pid)
     latencies = await health_latencies(url, seconds)
-    cpu, count = cpu_seconds(pid) - cpu, len(done) - count
-    stop.set()
-    await asyncio.gather(*tasks)
-    return latencies, done, cpu * 1000 / max(1, count)
+    cpu = cpu_seconds(pid) - cpu
+    done = await asyncio.to_thread(out.get)
+    generator.join()
+    return latencies, done, cpu * 1000 / max(1, len(done))
 
 
 async def main() -> None:
@@ -136,13 +159,9 @@ async def main() -> None:
             await wait_up(url)
             print(f"server from {args.src}")
             print(summary("idle", await health_latencies(url, args.seconds / 2)))
-            logins = [
-                (lambda u, s, d, w=(i % 2 == 1): login_loop(u, w, s, d)) for i in range(args.logins)
-            ]
-            lat, done, cpu = await under_load(url, proc.pid, args.seconds, logins)
+            lat, done, cpu = await under_load(url, proc.pid, args.seconds, "login", args.logins)
             print(summary(f"{args.logins} clients logging in", lat), f"({len(done)} logins)")
-            anon = [anonymous_loop] * args.anonymous
-            lat, done, cpu = await under_load(url, proc.pid, args.seconds, anon)
+            lat, done, cpu = await under_load(url, proc.pid, args.seconds, "post", args.anonymous)
             print(
                 summary(f"{args.anonymous} anonymous 4 MiB posts", lat),
                 f"({len(done)} posts, {sorted(set(done))}, {cpu:.1f} ms server CPU per post)",
