@@ -232,3 +232,19 @@ async def test_run_token_refused_on_websockets(client, app, owner):
     assert first["type"] == "websocket.close" and first["code"] == 4403, first
     first = await handshake(app, path, {"Authorization": f"token {owner.token}"})
     assert first["type"] == "websocket.accept", first
+
+
+def test_token_end_of_runs():
+    from datetime import UTC, datetime, timedelta
+
+    from app.services.run_tokens import snapshot_window, token_end
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    assert token_end("running", None, grace=10, snapshot_pending=False) is None
+    assert token_end("created", None, grace=10, snapshot_pending=True) is None
+    for status in ("succeeded", "failed", "stopped"):
+        assert token_end(status, t, grace=10, snapshot_pending=False) == t + timedelta(seconds=10)
+    # A notebook stopped with `commit` keeps its token while its pod uploads the snapshot.
+    assert snapshot_window() >= 30
+    end = token_end("stopped", t, grace=10, snapshot_pending=True)
+    assert end == t + timedelta(seconds=snapshot_window())
