@@ -73,9 +73,9 @@ async def resolve_principal(state: Any, authorization: str | None) -> Principal:
     async with maker() as session:
         principal = await authenticate(session, authorization)
         clock = getattr(state, "run_clock", None)
-        if principal.is_run_scoped and clock is not None:
-            assert principal.run_kind is not None and principal.run_id is not None
-            if await clock.revoked(session, principal.run_kind, principal.run_id):
+        kind, run_id = principal.run_kind, principal.run_id
+        if kind is not None and run_id is not None and clock is not None:
+            if await clock.revoked(session, kind, run_id):
                 raise Unauthorized("Invalid token: its run is done.")
     return principal
 
