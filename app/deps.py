@@ -65,6 +65,23 @@ OWN_RUN_ONLY = "A run token may only act on its own run."
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# Browsers cannot set headers on a WebSocket: they offer the subprotocols `plx.token, <token>`
+# instead (never a token in the URL, where logs and history would keep it).
+BROWSER_PROTOCOL = "plx.token"
+
+
+def websocket_credentials(conn: HTTPConnection) -> tuple[str | None, str | None]:
+    """The Authorization value of a WebSocket handshake, and the subprotocol to accept when it
+    came as one."""
+    header = conn.headers.get("authorization")
+    if header:
+        return header, None
+    offered = [p.strip() for p in conn.headers.get("sec-websocket-protocol", "").split(",")]
+    if len(offered) == 2 and offered[0] == BROWSER_PROTOCOL and offered[1]:
+        return f"token {offered[1]}", BROWSER_PROTOCOL
+    return None, None
+
+
 async def resolve_principal(state: Any, authorization: str | None) -> Principal:
     """The caller of a request, resolved before its body is read: Unauthorized (401) for missing,
     invalid or revoked credentials, including the token of a run done for longer than

@@ -20,10 +20,10 @@ from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.deps import PRINCIPAL_STATE, resolve_principal
+from app.deps import PRINCIPAL_STATE, resolve_principal, websocket_credentials
 from app.errors import Unauthorized, is_transient_db_error
 from app.ratelimit import (
     EXEMPT_PATHS,
@@ -282,8 +282,12 @@ class RequestMiddleware:
         state = scope.get("app") and scope["app"].state
         if not needs_credentials(path) or getattr(state, "sessionmaker", None) is None:
             return None, address_key(scope), None
+        if scope["type"] == "websocket":
+            authorization = websocket_credentials(HTTPConnection(scope))[0]
+        else:
+            authorization = _header(scope, b"authorization")
         try:
-            principal = await resolve_principal(state, _header(scope, b"authorization"))
+            principal = await resolve_principal(state, authorization)
         except Unauthorized as exc:
             return (401, exc.message, exc.headers or {}), address_key(scope), None
         except DBAPIError as exc:

@@ -14,7 +14,7 @@ from typing import Literal
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from app.deps import PRINCIPAL_STATE, check_run_scope
+from app.deps import PRINCIPAL_STATE, check_run_scope, websocket_credentials
 from app.errors import PlxError
 from app.logic.statuses import is_done
 from app.schemas.common import RowId
@@ -69,23 +69,27 @@ async def stream_logs(
     run_id: RowId,
 ) -> None:
     run_kind = KINDS[kind]
+    authorization, subprotocol = websocket_credentials(websocket)
     async with websocket.app.state.sessionmaker() as session:
         try:
             # Resolved by the request middleware at the handshake (and refused there without
             # valid credentials); a run's token was refused by app.deps.guard_run_tokens.
             principal = websocket.scope.get("state", {}).get(PRINCIPAL_STATE)
             if principal is None:
-                principal = await authenticate(session, websocket.headers.get("authorization"))
+                principal = await authenticate(session, authorization)
                 check_run_scope(websocket, principal)
             await get_run(session, principal, username, project, run_kind, run_id)
         except PlxError as exc:
             await websocket.close(code=CLOSE_CODES.get(exc.status_code, 4400), reason=exc.message)
             return
-    await websocket.accept()
+    await websocket.accept(subprotocol=subprotocol)
     path = log_path(websocket.app.state.settings, run_kind, run_id)
     offset, last_status = 0, None
+    # A client that goes away must end the stream: a quiet run's loop never sends, so it would
+    # never notice, and each abandoned stream would poll the database for ever.
+    gone = asyncio.create_task(_until_disconnect(websocket))
     try:
-        while True:
+        while not gone.done():
             status = await _status(websocket, run_kind, run_id)
             lines, offset = _read_new(path, offset)
             changed = status != last_status
@@ -99,6 +103,14 @@ async def stream_logs(
                     await _send_lines(websocket, lines, None)
                 await websocket.close()
                 return
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.wait({gone}, timeout=POLL_SECONDS)
     except WebSocketDisconnect:
         return
+    finally:
+        gone.cancel()
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    """Returns when the client closes (what it sends otherwise is ignored)."""
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
