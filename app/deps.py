@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection
 from app.config import Settings
 from app.errors import PermissionDenied, Unauthorized
 from app.services.listing import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, ListParams
+from app.services.logs import LogUsage
 from app.services.users import Principal, authenticate
 
 # Declared as an API key header so the docs page's "Authorize" button works:
@@ -137,6 +138,13 @@ async def guard_run_tokens(conn: HTTPConnection) -> None:
     principal = conn.scope.get("state", {}).get(PRINCIPAL_STATE)
     if principal is not None:
         check_run_scope(conn, principal)
+
+
+async def get_log_usage(request: Request) -> LogUsage:
+    return request.app.state.log_usage
+
+
+LogUsageDep = Annotated[LogUsage, Depends(get_log_usage)]
 
 
 async def get_principal(

@@ -12,7 +12,9 @@ from app.config import Settings
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, session_scope
 from app.deps import guard_run_tokens
 from app.errors import add_exception_handlers
+from app.headers import SecurityHeadersMiddleware
 from app.observability import RequestMetrics, RequestMiddleware
+from app.policy import AllowedRefsMiddleware
 from app.ratelimit import Limits
 from app.reconciler.groups import reconcile_groups
 from app.reconciler.loop import start_reconciler
@@ -29,6 +31,7 @@ from app.routers import (
     groups,
     health,
     jobs,
+    plugin_proxy,
     projects,
     streams,
     ui,
@@ -36,9 +39,11 @@ from app.routers import (
     versions,
 )
 from app.routers import code as code_routes
+from app.routers import docs as docs_routes
 from app.routers import metrics as metrics_routes
 from app.routers import plugins as plugin_routes
 from app.security import configure_hash_pool
+from app.services.logs import LogUsage
 from app.services.principal_cache import PrincipalCache
 from app.services.run_tokens import RunClock
 from app.services.users import ensure_admin
@@ -102,6 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
         # Every route refuses run tokens unless it opted in (app.deps.run_token_route).
         dependencies=[Depends(guard_run_tokens)],
+        # Served by docs_routes from packaged assets (no CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.run_clock = RunClock(settings.auth_cache_seconds, settings.run_token_grace_seconds)
@@ -115,7 +123,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.reconciler_steps.append(reconcile_plugins)
     if settings.reconciler_enabled:
         app.state.startup_hooks.append(start_reconciler)
+    app.state.startup_hooks.append(plugin_proxy.http_client_hook)
     add_exception_handlers(app)
+    docs_routes.add_docs_routes(app)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     app.include_router(users.router)
@@ -126,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(groups.router)
     app.include_router(code_routes.router)
     app.include_router(plugin_routes.router)
+    app.include_router(plugin_proxy.router)
     app.include_router(experiments.router)
     app.include_router(jobs.router)
     app.include_router(builds.router)
@@ -137,6 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(ui.router)
     app.state.request_metrics = RequestMetrics()
+    app.state.metrics_gauges = metrics_routes.GaugeCache()
+    app.state.log_usage = LogUsage()
     limits = Limits(
         per_minute=settings.rate_limit_per_minute,
         max_body_bytes=settings.max_body_bytes,
@@ -146,6 +159,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=app.state.request_metrics,
     )
     app.state.request_limits = limits
+    app.add_middleware(AllowedRefsMiddleware, settings=settings)
     # Trailing slashes, request ids, callers, limits, metrics and access log: one middleware.
     app.add_middleware(RequestMiddleware, metrics=app.state.request_metrics, limits=limits)
+    # Outermost: the headers reach every answer, 413/429 from the limits included.
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

@@ -5,19 +5,20 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from app.deps import (
     AuthDep,
     ListDep,
+    LogUsageDep,
     SessionDep,
     SettingsDep,
     run_token_route,
     wake_after_commit,
 )
-from app.errors import BadRequest
 from app.models import Experiment
+from app.routers.logfiles import LOG_ANSWER, TailQuery, log_response
 from app.schemas.common import Detail, Page, RowId
 from app.schemas.experiments import (
     CloneBody,
@@ -32,8 +33,8 @@ from app.schemas.experiments import (
 )
 from app.schemas.statuses import ExperimentStatusOut, JobStatusOut, StatusCreate
 from app.services import experiments as service
+from app.services import logs, runs
 from app.services import metrics as metrics_service
-from app.services import runs
 from app.services.jobs import stop_run, update_run
 from app.services.projects import bookmarked_ids, get_project, set_bookmark
 
@@ -445,7 +446,7 @@ async def post_metrics(
     return Response(status_code=201) if row is None else row
 
 
-@router.get("/experiments/{exp_id}/logs", summary="The run's log", response_class=PlainTextResponse)
+@router.get("/experiments/{exp_id}/logs", summary="The run's log", **LOG_ANSWER)
 @run_token_route("experiment", id_param="exp_id")
 async def get_logs(
     username: str,
@@ -454,9 +455,10 @@ async def get_logs(
     session: SessionDep,
     settings: SettingsDep,
     principal: AuthDep,
-) -> PlainTextResponse:
+    tail: TailQuery = None,
+) -> StreamingResponse:
     await _get(session, principal, username, project, exp_id)
-    return PlainTextResponse(runs.read_log(settings, "experiment", exp_id))
+    return log_response(logs.open_log(settings, "experiment", exp_id, tail=tail))
 
 
 @router.post("/experiments/{exp_id}/logs", summary="Append log lines", response_model=Detail)
@@ -468,14 +470,19 @@ async def post_logs(
     session: SessionDep,
     settings: SettingsDep,
     principal: AuthDep,
+    usage: LogUsageDep,
     body: Annotated[Any, Body()] = None,
 ) -> dict[str, str]:
-    await _get(session, principal, username, project, exp_id, run_write=True)
-    if not (
-        isinstance(body, str) or (isinstance(body, list) and all(isinstance(x, str) for x in body))
-    ):
-        raise BadRequest("body: expected a string or a list of strings")
-    runs.append_log(settings, "experiment", exp_id, body)
+    ra = await _get(session, principal, username, project, exp_id, run_write=True)
+    await logs.append_log(
+        session,
+        settings,
+        usage,
+        kind="experiment",
+        run_id=exp_id,
+        owner_id=ra.access.project.user_id,
+        body=body,
+    )
     return {"detail": "Logged."}
 
 
@@ -576,11 +583,7 @@ async def list_job_statuses(
     }
 
 
-@router.get(
-    "/experiments/{exp_id}/jobs/{job_id}/logs",
-    summary="A replica's log",
-    response_class=PlainTextResponse,
-)
+@router.get("/experiments/{exp_id}/jobs/{job_id}/logs", summary="A replica's log", **LOG_ANSWER)
 async def get_job_logs(
     username: str,
     project: str,
@@ -589,11 +592,12 @@ async def get_job_logs(
     session: SessionDep,
     settings: SettingsDep,
     principal: AuthDep,
-) -> PlainTextResponse:
+    tail: TailQuery = None,
+) -> StreamingResponse:
     ra = await _get(session, principal, username, project, exp_id)
     job = await service.get_replica(session, ra.run, job_id)
     replica = f"{job.role}-{job.replica_index}"
-    return PlainTextResponse(runs.read_log(settings, "experiment", exp_id, replica))
+    return log_response(logs.open_log(settings, "experiment", exp_id, replica, tail=tail))
 
 
 @router.post(

@@ -22,6 +22,8 @@ export function useProjectEvents(user: string, project: string): void {
           after = data.next;
           if (!first && data.results.length) {
             const kinds = new Set(data.results.map((e) => e.object_type));
+            if (data.results.some((e) => e.kind === "metric"))
+              queryClient.invalidateQueries({ queryKey: ["series", user, project] });
             if (kinds.has("experiment") || kinds.has("experiment_job"))
               queryClient.invalidateQueries({ queryKey: ["experiments", user, project] });
             if (kinds.has("group") || kinds.has("experiment"))

@@ -5,6 +5,7 @@ import { api, unwrap } from "../api/client";
 import { MetricChart } from "../components/MetricChart";
 import { Card, ErrorBox, fmt, Status, when } from "../components/ui";
 import { getToken } from "../lib/auth";
+import { useProjectEvents } from "../lib/useEvents";
 import { useSeries } from "../lib/useSeries";
 
 const DONE = new Set(["succeeded", "failed", "stopped", "skipped"]);
@@ -15,10 +16,10 @@ export default function ExperimentPage() {
   const path = { username: user, project, exp_id: expId };
   const queryClient = useQueryClient();
   const navigate = useNavigate();
+  useProjectEvents(user, project);
   const detail = useQuery({
     queryKey: ["experiments", user, project, "detail", expId],
     queryFn: () => unwrap(api.GET("/api/v1/{username}/{project}/experiments/{exp_id}", { params: { path } })),
-    refetchInterval: (q) => (q.state.data && DONE.has(q.state.data.last_status ?? "") ? false : 3000),
   });
   const statuses = useQuery({
     queryKey: ["experiments", user, project, "statuses", expId],
@@ -98,7 +99,7 @@ export default function ExperimentPage() {
               </ul>
             </Card>
           </div>
-          <Metrics user={user} project={project} id={expId} live={running} names={Object.keys(exp.last_metric ?? {}).filter((k) => k !== "step")} />
+          <Metrics user={user} project={project} id={expId} names={Object.keys(exp.last_metric ?? {}).filter((k) => k !== "step")} />
           <Card title="Config and resources">
             <pre className="pre">{JSON.stringify({ config: exp.config, resources: exp.resources }, null, 1)}</pre>
           </Card>
@@ -118,12 +119,12 @@ function FactRow({ name, value }: { name: string; value: unknown }) {
   );
 }
 
-function Metrics({ user, project, id, names, live }: { user: string; project: string; id: number; names: string[]; live: boolean }) {
+function Metrics({ user, project, id, names }: { user: string; project: string; id: number; names: string[] }) {
   const [log, setLog] = useState(false);
   const [smoothing, setSmoothing] = useState(0);
   const [axis, setAxis] = useState<"step" | "time">("step");
   const [range, setRange] = useState<[number, number] | null>(null);
-  const [series] = useSeries(user, project, [id], { axis, range, points: 2000, refetch: live ? 5000 : false });
+  const [series] = useSeries(user, project, [id], { axis, range, points: 2000 });
   const sets = series?.data?.series ?? [];
   return (
     <Card

@@ -21,7 +21,6 @@ export default function GroupPage() {
   const detail = useQuery({
     queryKey: ["groups", user, project, "detail", groupId],
     queryFn: () => unwrap(api.GET("/api/v1/{username}/{project}/groups/{group_id}", { params: { path } })),
-    refetchInterval: (q) => (q.state.data && DONE.has(q.state.data.last_status ?? "") ? false : 2000),
   });
   const group = detail.data;
   const hp = (group?.hptuning ?? {}) as Record<string, any>;
@@ -29,16 +28,15 @@ export default function GroupPage() {
   const [chosen, setChosen] = useState<string>("");
   const metric = chosen || objective.name || "loss";
   const minimize = (objective.optimization ?? "minimize") !== "maximize";
+  // Live while it runs: the project's change feed refreshes these queries (useProjectEvents).
   const live = group ? !DONE.has(group.last_status ?? "") : false;
   const points = useQuery({
     queryKey: ["groups", user, project, "points", groupId, metric],
     queryFn: () => unwrap(api.GET("/api/v1/{username}/{project}/groups/{group_id}/points", { params: { path, query: { metric, limit: 20000 } } })),
-    refetchInterval: live ? 3000 : false,
   });
   const decisions = useQuery({
     queryKey: ["groups", user, project, "decisions", groupId],
     queryFn: () => unwrap(api.GET("/api/v1/{username}/{project}/groups/{group_id}/decisions", { params: { path, query: { limit: 1000 } } })),
-    refetchInterval: live ? 3000 : false,
   });
   const stop = useMutation({
     mutationFn: () => unwrap(api.POST("/api/v1/{username}/{project}/groups/{group_id}/stop", { params: { path }, body: {} as never })),
