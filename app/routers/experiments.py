@@ -439,10 +439,13 @@ async def post_metrics(
     settings: SettingsDep,
     principal: AuthDep,
     body: Annotated[Any, Body()] = None,
+    dedupe: Annotated[
+        bool, Query(description="skip points already stored (same created_at and values)")
+    ] = False,
 ) -> Any:
     ra = await _get(session, principal, username, project, exp_id, run_write=True)
     points = metrics_service.validate_points(body, limit=settings.max_metrics_per_request)
-    row = await metrics_service.add_metrics(session, ra.run, points)
+    row = await metrics_service.add_metrics(session, ra.run, points, dedupe=dedupe)
     return Response(status_code=201) if row is None else row
 
 
