@@ -65,10 +65,26 @@ class Settings(BaseSettings):
     local_run_user: str = ""
     # Allow several non-superusers when local runs cannot be separated from the server.
     local_trust_users: bool = False
-    # Requests per minute per token (per client IP when anonymous); 0 turns the limit off.
+    # Requests per minute per user (per run for a run's token, per client address when
+    # anonymous); 0 turns the limit off.
     rate_limit_per_minute: int = Field(default=0, ge=0)
-    # Largest request body outside the repo upload route (which has `max_upload_bytes`).
-    max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # Largest request body outside the code uploads (which have `max_upload_bytes`): a few MiB
+    # hold the largest metric batch (`max_metrics_per_request` rows of ~100 bytes).
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
+    # Failed logins per minute per username and per client address (429 above); 0: no limit.
+    login_failures_per_minute: int = Field(default=10, ge=0)
+    # WebSocket handshakes per minute per user (per client address when anonymous); 0: no limit.
+    ws_handshakes_per_minute: int = Field(default=60, ge=0)
+    # Live streams (WebSockets) one user may hold open at once; 0: no cap.
+    max_streams_per_user: int = Field(default=10, ge=0)
+    # Password hashes (argon2, ~100 ms of CPU each) computed at once, off the event loop;
+    # further logins queue for a worker.
+    password_hash_workers: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1
+    )
+    # Seconds a run's token keeps working after the run is done, for posts still in flight
+    # (contract.md 3: revoked at most 30 s after the run is done).
+    run_token_grace_seconds: float = Field(default=10.0, ge=0, le=30)
     # Storage bounds. Log appends (POST .../logs): bytes per request and per run's log; bytes of
     # logs per project owner (0: no quota). Code versions per owner: count and bytes (extracted
     # size; 0: no quota); versions kept per project (0: all; a version a run uses is kept).

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import WebSocketException
+from starlette.requests import HTTPConnection
 
 from app.config import Settings
-from app.errors import PermissionDenied
+from app.errors import PermissionDenied, Unauthorized
 from app.services.listing import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, ListParams
 from app.services.logs import LogUsage
 from app.services.users import Principal, authenticate
@@ -56,6 +59,87 @@ async def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+# Where the request middleware (app.observability) puts the caller it resolved before routing.
+PRINCIPAL_STATE = "principal"
+RUN_SCOPE_ATTR = "__plx_run_scope__"
+OWN_RUN_ONLY = "A run token may only act on its own run."
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# Browsers cannot set headers on a WebSocket: they offer the subprotocols `plx.token, <token>`
+# instead (never a token in the URL, where logs and history would keep it).
+BROWSER_PROTOCOL = "plx.token"
+
+
+def websocket_credentials(conn: HTTPConnection) -> tuple[str | None, str | None]:
+    """The Authorization value of a WebSocket handshake, and the subprotocol to accept when it
+    came as one."""
+    header = conn.headers.get("authorization")
+    if header:
+        return header, None
+    offered = [p.strip() for p in conn.headers.get("sec-websocket-protocol", "").split(",")]
+    if len(offered) == 2 and offered[0] == BROWSER_PROTOCOL and offered[1]:
+        return f"token {offered[1]}", BROWSER_PROTOCOL
+    return None, None
+
+
+async def resolve_principal(state: Any, authorization: str | None) -> Principal:
+    """The caller of a request, resolved before its body is read: Unauthorized (401) for missing,
+    invalid or revoked credentials, including the token of a run done for longer than
+    PLX_RUN_TOKEN_GRACE_SECONDS (app.services.run_tokens)."""
+    maker = getattr(state, "read_sessionmaker", None) or state.sessionmaker
+    async with maker() as session:
+        principal = await authenticate(session, authorization)
+        clock = getattr(state, "run_clock", None)
+        kind, run_id = principal.run_kind, principal.run_id
+        if kind is not None and run_id is not None and clock is not None:
+            if await clock.revoked(session, kind, run_id):
+                raise Unauthorized("Invalid token: its run is done.")
+    return principal
+
+
+@dataclass(frozen=True)
+class RunScope:
+    kinds: frozenset[str]
+    id_param: str | None
+
+
+def run_token_route(*kinds: str, id_param: str | None = None) -> Callable[[F], F]:
+    """Let the token of a run of these kinds call the decorated route (put it under the route
+    decorator). With `id_param`, that path parameter must be the token's own run; without, the
+    route narrows what it serves to the run itself. Every other route refuses run tokens."""
+
+    def mark(endpoint: F) -> F:
+        setattr(endpoint, RUN_SCOPE_ATTR, RunScope(frozenset(kinds), id_param))
+        return endpoint
+
+    return mark
+
+
+def check_run_scope(conn: HTTPConnection, principal: Principal) -> None:
+    """Deny by default: a run token may call only the routes marked with `run_token_route`, for
+    its own run (contract.md 3). 403, or close code 4403 on a WebSocket."""
+    if not principal.is_run_scoped:
+        return
+    endpoint = getattr(conn.scope.get("route"), "endpoint", None)
+    scope: RunScope | None = getattr(endpoint, RUN_SCOPE_ATTR, None)
+    allowed = scope is not None and principal.run_kind in scope.kinds
+    if allowed and scope is not None and scope.id_param is not None:
+        allowed = conn.path_params.get(scope.id_param) == str(principal.run_id)
+    if not allowed:
+        if conn.scope["type"] == "websocket":
+            raise WebSocketException(code=4403, reason=OWN_RUN_ONLY)
+        raise PermissionDenied(OWN_RUN_ONLY)
+
+
+async def guard_run_tokens(conn: HTTPConnection) -> None:
+    """An app-wide dependency (every route, WebSockets too): `check_run_scope` on the caller
+    the middleware resolved, so a route refuses run tokens unless it opted in."""
+    principal = conn.scope.get("state", {}).get(PRINCIPAL_STATE)
+    if principal is not None:
+        check_run_scope(conn, principal)
+
+
 async def get_log_usage(request: Request) -> LogUsage:
     return request.app.state.log_usage
 
@@ -64,9 +148,15 @@ LogUsageDep = Annotated[LogUsage, Depends(get_log_usage)]
 
 
 async def get_principal(
-    session: SessionDep, authorization: Annotated[str | None, Depends(token_header)]
+    request: Request,
+    session: SessionDep,
+    authorization: Annotated[str | None, Depends(token_header)],
 ) -> Principal:
-    return await authenticate(session, authorization)
+    principal = request.scope.get("state", {}).get(PRINCIPAL_STATE)
+    if principal is None:  # not resolved before routing (an app without the middleware)
+        principal = await authenticate(session, authorization)
+        check_run_scope(request, principal)
+    return principal
 
 
 AuthDep = Annotated[Principal, Depends(get_principal)]
@@ -75,7 +165,7 @@ AuthDep = Annotated[Principal, Depends(get_principal)]
 async def get_user_principal(principal: AuthDep) -> Principal:
     """A user token (not a run-scoped one)."""
     if principal.is_run_scoped:
-        raise PermissionDenied("A run token may only act on its own run.")
+        raise PermissionDenied(OWN_RUN_ONLY)
     return principal
 
 

@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app.config import Settings
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, session_scope
+from app.deps import guard_run_tokens
 from app.errors import add_exception_handlers
 from app.headers import SecurityHeadersMiddleware
 from app.observability import RequestMetrics, RequestMiddleware
@@ -42,8 +43,10 @@ from app.routers import docs as docs_routes
 from app.routers import metrics as metrics_routes
 from app.routers import plugins as plugin_routes
 from app.runtimes.isolation import prepare_server_state, runs_share_server_user
+from app.security import configure_hash_pool
 from app.services.logs import LogUsage
 from app.services.principal_cache import PrincipalCache
+from app.services.run_tokens import RunClock
 from app.services.users import ensure_admin
 
 TAGS = [
@@ -106,11 +109,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=TAGS,
         lifespan=_lifespan(settings),
         redirect_slashes=False,
+        # Every route refuses run tokens unless it opted in (app.deps.run_token_route).
+        dependencies=[Depends(guard_run_tokens)],
         # Served by docs_routes from packaged assets (no CDN).
         docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.run_clock = RunClock(settings.auth_cache_seconds, settings.run_token_grace_seconds)
+    configure_hash_pool(settings.password_hash_workers)
     app.state.startup_hooks = []
     app.state.reconciler = None
     app.state.runtime = None
@@ -150,10 +157,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     limits = Limits(
         per_minute=settings.rate_limit_per_minute,
         max_body_bytes=settings.max_body_bytes,
+        login_failures_per_minute=settings.login_failures_per_minute,
+        ws_handshakes_per_minute=settings.ws_handshakes_per_minute,
+        max_streams_per_user=settings.max_streams_per_user,
         metrics=app.state.request_metrics,
     )
+    app.state.request_limits = limits
     app.add_middleware(AllowedRefsMiddleware, settings=settings)
-    # Trailing slashes, request ids, limits, metrics and access log: one middleware.
+    # Trailing slashes, request ids, callers, limits, metrics and access log: one middleware.
     app.add_middleware(RequestMiddleware, metrics=app.state.request_metrics, limits=limits)
     # Outermost: the headers reach every answer, 413/429 from the limits included.
     app.add_middleware(SecurityHeadersMiddleware)

@@ -1,21 +1,33 @@
-"""Per-token request rate limits (429 + Retry-After) and a request body size limit (413).
+"""Abuse limits: request rates (429 + Retry-After), failed logins, WebSocket handshakes and
+streams, and the request body size (413).
 
-Applied by the app's one pure-ASGI middleware (`app.observability.RequestMiddleware`). The rate
-limit is a token bucket per `Authorization` value (per client IP when there is none):
-`PLX_RATE_LIMIT_PER_MINUTE` tokens refill evenly over a minute and the bucket holds at most one
-minute's worth, so a quiet client may burst. Default 0 = off: one embedded user should
-never be throttled by the server they run; operators of a shared server set it (e.g. 600).
+Applied by the app's one pure-ASGI middleware (`app.observability.RequestMiddleware`), which
+resolves the caller first, so every limit is keyed on who is calling, not on what they sent: a
+user (`u:<id>`), a run's token (`r:<kind>:<id>`: many runs of one user each get their own), or
+the client address when there are no valid credentials (a varied or re-cased bogus header lands
+in its sender's address bucket).
+
+- `PLX_RATE_LIMIT_PER_MINUTE`: a token bucket per caller, refilled evenly over a minute and
+  holding at most one minute's worth, so a quiet client may burst. Default 0 = off: one embedded
+  user should never be throttled by the server they run; operators of a shared server set it.
+  WebSocket handshakes count as requests.
+- `PLX_LOGIN_FAILURES_PER_MINUTE` (default 10): login attempts per username and per client
+  address. Each attempt takes a token from both buckets before the password is hashed and a
+  successful one gives them back, so concurrent guesses cannot overrun the limit.
+- `PLX_WS_HANDSHAKES_PER_MINUTE` and `PLX_MAX_STREAMS_PER_USER`: WebSocket handshakes per caller
+  and streams open at once per user.
+
 Buckets live in the process: with N replicas behind a balancer a client gets up to N times the
 rate. Health and metrics endpoints are never limited.
 
-The body limit (`PLX_MAX_BODY_BYTES`) applies to every route except the repo upload, which
-enforces its own `PLX_MAX_UPLOAD_BYTES` while streaming: a declared Content-Length above the limit
-is refused before reading, and a chunked body is counted as it streams.
+The body limit (`PLX_MAX_BODY_BYTES`) applies to every route except the code uploads (paths
+ending in `/repo/upload`), which enforce `PLX_MAX_UPLOAD_BYTES` while streaming: a declared
+Content-Length above the limit is refused before reading, and a chunked body is counted as it
+streams.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import threading
@@ -30,6 +42,11 @@ if TYPE_CHECKING:  # app.observability imports this module
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 MAX_BUCKETS = 100_000
+LOGIN_PATH = "/api/v1/users/token"
+# A login body is a username and a password (at most 4096 characters each).
+MAX_LOGIN_BODY = 64 * 1024
+# (status, detail, headers) of a refusal.
+Refusal = tuple[int, str, dict[str, str]]
 
 
 def _is_upload(path: str) -> bool:
@@ -62,6 +79,13 @@ class TokenBuckets:
             self._buckets[key] = (tokens, now)
             return (1 - tokens) / self.rate
 
+    def give_back(self, key: str) -> None:
+        """Return a token taken for an attempt that turned out not to count."""
+        with self._lock:
+            found = self._buckets.get(key)
+            if found is not None:
+                self._buckets[key] = (min(self.capacity, found[0] + 1), found[1])
+
     def _evict(self, now: float) -> None:
         # Buckets refilled to capacity carry no state worth keeping.
         full = [
@@ -71,12 +95,37 @@ class TokenBuckets:
             del self._buckets[key]
 
 
-def _client_key(scope: Scope) -> str:
-    for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            return "t:" + hashlib.sha256(value).hexdigest()[:32]
+def address_key(scope: Scope) -> str:
     client = scope.get("client")
     return "ip:" + (client[0] if client else "unknown")
+
+
+def throttled(wait: float) -> Refusal:
+    retry = max(1, math.ceil(wait))
+    detail = f"Request was throttled. Expected available in {retry} seconds."
+    return 429, detail, {"Retry-After": str(retry)}
+
+
+class StreamSlots:
+    """Open streams per user, at most `cap` each (0: no cap)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._open: dict[str, int] = {}
+
+    def acquire(self, key: str) -> bool:
+        count = self._open.get(key, 0)
+        if self.cap and count >= self.cap:
+            return False
+        self._open[key] = count + 1
+        return True
+
+    def release(self, key: str) -> None:
+        count = self._open.get(key, 0) - 1
+        if count > 0:
+            self._open[key] = count
+        else:
+            self._open.pop(key, None)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -98,14 +147,28 @@ async def reply(send: Send, status: int, detail: str, headers: dict[str, str]) -
 
 
 class Limits:
-    """The rate and body limits of one app, applied by `app.observability.RequestMiddleware`
-    (one middleware for every per-request concern: fewer calls and wrappers per request)."""
+    """The limits of one app, applied by `app.observability.RequestMiddleware` (one middleware
+    for every per-request concern: fewer calls and wrappers per request)."""
 
     def __init__(
-        self, *, per_minute: int, max_body_bytes: int, metrics: RequestMetrics | None = None
+        self,
+        *,
+        per_minute: int,
+        max_body_bytes: int,
+        login_failures_per_minute: int = 0,
+        ws_handshakes_per_minute: int = 0,
+        max_streams_per_user: int = 0,
+        metrics: RequestMetrics | None = None,
     ) -> None:
         self.buckets = TokenBuckets(per_minute) if per_minute > 0 else None
         self.max_body = max_body_bytes
+        self.logins = (
+            TokenBuckets(login_failures_per_minute) if login_failures_per_minute > 0 else None
+        )
+        self.handshakes = (
+            TokenBuckets(ws_handshakes_per_minute) if ws_handshakes_per_minute > 0 else None
+        )
+        self.streams = StreamSlots(max_streams_per_user)
         self.metrics = metrics
 
     def _count(self, reason: str) -> None:
@@ -113,21 +176,52 @@ class Limits:
             with self.metrics._lock:
                 self.metrics.rejected[reason] += 1
 
-    def check(self, scope: Scope, path: str) -> tuple[int, str, dict[str, str]] | int | None:
-        """Of an http request: (status, detail, headers) to refuse it; else the body size to
-        count the streamed body against; None when it need not be counted (health and metrics
-        routes, the repo upload, or a declared Content-Length within the limit: the server never
-        passes on more body than that)."""
-        if path in EXEMPT_PATHS:
+    def rate(self, key: str) -> Refusal | None:
+        """The request rate of caller `key`: a refusal over the limit."""
+        if self.buckets is None:
             return None
-        if self.buckets is not None:
-            wait = self.buckets.take(_client_key(scope))
+        wait = self.buckets.take(key)
+        if wait > 0:
+            self._count("rate_limit")
+            return throttled(wait)
+        return None
+
+    def handshake(self, key: str) -> Refusal | None:
+        refusal = self.rate(key)
+        if refusal is None and self.handshakes is not None:
+            wait = self.handshakes.take(key)
             if wait > 0:
-                self._count("rate_limit")
-                retry = max(1, math.ceil(wait))
-                detail = f"Request was throttled. Expected available in {retry} seconds."
-                return 429, detail, {"Retry-After": str(retry)}
-        if _is_upload(path):
+                self._count("ws_handshake")
+                refusal = throttled(wait)
+        return refusal
+
+    def login_attempt(self, keys: list[str]) -> Refusal | None:
+        """Take a login attempt from each of `keys` (an address, a username), or refuse it
+        (taking none)."""
+        if self.logins is None:
+            return None
+        taken = []
+        for key in keys:
+            wait = self.logins.take(key)
+            if wait > 0:
+                for done in taken:
+                    self.logins.give_back(done)
+                self._count("login_failures")
+                return throttled(wait)
+            taken.append(key)
+        return None
+
+    def login_succeeded(self, keys: list[str]) -> None:
+        if self.logins is not None:
+            for key in keys:
+                self.logins.give_back(key)
+
+    def body(self, scope: Scope, path: str) -> Refusal | int | None:
+        """Of an http request: a refusal over the body limit; else the body size to count the
+        streamed body against; None when it need not be counted (health and metrics routes, the
+        code uploads, or a declared Content-Length within the limit: the server never passes on
+        more body than that)."""
+        if path in EXEMPT_PATHS or _is_upload(path):
             return None
         limit = self.max_body
         declared = _content_length(scope)

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 
-from app.deps import AuthDep, SessionDep, SettingsDep, UserAuthDep
+from app.deps import AuthDep, SessionDep, SettingsDep, UserAuthDep, run_token_route
 from app.schemas.code import CodeReferenceOut, RepoOut
 from app.services import code as service
 from app.services.projects import get_project
+from app.services.run_tokens import own_code_version
 
 router = APIRouter(prefix="/api/v1", tags=["code"])
 
@@ -85,6 +86,7 @@ async def get_repo(username: str, project: str, session: SessionDep, principal: 
     summary="Download a code version as .tar.gz (the current one unless `commit` is given)",
     response_class=FileResponse,
 )
+@run_token_route("experiment", "job", "build", "notebook")
 async def download_repo(
     username: str,
     project: str,
@@ -94,6 +96,8 @@ async def download_repo(
     commit: Annotated[str | None, Query(max_length=64, description="version id")] = None,
 ) -> FileResponse:
     access = await get_project(session, principal, username, project)
+    if principal.is_run_scoped:
+        commit = await own_code_version(session, principal, access.project.id, commit)
     ref = await service.resolve_reference(session, access.project, commit)
     return FileResponse(
         service.tarball_path(settings, ref),

@@ -8,7 +8,15 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
-from app.deps import AuthDep, ListDep, LogUsageDep, SessionDep, SettingsDep, wake_after_commit
+from app.deps import (
+    AuthDep,
+    ListDep,
+    LogUsageDep,
+    SessionDep,
+    SettingsDep,
+    run_token_route,
+    wake_after_commit,
+)
 from app.models import Experiment
 from app.routers.logfiles import LOG_ANSWER, TailQuery, log_response
 from app.schemas.common import Detail, Page, RowId
@@ -218,6 +226,7 @@ async def delete_many(
 
 
 @router.get("/experiments/{exp_id}", summary="Get an experiment", **DETAIL)
+@run_token_route("experiment", id_param="exp_id")
 async def get_experiment(
     username: str, project: str, exp_id: RowId, session: SessionDep, principal: AuthDep
 ) -> dict[str, Any]:
@@ -234,6 +243,7 @@ async def _update(username, project, exp_id, body, session, principal):  # noqa:
 
 
 @router.patch("/experiments/{exp_id}", summary="Update an experiment", **DETAIL)
+@run_token_route("experiment", id_param="exp_id")
 async def patch_experiment(
     username: str,
     project: str,
@@ -246,6 +256,7 @@ async def patch_experiment(
 
 
 @router.put("/experiments/{exp_id}", summary="Update an experiment", **DETAIL)
+@run_token_route("experiment", id_param="exp_id")
 async def put_experiment(
     username: str,
     project: str,
@@ -355,6 +366,7 @@ async def copy(
     summary="Status history, oldest first",
     response_model=Page[ExperimentStatusOut],
 )
+@run_token_route("experiment", id_param="exp_id")
 async def list_statuses(
     username: str,
     project: str,
@@ -375,6 +387,7 @@ async def list_statuses(
     status_code=201,
     response_model=ExperimentStatusOut,
 )
+@run_token_route("experiment", id_param="exp_id")
 async def post_status(
     username: str,
     project: str,
@@ -395,6 +408,7 @@ async def post_status(
     summary="All metric points, oldest first",
     response_model=Page[MetricOut],
 )
+@run_token_route("experiment", id_param="exp_id")
 async def list_metrics(
     username: str,
     project: str,
@@ -416,6 +430,7 @@ async def list_metrics(
     response_model=MetricOut | None,
     responses={201: {"description": "The point (object body), or an empty body (list body)"}},
 )
+@run_token_route("experiment", id_param="exp_id")
 async def post_metrics(
     username: str,
     project: str,
@@ -435,6 +450,7 @@ async def post_metrics(
 
 
 @router.get("/experiments/{exp_id}/logs", summary="The run's log", **LOG_ANSWER)
+@run_token_route("experiment", id_param="exp_id")
 async def get_logs(
     username: str,
     project: str,
@@ -449,6 +465,7 @@ async def get_logs(
 
 
 @router.post("/experiments/{exp_id}/logs", summary="Append log lines", response_model=Detail)
+@run_token_route("experiment", id_param="exp_id")
 async def post_logs(
     username: str,
     project: str,
@@ -473,6 +490,7 @@ async def post_logs(
 
 
 @router.post("/experiments/{exp_id}/_heartbeat", summary="The run is alive", response_model=Detail)
+@run_token_route("experiment", id_param="exp_id")
 async def heartbeat(
     username: str, project: str, exp_id: RowId, session: SessionDep, principal: AuthDep
 ) -> dict[str, str]:
@@ -590,6 +608,7 @@ async def get_job_logs(
     summary="A replica is alive (counts for its experiment)",
     response_model=Detail,
 )
+@run_token_route("experiment", id_param="exp_id")
 async def job_heartbeat(
     username: str,
     project: str,

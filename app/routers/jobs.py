@@ -7,7 +7,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request, Response
 from fastapi.responses import StreamingResponse
 
-from app.deps import AuthDep, ListDep, LogUsageDep, SessionDep, SettingsDep, wake_after_commit
+from app.deps import (
+    AuthDep,
+    ListDep,
+    LogUsageDep,
+    SessionDep,
+    SettingsDep,
+    run_token_route,
+    wake_after_commit,
+)
 from app.routers.logfiles import LOG_ANSWER, TailQuery, log_response
 from app.schemas.common import Detail, Page, RowId
 from app.schemas.jobs import BuildDetailOut, BuildOut, JobCreate, JobDetailOut, JobOut, JobUpdate
@@ -115,6 +123,7 @@ def make_router(kind: str) -> APIRouter:
         return await _out(session, kind, row, access.unique_name, principal, detail=True)
 
     @router.get(path + "/{run_id}", summary=f"Get a {kind}", response_model=detail_out)
+    @run_token_route(kind, id_param="run_id")
     async def get_run(
         username: str, project: str, run_id: RowId, session: SessionDep, principal: AuthDep
     ) -> dict[str, Any]:
@@ -184,6 +193,7 @@ def make_router(kind: str) -> APIRouter:
         summary="Status history, oldest first",
         response_model=Page[JobStatusOut],
     )
+    @run_token_route(kind, id_param="run_id")
     async def list_statuses(
         username: str,
         project: str,
@@ -203,6 +213,7 @@ def make_router(kind: str) -> APIRouter:
         status_code=201,
         response_model=JobStatusOut,
     )
+    @run_token_route(kind, id_param="run_id")
     async def post_status(
         username: str,
         project: str,
@@ -218,6 +229,7 @@ def make_router(kind: str) -> APIRouter:
         return runs.status_out(row, "job")
 
     @router.get(path + "/{run_id}/logs", summary="The run's log", **LOG_ANSWER)
+    @run_token_route(kind, id_param="run_id")
     async def get_logs(
         username: str,
         project: str,
@@ -231,6 +243,7 @@ def make_router(kind: str) -> APIRouter:
         return log_response(logs.open_log(settings, kind, run_id, tail=tail))
 
     @router.post(path + "/{run_id}/logs", summary="Append log lines", response_model=Detail)
+    @run_token_route(kind, id_param="run_id")
     async def post_logs(
         username: str,
         project: str,
@@ -249,6 +262,7 @@ def make_router(kind: str) -> APIRouter:
         return {"detail": "Logged."}
 
     @router.post(path + "/{run_id}/_heartbeat", summary="The run is alive", response_model=Detail)
+    @run_token_route(kind, id_param="run_id")
     async def heartbeat(
         username: str, project: str, run_id: RowId, session: SessionDep, principal: AuthDep
     ) -> dict[str, str]:

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
-from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, UserAuthDep, wake_after_commit
+from app.deps import (
+    AuthDep,
+    ListDep,
+    SessionDep,
+    SettingsDep,
+    UserAuthDep,
+    run_token_route,
+    wake_after_commit,
+)
 from app.models import NotebookJob, TensorboardJob
 from app.routers.code import REPO_ARCHIVE_BODY
 from app.schemas.code import CodeReferenceOut
@@ -306,6 +314,7 @@ async def get_notebook(
     responses={204: {"description": "Not stopped with `commit`, or already stored"}},
     openapi_extra=REPO_ARCHIVE_BODY,
 )
+@run_token_route("notebook", id_param="notebook_id")
 async def upload_notebook_snapshot(
     username: str,
     project: str,

@@ -14,6 +14,7 @@ from typing import Literal
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
+from app.deps import PRINCIPAL_STATE, check_run_scope, websocket_credentials
 from app.errors import PlxError
 from app.logic.statuses import is_done
 from app.schemas.common import RowId
@@ -60,22 +61,6 @@ async def _send_lines(websocket: WebSocket, lines: list[str], status: str | None
         await websocket.send_text(json.dumps({"log_lines": chunk, "status": status}))
 
 
-# Browsers cannot set headers on a WebSocket: they offer the subprotocols `plx.token, <token>`
-# instead (never a token in the URL, where logs and history would keep it).
-BROWSER_PROTOCOL = "plx.token"
-
-
-def _credentials(websocket: WebSocket) -> tuple[str | None, str | None]:
-    """The Authorization value, and the subprotocol to accept when it came as one."""
-    header = websocket.headers.get("authorization")
-    if header:
-        return header, None
-    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
-    if len(offered) == 2 and offered[0] == BROWSER_PROTOCOL and offered[1]:
-        return f"token {offered[1]}", BROWSER_PROTOCOL
-    return None, None
-
-
 @router.websocket("/ws/v1/{username}/{project}/{kind}/{run_id}/logs")
 async def stream_logs(
     websocket: WebSocket,
@@ -85,10 +70,15 @@ async def stream_logs(
     run_id: RowId,
 ) -> None:
     run_kind = KINDS[kind]
-    authorization, subprotocol = _credentials(websocket)
+    authorization, subprotocol = websocket_credentials(websocket)
     async with websocket.app.state.sessionmaker() as session:
         try:
-            principal = await authenticate(session, authorization)
+            # Resolved by the request middleware at the handshake (and refused there without
+            # valid credentials); a run's token was refused by app.deps.guard_run_tokens.
+            principal = websocket.scope.get("state", {}).get(PRINCIPAL_STATE)
+            if principal is None:
+                principal = await authenticate(session, authorization)
+                check_run_scope(websocket, principal)
             await get_run(session, principal, username, project, run_kind, run_id)
         except PlxError as exc:
             await websocket.close(code=CLOSE_CODES.get(exc.status_code, 4400), reason=exc.message)

@@ -19,11 +19,11 @@ from app.security import (
     DUMMY_HASH,
     TOKEN_SECRET_NAME,
     digests_match,
-    hash_password,
+    hash_password_async,
     new_secret,
     new_token_key,
     token_digest,
-    verify_password,
+    verify_password_async,
 )
 from app.services.principal_cache import SESSION_KEY, PrincipalCache, forget_principals
 from app.services.unique_names import unique_name
@@ -65,7 +65,7 @@ async def create_user(
 ) -> User:
     user = User(
         username=username,
-        password_hash=hash_password(password),
+        password_hash=await hash_password_async(password),
         email=email,
         is_superuser=is_superuser,
     )
@@ -81,7 +81,7 @@ async def ensure_admin(session: AsyncSession, *, username: str, password: str) -
     user = await get_user(session, username)
     if user is None:
         return await create_user(session, username=username, password=password, is_superuser=True)
-    if not verify_password(user.password_hash, password):
+    if not await verify_password_async(user.password_hash, password):
         await set_password(session, user, password)
     user.is_superuser = True
     user.is_active = True
@@ -93,7 +93,7 @@ async def ensure_admin(session: AsyncSession, *, username: str, password: str) -
 async def set_password(session: AsyncSession, user: User, password: str) -> None:
     """A password change or reset: every user token of `user` stops working (a stolen one
     too). Run tokens stay: each is bound to one run and ends with it."""
-    user.password_hash = hash_password(password)
+    user.password_hash = await hash_password_async(password)
     await session.flush()
     await revoke_user_tokens(session, user.id)
 
@@ -103,7 +103,7 @@ async def change_password(
 ) -> str:
     """The caller's own password change: all their tokens are revoked; a new one is returned."""
     fresh = await session.get(User, user.id)
-    if fresh is None or not verify_password(fresh.password_hash, old_password):
+    if fresh is None or not await verify_password_async(fresh.password_hash, old_password):
         raise BadRequest("old_password: the current password is not correct.")
     await set_password(session, fresh, new_password)
     return await issue_token(session, fresh, ttl=ttl)
@@ -151,7 +151,7 @@ async def login(session: AsyncSession, *, username: str, password: str, ttl: flo
     """A new token for each login (a user may hold several), valid `ttl` seconds (0: until
     revoked). The clear token is returned here only: the database keeps its digest."""
     user = await get_user(session, username)
-    valid = verify_password(user.password_hash if user else DUMMY_HASH, password)
+    valid = await verify_password_async(user.password_hash if user else DUMMY_HASH, password)
     if user is None or not valid or not user.is_active:
         raise BadRequest("Unable to log in with provided credentials.")
     return await issue_token(session, user, ttl=ttl)

@@ -174,8 +174,11 @@ async def test_ids_of_another_project_are_404(app, client, owner, other):
     for headers in (pod, owner.headers):
         r = await _snapshot(client, headers, notebook_id, payload, base="/api/v1/alice/bar")
         assert r.status_code == 404, r.text
-    r = await _snapshot(client, pod, notebook_id + 1000, payload)
+    r = await _snapshot(client, owner.headers, notebook_id + 1000, payload)
     assert r.status_code == 404, r.text
+    # The pod's token reaches its own notebook only (app.deps.run_token_route).
+    r = await _snapshot(client, pod, notebook_id + 1000, payload)
+    assert r.status_code == 403, r.text
     # Someone else's private project: 404, its existence not leaked.
     r = await _snapshot(client, other.headers, notebook_id, payload)
     assert r.status_code == 404, r.text
