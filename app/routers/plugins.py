@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, UserAuthDep, wake_after_commit
+from app.errors import PlxError
 from app.models import NotebookJob, TensorboardJob
 from app.routers.code import REPO_ARCHIVE_BODY
 from app.schemas.code import CodeReferenceOut
@@ -47,7 +48,7 @@ def _tensorboard_out(row: TensorboardJob, access: ProjectAccess) -> TensorboardO
 
 
 def _notebook_out(
-    row: NotebookJob, access: ProjectAccess, commit: str | None = None
+    row: NotebookJob, access: ProjectAccess, commit: str | None = None, message: str | None = None
 ) -> NotebookOut:
     out = _common(row, access, "notebooks")
     # The token opens a shell on the server: only those who may write the project see it.
@@ -55,7 +56,7 @@ def _notebook_out(
         out["url"] = f"{out['url']}?token={row.token}"
     elif not access.can_write:
         out["url"] = None
-    return NotebookOut(**out, commit=commit)
+    return NotebookOut(**out, commit=commit, message=message)
 
 
 async def _start_tensorboard(
@@ -239,7 +240,10 @@ async def start_notebook(
         "With `commit`, the notebook's working copy becomes a new code version. On the local "
         "runtime it is taken before answering (`commit` in the answer). On Kubernetes the work "
         "lives in the notebook's pod: its preStop hook uploads it while the pod is deleted, so "
-        "the new version appears in `GET .../repo` shortly after this answer (`commit` null)."
+        "the new version appears in `GET .../repo` shortly after this answer (`commit` null). "
+        "The stop never fails for the work's sake: an empty or unchanged workspace stores no "
+        "version, and a failure to save it is told in `message` (and the notebook's status "
+        "message, as `GET .../notebook` shows it)."
     ),
     response_model=NotebookOut | None,
 )
@@ -253,11 +257,13 @@ async def stop_notebook(
     body: NotebookStop | None = None,
 ) -> NotebookOut | None:
     access = await get_project(session, principal, username, project, write=True)
-    row, ref = await service.stop_notebook(
+    done = await service.stop_notebook(
         session, settings, access, commit=body.commit if body else True
     )
     wake_after_commit(session, request)
-    return _notebook_out(row, access, ref.commit if ref else None) if row else None
+    if done.row is None:
+        return None
+    return _notebook_out(done.row, access, done.ref.commit if done.ref else None, done.message)
 
 
 @router.get(
@@ -269,7 +275,8 @@ async def get_notebook(
     username: str, project: str, session: SessionDep, principal: AuthDep
 ) -> NotebookOut:
     access = await get_project(session, principal, username, project)
-    return _notebook_out(await service.last_notebook(session, access), access)
+    row = await service.last_notebook(session, access)
+    return _notebook_out(row, access, message=await service.stop_message(session, row))
 
 
 @router.post(
@@ -307,14 +314,23 @@ async def upload_notebook_snapshot(
     # every transaction holds the write lock, and an upload may take seconds.
     await session.commit()
     length = request.headers.get("content-length")
-    staged = await code_service.stage_upload(
-        settings,
-        access.project.id,
-        content_type=request.headers.get("content-type", ""),
-        content_length=int(length) if length and length.isdigit() else None,
-        stream=request.stream(),
-    )
-    ref = await service.receive_snapshot(session, settings, row.id, staged)
+    try:
+        staged = await code_service.stage_upload(
+            settings,
+            access.project.id,
+            content_type=request.headers.get("content-type", ""),
+            content_length=int(length) if length and length.isdigit() else None,
+            stream=request.stream(),
+        )
+    except PlxError as exc:
+        # The notebook is stopped whatever its upload holds: the outcome goes on its status
+        # message (committed), an empty workspace is nothing to save, anything else is refused.
+        settled = await service.snapshot_not_stored(session, row, exc)
+        await session.commit()
+        if settled:
+            return Response(status_code=status.HTTP_204_NO_CONTENT)
+        raise
+    ref = await service.receive_snapshot(session, settings, row, staged)
     if ref is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return CodeReferenceOut.model_validate(ref)
