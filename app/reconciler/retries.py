@@ -126,10 +126,10 @@ class Retries:
         )
         return failure
 
-    def succeeded(self, key: str, what: str | None = None) -> None:
-        """`key` worked: forget its failures (only those of `what`, when given)."""
+    def succeeded(self, key: str, *whats: str) -> None:
+        """`key` worked: forget its failures (only those at doing one of `whats`, when given)."""
         failure = self._failures.get(key)
-        if failure is not None and (what is None or failure.what == what):
+        if failure is not None and (not whats or failure.what in whats):
             del self._failures[key]
             log.info("%s of %s works again after %d failures", failure.what, key, failure.count)
 

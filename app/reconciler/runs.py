@@ -274,7 +274,7 @@ async def reconcile_runs(rec: Any) -> None:
                 (f"build {run_id}", _tracked(rec, key, RECORD, build, run=(kind, run_id)))
             )
         elif states:
-            rec.retries.succeeded(key, "observe")
+            rec.retries.succeeded(key, "observe", "start")  # its workloads are observed now
             if _would_change(kind, row, states, replicas.get(run_id, [])):
                 observes.append((kind, run_id, states))
         elif row.last_status in WAITING:
