@@ -11,7 +11,8 @@ Every action is keyed by a deterministic workload key, so a repeated pass is har
 One run's trouble stays its own (app/reconciler/retries.py): a workload the runtime cannot
 observe, start or stop is skipped for a growing delay while the pass goes on with the others,
 named in its run's status message after a few failures, and failed after
-`PLX_WORKLOAD_RETRY_TIMEOUT` seconds; a workload without a row that cannot be retired likewise.
+`PLX_WORKLOAD_RETRY_TIMEOUT` seconds. A workload whose run is over that cannot be retired is
+retried with backoff (and logged) the same way, without holding up the pass.
 """
 
 from __future__ import annotations

@@ -54,18 +54,28 @@ async def test_a_workload_cleaned_up_by_the_other_replica_is_simply_gone(
     pair: tuple[LocalRuntime, LocalRuntime], tmp_path: Path
 ) -> None:
     one, two = pair
-    spec = _spec(tmp_path, 1, "sleep 0.3")
+    go = tmp_path / "go"
+    spec = _spec(tmp_path, 1, f"while [ ! -e '{go}' ]; do sleep 0.01; done")
     other = _spec(tmp_path, 2, "sleep 30")
     await one.start(spec)
     await one.start(other)
-    assert set(await two.list_workloads()) == {spec.key, other.key}  # adopted while running
+    states = await two.list_workloads()
+    assert {s.status for s in states.values()} == {"running"}  # adopted while running
+    assert set(states) == {spec.key, other.key}
+    go.touch()
 
     async def ended() -> bool:
         state = await one.observe(spec.key)
         return state is not None and state.done
 
     await _until(ended)
+    pid = read_json(Path(one.state_dir) / spec.key / PID_FILE)
     await one.cleanup(spec.key)  # its run was recorded: the directory goes
+
+    async def wrapper_gone() -> bool:  # it outlives its exit record by a moment
+        return not is_alive(pid["pid"], pid["start_ticks"])
+
+    await _until(wrapper_gone)
     # Before the fix every listing raised FileNotFoundError (exit.json.<pid>.tmp) from _settle.
     states = await two.list_workloads()
     assert set(states) == {other.key} and states[other.key].status == "running"
