@@ -20,7 +20,16 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 
 install: $(VENV)/.installed
 
-install-test: $(VENV)/.installed-test
+# The Python client (clients/python) with its integrations' libraries; the constraints file pins
+# torch to the CPU build on local disk, so nothing pulls another torch. `CLIENT_EXTRAS=test`
+# leaves out torch, Lightning and transformers (their tests then skip).
+CLIENT := clients/python
+CLIENT_EXTRAS ?= test,lightning,transformers
+$(VENV)/.installed-client: $(CLIENT)/pyproject.toml $(CLIENT)/constraints-test.txt $(VENV)/.installed-test
+	$(PIP) install -q -c $(CLIENT)/constraints-test.txt -e '$(CLIENT)[$(CLIENT_EXTRAS)]'
+	touch $@
+
+install-test: $(VENV)/.installed-test $(VENV)/.installed-client
 
 # The dashboard (ui/, TypeScript + React + Vite) is built into app/ui_dist, package data.
 ui/node_modules/.installed: ui/package-lock.json
@@ -67,8 +76,9 @@ run: install ui-optional
 	$(VENV)/bin/plx server --host $(HOST) --port $(PORT)
 
 test: install-test ui ui-types-check ui-test browser
-	$(VENV)/bin/ruff check app tests bench
+	$(VENV)/bin/ruff check app tests bench $(CLIENT)
 	$(VENV)/bin/pytest -q -n 2 $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n 2 $(CLIENT)/tests $(PYTEST_ARGS)
 
 lint: install-test
 	$(VENV)/bin/ruff check app tests bench

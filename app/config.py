@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # What `cli_min_version` / `cli_latest_version` accept: dotted release numbers, which compare the
 # same way under the CLI's LooseVersion and under `_release`.
@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     k8s_service_account: str | None = None
     k8s_api_host: str | None = None  # an API server URL without credentials (tests, proxies)
     k8s_resync_seconds: float = Field(default=60.0, gt=0)
+    # Secrets / config maps of the runs' namespace that `environment.secret_refs` /
+    # `configmap_refs` may name (comma-separated); anything else is refused with a 400.
+    k8s_allowed_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    k8s_allowed_configmaps: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Signs the plugin proxy's tickets and cookies; unset: a random key in data_dir/secret.key.
+    secret_key: str | None = None
+    plugin_cookie_seconds: int = Field(default=3600, ge=60)  # lifetime of a plugin's cookie
     local_max_parallel: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     max_group_experiments: int = Field(default=100_000, ge=1)
     max_upload_bytes: int = Field(default=150 * 1024 * 1024, ge=1)
@@ -58,10 +65,32 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=0, ge=0)
     # Largest request body outside the repo upload route (which has `max_upload_bytes`).
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # Storage bounds. Log appends (POST .../logs): bytes per request and per run's log; bytes of
+    # logs per project owner (0: no quota). Code versions per owner: count and bytes (extracted
+    # size; 0: no quota); versions kept per project (0: all; a version a run uses is kept).
+    max_log_append_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
+    max_log_bytes_per_run: int = Field(default=256 * 1024 * 1024, ge=1)
+    user_log_quota_bytes: int = Field(default=0, ge=0)
+    user_code_quota_versions: int = Field(default=0, ge=0)
+    user_code_quota_bytes: int = Field(default=0, ge=0)
+    code_versions_keep: int = Field(default=0, ge=0)
+    # Visibility of a project whose create body does not say `is_public` (v0: public).
+    default_project_visibility: Literal["public", "private"] = "public"
+    # /metrics: when set, scrapes must send `Authorization: Bearer <it>`; its database gauges
+    # are reused for this many seconds (a scrape storm costs one query per period).
+    metrics_token: SecretStr | None = None
+    metrics_cache_seconds: float = Field(default=5.0, ge=0)
     # The polyaxon-cli versions `GET /versions/cli/` announces (polyaxon-cli-0.3.9.md): a CLI older
     # than the minimum tells its user to upgrade and stops; one older than the latest prints a hint.
     cli_min_version: str = "0.3.0"
     cli_latest_version: str = ""  # when empty: the newer of SPOKEN_CLI_VERSION and the minimum
+
+    @field_validator("k8s_allowed_secrets", "k8s_allowed_configmaps", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     @field_validator("cli_min_version", "cli_latest_version")
     @classmethod

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.errors import PermissionDenied
 from app.services.listing import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, ListParams
+from app.services.logs import LogUsage
 from app.services.users import Principal, authenticate
 
 # Declared as an API key header so the docs page's "Authorize" button works:
@@ -53,6 +54,13 @@ async def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def get_log_usage(request: Request) -> LogUsage:
+    return request.app.state.log_usage
+
+
+LogUsageDep = Annotated[LogUsage, Depends(get_log_usage)]
 
 
 async def get_principal(

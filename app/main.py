@@ -11,7 +11,9 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, session_scope
 from app.errors import add_exception_handlers
+from app.headers import SecurityHeadersMiddleware
 from app.observability import RequestMetrics, RequestMiddleware
+from app.policy import AllowedRefsMiddleware
 from app.ratelimit import Limits
 from app.reconciler.groups import reconcile_groups
 from app.reconciler.loop import start_reconciler
@@ -28,6 +30,7 @@ from app.routers import (
     groups,
     health,
     jobs,
+    plugin_proxy,
     projects,
     streams,
     ui,
@@ -35,8 +38,10 @@ from app.routers import (
     versions,
 )
 from app.routers import code as code_routes
+from app.routers import docs as docs_routes
 from app.routers import metrics as metrics_routes
 from app.routers import plugins as plugin_routes
+from app.services.logs import LogUsage
 from app.services.principal_cache import PrincipalCache
 from app.services.users import ensure_admin
 
@@ -97,6 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=TAGS,
         lifespan=_lifespan(settings),
         redirect_slashes=False,
+        # Served by docs_routes from packaged assets (no CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.startup_hooks = []
@@ -108,7 +116,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.reconciler_steps.append(reconcile_plugins)
     if settings.reconciler_enabled:
         app.state.startup_hooks.append(start_reconciler)
+    app.state.startup_hooks.append(plugin_proxy.http_client_hook)
     add_exception_handlers(app)
+    docs_routes.add_docs_routes(app)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     app.include_router(users.router)
@@ -119,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(groups.router)
     app.include_router(code_routes.router)
     app.include_router(plugin_routes.router)
+    app.include_router(plugin_proxy.router)
     app.include_router(experiments.router)
     app.include_router(jobs.router)
     app.include_router(builds.router)
@@ -130,11 +141,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(ui.router)
     app.state.request_metrics = RequestMetrics()
+    app.state.metrics_gauges = metrics_routes.GaugeCache()
+    app.state.log_usage = LogUsage()
     limits = Limits(
         per_minute=settings.rate_limit_per_minute,
         max_body_bytes=settings.max_body_bytes,
         metrics=app.state.request_metrics,
     )
+    app.add_middleware(AllowedRefsMiddleware, settings=settings)
     # Trailing slashes, request ids, limits, metrics and access log: one middleware.
     app.add_middleware(RequestMiddleware, metrics=app.state.request_metrics, limits=limits)
+    # Outermost: the headers reach every answer, 413/429 from the limits included.
+    app.add_middleware(SecurityHeadersMiddleware)
     return app

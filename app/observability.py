@@ -125,6 +125,8 @@ class RequestMiddleware:
         path: str = scope["path"]
         if len(path) > 1 and path[-1] == "/":
             scope = dict(scope)
+            # The plugin proxy forwards the path as sent (app/routers/plugin_proxy.py).
+            scope["plx.raw_path"] = scope.get("raw_path") or path.encode()
             scope["path"] = path = path.rstrip("/") or "/"
             raw = scope.get("raw_path")
             if raw:

@@ -71,6 +71,10 @@ class ManifestOptions:
     outputs_claim: str | None = None
     outputs_root: str = "/plx/outputs"
     service_account: str | None = None
+    # The operator's allow-list (PLX_K8S_ALLOWED_SECRETS / _CONFIGMAPS); None: not checked here.
+    # The API refuses others at create time; this refuses them again for rows stored earlier.
+    allowed_secrets: frozenset[str] | None = None
+    allowed_configmaps: frozenset[str] | None = None
     # Most seconds the notebook's preStop hook spends packing and uploading its workspace.
     notebook_snapshot_timeout: int = NOTEBOOK_SNAPSHOT_TIMEOUT
 
@@ -303,20 +307,22 @@ def _env(spec: WorkloadSpec, extra: dict[str, str] | None = None) -> list[k8s.V1
     return [k8s.V1EnvVar(name=name, value=str(value)) for name, value in merged.items()]
 
 
-def _env_from(spec: WorkloadSpec) -> list[k8s.V1EnvFromSource] | None:
+def _env_from(spec: WorkloadSpec, options: ManifestOptions) -> list[k8s.V1EnvFromSource] | None:
     sources = []
     for name in spec.secret_refs or []:
-        _check_ref(name, "secret", spec.key)
+        _check_ref(name, "secret", spec.key, options.allowed_secrets)
         sources.append(k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=name)))
     for name in spec.configmap_refs or []:
-        _check_ref(name, "config map", spec.key)
+        _check_ref(name, "config map", spec.key, options.allowed_configmaps)
         sources.append(k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name=name)))
     return sources or None
 
 
-def _check_ref(name: str, what: str, key: str) -> None:
+def _check_ref(name: str, what: str, key: str, allowed: frozenset[str] | None) -> None:
     if not isinstance(name, str) or len(name) > 253 or not _DNS_SUBDOMAIN.match(name):
         raise invalid(f"Invalid {what} name `{name}` for workload `{key}`.")
+    if allowed is not None and name not in allowed:
+        raise invalid(f"The {what} `{name}` of workload `{key}` is not on the operator's list.")
 
 
 def _ports(spec: WorkloadSpec) -> list[int]:
@@ -338,22 +344,40 @@ def _scheduling(spec: WorkloadSpec) -> dict[str, Any]:
     return out
 
 
+def _below_root(path: str, options: ManifestOptions, key: str) -> str:
+    """`path` relative to the claim's root (a subPath); refused outside it."""
+    root = options.outputs_root.rstrip("/")
+    parts = path.split("/")
+    if not path.startswith(root + "/") or ".." in parts or "." in parts:
+        raise invalid(f"Outputs path `{path}` of `{key}` is not below `{root}`.")
+    return path[len(root) + 1 :].strip("/")
+
+
 def _outputs(spec: WorkloadSpec, options: ManifestOptions) -> tuple[list, list]:
-    """The volume holding outputs, and where it is mounted."""
-    if not spec.outputs_path:
+    """The volume holding outputs, and where it is mounted: on the shared claim only the run's
+    own outputs (a subPath: never the whole data directory, with plx's database and every
+    other run's files) and, read-only, those of the runs it reads (a tensorboard's logdirs)."""
+    if not spec.outputs_path and not spec.read_only_paths:
         return [], []
-    if options.outputs_claim:
-        source = {
-            "persistent_volume_claim": k8s.V1PersistentVolumeClaimVolumeSource(
-                claim_name=options.outputs_claim
-            )
-        }
-        mount_path = options.outputs_root
-    else:
-        source = {"empty_dir": k8s.V1EmptyDirVolumeSource()}
-        mount_path = spec.outputs_path
-    volume = k8s.V1Volume(name=OUTPUTS_VOLUME, **source)
-    return [volume], [k8s.V1VolumeMount(name=OUTPUTS_VOLUME, mount_path=mount_path)]
+    if not options.outputs_claim:
+        if not spec.outputs_path:
+            return [], []  # nothing shared to read from
+        volume = k8s.V1Volume(name=OUTPUTS_VOLUME, empty_dir=k8s.V1EmptyDirVolumeSource())
+        return [volume], [k8s.V1VolumeMount(name=OUTPUTS_VOLUME, mount_path=spec.outputs_path)]
+    claim = k8s.V1PersistentVolumeClaimVolumeSource(claim_name=options.outputs_claim)
+    volume = k8s.V1Volume(name=OUTPUTS_VOLUME, persistent_volume_claim=claim)
+    mounts = []
+    if spec.outputs_path:
+        sub = _below_root(spec.outputs_path, options, spec.key)
+        mounts.append(
+            k8s.V1VolumeMount(name=OUTPUTS_VOLUME, mount_path=spec.outputs_path, sub_path=sub)
+        )
+    for path in dict.fromkeys(spec.read_only_paths):
+        sub = _below_root(path, options, spec.key)
+        mounts.append(
+            k8s.V1VolumeMount(name=OUTPUTS_VOLUME, mount_path=path, sub_path=sub, read_only=True)
+        )
+    return [volume], mounts
 
 
 def _image(spec: WorkloadSpec, default: str | None = None) -> str:
@@ -398,7 +422,7 @@ def run_pod(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Pod:
         command=["/bin/bash", "-c"],
         args=[_command(spec)],
         env=_env(spec),
-        env_from=_env_from(spec),
+        env_from=_env_from(spec, options),
         resources=build_resources(spec.resources, spec.key),
         ports=[k8s.V1ContainerPort(container_port=p) for p in _ports(spec)] or None,
         volume_mounts=mounts or None,
@@ -413,6 +437,7 @@ def run_pod(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Pod:
             init_containers=_init_outputs(spec, options, mounts) or None,
             volumes=volumes or None,
             service_account_name=options.service_account,
+            automount_service_account_token=False,  # runs get no Kubernetes API rights
             **_scheduling(spec),
         ),
     )
@@ -511,7 +536,7 @@ def build_pod(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Pod:
         command=["/bin/sh", "-c"],
         args=[_build_context_script(spec)],
         env=_env(spec, extra_env),
-        env_from=_env_from(spec),
+        env_from=_env_from(spec, options),
         volume_mounts=workspace,
     )
     kaniko = k8s.V1Container(
@@ -523,7 +548,7 @@ def build_pod(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Pod:
             f"--destination={destination(spec, options.registry)}",
         ],
         env=_env(spec) or None,
-        env_from=_env_from(spec),
+        env_from=_env_from(spec, options),
         resources=build_resources(spec.resources, spec.key),
         volume_mounts=workspace,
     )
@@ -537,6 +562,7 @@ def build_pod(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Pod:
             containers=[kaniko],
             volumes=[k8s.V1Volume(name="workspace", empty_dir=k8s.V1EmptyDirVolumeSource())],
             service_account_name=options.service_account,
+            automount_service_account_token=False,  # runs get no Kubernetes API rights
             **_scheduling(spec),
         ),
     )
@@ -566,14 +592,21 @@ def service(
 def _plugin_command(spec: WorkloadSpec, port: int) -> str:
     if spec.command:
         return spec.command
+    # Served under plx's proxy path (`PLX_PLUGIN_BASE_URL`, app/logic/plugin_access.py); the
+    # pod's port is reached only by plx (the NetworkPolicy of deploy/).
     if spec.kind == "tensorboard":
         logdir = shlex.quote(spec.outputs_path or ".")
-        return f"tensorboard --logdir={logdir} --port={port} --bind_all"
+        return (
+            f"tensorboard --logdir={logdir} --port={port} --host=0.0.0.0"
+            ' --path_prefix="${PLX_PLUGIN_BASE_URL%/}"'
+        )
     # The token comes from `JUPYTER_TOKEN` in the environment (read by notebook and
     # jupyter-server alike), so it is not on the command line for every `ps` to see.
     return (
         f"jupyter notebook --no-browser --port={port} --ip=0.0.0.0 --allow-root "
         f"--notebook-dir={WORKSPACE} --NotebookApp.trust_xheaders=True"
+        ' --NotebookApp.base_url="${PLX_PLUGIN_BASE_URL:-/}"'
+        ' --ServerApp.base_url="${PLX_PLUGIN_BASE_URL:-/}"'
     )
 
 
@@ -595,7 +628,7 @@ def _notebook_workspace(
         command=["/bin/sh", "-c"],
         args=[" && ".join(steps)],
         env=_env(spec) or None,
-        env_from=_env_from(spec),
+        env_from=_env_from(spec, options),
         volume_mounts=[mount],
     )
     volume = k8s.V1Volume(name="workspace", empty_dir=k8s.V1EmptyDirVolumeSource())
@@ -703,7 +736,7 @@ def plugin_deployment(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Dep
         command=["/bin/sh", "-c"],
         args=[_plugin_command(spec, port)],
         env=_env(spec) or None,
-        env_from=_env_from(spec),
+        env_from=_env_from(spec, options),
         resources=build_resources(spec.resources, spec.key),
         ports=[k8s.V1ContainerPort(container_port=port)],
         readiness_probe=k8s.V1Probe(tcp_socket=k8s.V1TCPSocketAction(port=port), period_seconds=5),
@@ -719,6 +752,7 @@ def plugin_deployment(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Dep
             init_containers=init_containers,
             volumes=volumes or None,
             service_account_name=options.service_account,
+            automount_service_account_token=False,  # runs get no Kubernetes API rights
             termination_grace_period_seconds=grace,
             **_scheduling(spec),
         ),

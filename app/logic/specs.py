@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from app.logic.hptuning import HPTuningConfig
+from app.logic.refs import check_current
 from app.logic.templating import sanitize_cmd
 
 Kind = Literal["experiment", "group", "job", "build", "notebook", "tensorboard"]
@@ -211,6 +212,11 @@ class EnvironmentConfig(PodEnvironment):
     outputs: OutputsRefs | None = None
     secret_refs: list[NonEmptyStr] | None = None
     configmap_refs: list[NonEmptyStr] | None = None
+
+    @model_validator(mode="after")
+    def _allowed_refs(self) -> EnvironmentConfig:
+        check_current(self.secret_refs, self.configmap_refs)  # the operator's allow-list
+        return self
 
 
 class ReplicaConfig(PodEnvironment):

@@ -150,6 +150,8 @@ def build_runtime(settings: Settings) -> Runtime:
             # outputs paths of the database are valid inside them too.
             outputs_root=str(settings.data_dir.resolve()),
             service_account=settings.k8s_service_account,
+            allowed_secrets=frozenset(settings.k8s_allowed_secrets),
+            allowed_configmaps=frozenset(settings.k8s_allowed_configmaps),
         )
         return make_runtime(
             "kubernetes",

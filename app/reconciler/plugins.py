@@ -29,6 +29,7 @@ from typing import Any
 import anyio
 from sqlalchemy import select
 
+from app.logic.plugin_access import plugin_prefix
 from app.models import (
     CodeReference,
     Experiment,
@@ -74,6 +75,19 @@ class Plan:
     owner_stopped: str | None  # why the owner's stop ends this plugin, else None
     logdirs: tuple[tuple[str, str], ...]
     image: str | None = None  # `build.image` of the plugin's config (Kubernetes only)
+    experiment_id: int | None = None  # a tensorboard's target, for its path behind the proxy
+    group_id: int | None = None
+
+    @property
+    def prefix(self) -> str:
+        """The path the plugin is served under, through plx's proxy."""
+        return plugin_prefix(
+            self.kind,
+            self.username,
+            self.project,
+            experiment_id=self.experiment_id,
+            group_id=self.group_id,
+        )
 
 
 def is_plugin_key(key: str) -> bool:
@@ -151,6 +165,8 @@ async def _plan(
         owner_stopped=owner_stopped,
         logdirs=tuple(logdirs),
         image=_config_image(row.config),
+        experiment_id=getattr(row, "experiment_id", None),
+        group_id=getattr(row, "experiment_group_id", None),
     )
 
 
@@ -263,6 +279,9 @@ async def _sync(reconciler: Any, plan: Plan, state: WorkloadState) -> None:
 
 
 def _command(plan: Plan, program: str, port: int, workdir: Path, local: bool) -> str:
+    """Served under the proxy's path (app/routers/plugin_proxy.py); locally only on loopback.
+    No secret here: a command line is visible to every `ps` (the notebook's token goes in
+    `JUPYTER_TOKEN`, see `_secrets`)."""
     host = "127.0.0.1" if local else "0.0.0.0"
     if plan.kind == "tensorboard":
         if len(plan.logdirs) == 1:
@@ -272,12 +291,19 @@ def _command(plan: Plan, program: str, port: int, workdir: Path, local: bool) ->
             logs = f"--logdir_spec {shlex.quote(spec)}"
         else:
             logs = f"--logdir {shlex.quote(str(workdir / 'empty'))}"
-        return f"{shlex.quote(program)} {logs} --port {port} --host {host}"
+        prefix = shlex.quote(plan.prefix.rstrip("/"))
+        return f"{shlex.quote(program)} {logs} --port {port} --host {host} --path_prefix {prefix}"
     return (
         f"{shlex.quote(program)} --no-browser --allow-root --port={port} --ip={host}"
-        f" --ServerApp.token={shlex.quote(plan.token or '')}"
+        f" --ServerApp.base_url={shlex.quote(plan.prefix)}"
         f" --ServerApp.root_dir={shlex.quote(str(workdir))}"
     )
+
+
+def _secrets(plan: Plan) -> dict[str, str]:
+    """What the plugin needs to know but `ps` must not show: jupyter reads its token from the
+    environment (never empty: jupyter would make one up, unknown to the proxy)."""
+    return {"JUPYTER_TOKEN": plan.token} if plan.kind == "notebook" and plan.token else {}
 
 
 async def _start(reconciler: Any, plan: Plan) -> None:
@@ -347,7 +373,17 @@ async def _with_local_workdir(
         workdir = base
         await anyio.to_thread.run_sync(lambda: (base / "empty").mkdir(parents=True, exist_ok=True))
     command = _command(plan, program, port, workdir, local)
-    return replace(spec, command=command, workdir=str(workdir), image=plan.image)
+    env = {**spec.env, **_secrets(plan)}
+    # In a pod, the logdirs are the experiments' outputs, mounted read-only (app/k8s/manifests).
+    reads = tuple(path for _, path in plan.logdirs)
+    return replace(
+        spec,
+        command=command,
+        workdir=str(workdir),
+        image=plan.image,
+        env=env,
+        read_only_paths=reads,
+    )
 
 
 async def _in_cluster_notebook(
@@ -368,6 +404,6 @@ async def _in_cluster_notebook(
         "PLX_USERNAME": plan.username,
         "PLX_PROJECT": plan.project,
     }
-    if plan.token:  # without one, jupyter makes up its own (never an open notebook)
-        env["JUPYTER_TOKEN"] = plan.token
+    env.update(_secrets(plan))  # without a token, jupyter makes up its own (never an open one)
+    env["PLX_PLUGIN_BASE_URL"] = plan.prefix  # jupyter's base_url (app/k8s/manifests.py)
     return replace(spec, env=env, image=plan.image)

@@ -35,6 +35,7 @@ from app.reconciler.retries import report, tracked
 from app.runtimes.base import CapacityError, RuntimeError_, WorkloadSpec, WorkloadState
 from app.services import leases
 from app.services.code import run_workdir
+from app.services.logs import remember_secrets
 from app.services.runs import (
     append_log,
     log_path,
@@ -675,6 +676,7 @@ def _spec(settings, kind, row, owner, project, token, job, runtime, build) -> Wo
         outputs=outputs,
         group_id=group,
     )
+    remember_secrets(settings, kind, row.id, [token])  # masked in its logs (services.logs)
     if kind == "build" and runtime == "kubernetes":
         extra = build_fields(
             row, registry=settings.k8s_registry, project=project.name, project_id=project.id

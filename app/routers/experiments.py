@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
-from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, wake_after_commit
-from app.errors import BadRequest
+from app.deps import AuthDep, ListDep, LogUsageDep, SessionDep, SettingsDep, wake_after_commit
 from app.models import Experiment
+from app.routers.logfiles import LOG_ANSWER, TailQuery, log_response
 from app.schemas.common import Detail, Page, RowId
 from app.schemas.experiments import (
     CloneBody,
@@ -25,8 +25,8 @@ from app.schemas.experiments import (
 )
 from app.schemas.statuses import ExperimentStatusOut, JobStatusOut, StatusCreate
 from app.services import experiments as service
+from app.services import logs, runs
 from app.services import metrics as metrics_service
-from app.services import runs
 from app.services.jobs import stop_run, update_run
 from app.services.projects import bookmarked_ids, get_project, set_bookmark
 
@@ -424,14 +424,17 @@ async def post_metrics(
     settings: SettingsDep,
     principal: AuthDep,
     body: Annotated[Any, Body()] = None,
+    dedupe: Annotated[
+        bool, Query(description="skip points already stored (same created_at and values)")
+    ] = False,
 ) -> Any:
     ra = await _get(session, principal, username, project, exp_id, run_write=True)
     points = metrics_service.validate_points(body, limit=settings.max_metrics_per_request)
-    row = await metrics_service.add_metrics(session, ra.run, points)
+    row = await metrics_service.add_metrics(session, ra.run, points, dedupe=dedupe)
     return Response(status_code=201) if row is None else row
 
 
-@router.get("/experiments/{exp_id}/logs", summary="The run's log", response_class=PlainTextResponse)
+@router.get("/experiments/{exp_id}/logs", summary="The run's log", **LOG_ANSWER)
 async def get_logs(
     username: str,
     project: str,
@@ -439,9 +442,10 @@ async def get_logs(
     session: SessionDep,
     settings: SettingsDep,
     principal: AuthDep,
-) -> PlainTextResponse:
+    tail: TailQuery = None,
+) -> StreamingResponse:
     await _get(session, principal, username, project, exp_id)
-    return PlainTextResponse(runs.read_log(settings, "experiment", exp_id))
+    return log_response(logs.open_log(settings, "experiment", exp_id, tail=tail))
 
 
 @router.post("/experiments/{exp_id}/logs", summary="Append log lines", response_model=Detail)
@@ -452,14 +456,19 @@ async def post_logs(
     session: SessionDep,
     settings: SettingsDep,
     principal: AuthDep,
+    usage: LogUsageDep,
     body: Annotated[Any, Body()] = None,
 ) -> dict[str, str]:
-    await _get(session, principal, username, project, exp_id, run_write=True)
-    if not (
-        isinstance(body, str) or (isinstance(body, list) and all(isinstance(x, str) for x in body))
-    ):
-        raise BadRequest("body: expected a string or a list of strings")
-    runs.append_log(settings, "experiment", exp_id, body)
+    ra = await _get(session, principal, username, project, exp_id, run_write=True)
+    await logs.append_log(
+        session,
+        settings,
+        usage,
+        kind="experiment",
+        run_id=exp_id,
+        owner_id=ra.access.project.user_id,
+        body=body,
+    )
     return {"detail": "Logged."}
 
 
@@ -559,11 +568,7 @@ async def list_job_statuses(
     }
 
 
-@router.get(
-    "/experiments/{exp_id}/jobs/{job_id}/logs",
-    summary="A replica's log",
-    response_class=PlainTextResponse,
-)
+@router.get("/experiments/{exp_id}/jobs/{job_id}/logs", summary="A replica's log", **LOG_ANSWER)
 async def get_job_logs(
     username: str,
     project: str,
@@ -572,11 +577,12 @@ async def get_job_logs(
     session: SessionDep,
     settings: SettingsDep,
     principal: AuthDep,
-) -> PlainTextResponse:
+    tail: TailQuery = None,
+) -> StreamingResponse:
     ra = await _get(session, principal, username, project, exp_id)
     job = await service.get_replica(session, ra.run, job_id)
     replica = f"{job.role}-{job.replica_index}"
-    return PlainTextResponse(runs.read_log(settings, "experiment", exp_id, replica))
+    return log_response(logs.open_log(settings, "experiment", exp_id, replica, tail=tail))
 
 
 @router.post(

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import StreamingResponse
 
-from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, wake_after_commit
-from app.errors import BadRequest
+from app.deps import AuthDep, ListDep, LogUsageDep, SessionDep, SettingsDep, wake_after_commit
+from app.routers.logfiles import LOG_ANSWER, TailQuery, log_response
 from app.schemas.common import Detail, Page, RowId
 from app.schemas.jobs import BuildDetailOut, BuildOut, JobCreate, JobDetailOut, JobOut, JobUpdate
 from app.schemas.statuses import JobStatusOut, StatusCreate
 from app.services import jobs as service
-from app.services import runs
+from app.services import logs, runs
 from app.services.projects import bookmarked_ids, get_project, set_bookmark
 
 
@@ -217,7 +217,7 @@ def make_router(kind: str) -> APIRouter:
         )
         return runs.status_out(row, "job")
 
-    @router.get(path + "/{run_id}/logs", summary="The run's log", response_class=PlainTextResponse)
+    @router.get(path + "/{run_id}/logs", summary="The run's log", **LOG_ANSWER)
     async def get_logs(
         username: str,
         project: str,
@@ -225,9 +225,10 @@ def make_router(kind: str) -> APIRouter:
         session: SessionDep,
         settings: SettingsDep,
         principal: AuthDep,
-    ) -> PlainTextResponse:
+        tail: TailQuery = None,
+    ) -> StreamingResponse:
         await _get(session, principal, username, project, run_id)
-        return PlainTextResponse(runs.read_log(settings, kind, run_id))
+        return log_response(logs.open_log(settings, kind, run_id, tail=tail))
 
     @router.post(path + "/{run_id}/logs", summary="Append log lines", response_model=Detail)
     async def post_logs(
@@ -237,15 +238,14 @@ def make_router(kind: str) -> APIRouter:
         session: SessionDep,
         settings: SettingsDep,
         principal: AuthDep,
+        usage: LogUsageDep,
         body: Annotated[Any, Body()] = None,
     ) -> dict[str, str]:
-        await _get(session, principal, username, project, run_id, run_write=True)
-        if not (
-            isinstance(body, str)
-            or (isinstance(body, list) and all(isinstance(x, str) for x in body))
-        ):
-            raise BadRequest("body: expected a string or a list of strings")
-        runs.append_log(settings, kind, run_id, body)
+        ra = await _get(session, principal, username, project, run_id, run_write=True)
+        owner_id = ra.access.project.user_id
+        await logs.append_log(
+            session, settings, usage, kind=kind, run_id=run_id, owner_id=owner_id, body=body
+        )
         return {"detail": "Logged."}
 
     @router.post(path + "/{run_id}/_heartbeat", summary="The run is alive", response_model=Detail)

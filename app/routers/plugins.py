@@ -13,6 +13,7 @@ from app.schemas.code import CodeReferenceOut
 from app.schemas.common import Page, RowId
 from app.schemas.plugins import NotebookOut, NotebookStop, PluginStart, TensorboardOut
 from app.services import code as code_service
+from app.services import plugin_proxy
 from app.services import plugins as service
 from app.services.projects import ProjectAccess, get_project
 
@@ -20,7 +21,15 @@ router = APIRouter(prefix="/api/v1", tags=["plugins"])
 PROJECT = "/{username}/{project}"
 
 
-def _common(row: TensorboardJob | NotebookJob, access: ProjectAccess, kind: str) -> dict:
+def _common(
+    row: TensorboardJob | NotebookJob,
+    access: ProjectAccess,
+    kind: str,
+    links: plugin_proxy.Links | None,
+) -> dict:
+    # The workload's own address (row.url) stays internal: callers get the proxy's, with a
+    # ticket for their browser (app/routers/plugin_proxy.py).
+    live = service.is_live(row) and row.url and links is not None
     return {
         "id": row.id,
         "uuid": row.uuid,
@@ -35,27 +44,29 @@ def _common(row: TensorboardJob | NotebookJob, access: ProjectAccess, kind: str)
         "last_status": row.last_status,
         "tags": row.tags,
         "project": access.unique_name,
-        "url": row.url if service.is_live(row) else None,
+        "url": links.url(plugin_proxy.row_prefix(row, access)) if live else None,
     }
 
 
-def _tensorboard_out(row: TensorboardJob, access: ProjectAccess) -> TensorboardOut:
+def _tensorboard_out(
+    row: TensorboardJob, access: ProjectAccess, links: plugin_proxy.Links | None = None
+) -> TensorboardOut:
     return TensorboardOut(
-        **_common(row, access, "tensorboards"),
+        **_common(row, access, "tensorboards", links),
         experiment_group=row.experiment_group_id,
         experiment=row.experiment_id,
     )
 
 
 def _notebook_out(
-    row: NotebookJob, access: ProjectAccess, commit: str | None = None, message: str | None = None
+    row: NotebookJob,
+    access: ProjectAccess,
+    commit: str | None = None,
+    links: plugin_proxy.Links | None = None,
+    message: str | None = None,
 ) -> NotebookOut:
-    out = _common(row, access, "notebooks")
-    # The token opens a shell on the server: only those who may write the project see it.
-    if out["url"] and row.token and access.can_write:
-        out["url"] = f"{out['url']}?token={row.token}"
-    elif not access.can_write:
-        out["url"] = None
+    # A notebook is a shell on its workload: only those who may write the project get its URL.
+    out = _common(row, access, "notebooks", links if access.can_write else None)
     return NotebookOut(**out, commit=commit, message=message)
 
 
@@ -73,7 +84,7 @@ async def _start_tensorboard(
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     wake_after_commit(session, request)
-    return _tensorboard_out(row, access)
+    return _tensorboard_out(row, access, plugin_proxy.links_for(request, principal))
 
 
 async def _stop_tensorboard(
@@ -201,11 +212,17 @@ async def stop_experiment_tensorboard(
     response_model=Page[TensorboardOut],
 )
 async def list_tensorboards(
-    username: str, project: str, session: SessionDep, principal: AuthDep, params: ListDep
+    username: str,
+    project: str,
+    request: Request,
+    session: SessionDep,
+    principal: AuthDep,
+    params: ListDep,
 ) -> Page[TensorboardOut]:
     access = await get_project(session, principal, username, project)
     count, rows, next_url, prev_url = await service.list_tensorboards(session, access, params)
-    results = [_tensorboard_out(row, access) for row in rows]
+    links = plugin_proxy.links_for(request, principal)
+    results = [_tensorboard_out(row, access, links) for row in rows]
     return Page(count=count, next=next_url, previous=prev_url, results=results)
 
 
@@ -230,7 +247,7 @@ async def start_notebook(
     )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     wake_after_commit(session, request)
-    return _notebook_out(row, access)
+    return _notebook_out(row, access, links=plugin_proxy.links_for(request, principal))
 
 
 @router.post(
@@ -263,7 +280,8 @@ async def stop_notebook(
     wake_after_commit(session, request)
     if done.row is None:
         return None
-    return _notebook_out(done.row, access, done.ref.commit if done.ref else None, done.message)
+    commit = done.ref.commit if done.ref else None
+    return _notebook_out(done.row, access, commit, message=done.message)
 
 
 @router.get(
@@ -272,11 +290,12 @@ async def stop_notebook(
     response_model=NotebookOut,
 )
 async def get_notebook(
-    username: str, project: str, session: SessionDep, principal: AuthDep
+    username: str, project: str, request: Request, session: SessionDep, principal: AuthDep
 ) -> NotebookOut:
     access = await get_project(session, principal, username, project)
     row = await service.last_notebook(session, access)
-    return _notebook_out(row, access, message=await service.stop_message(session, row))
+    links = plugin_proxy.links_for(request, principal)
+    return _notebook_out(row, access, links=links, message=await service.stop_message(session, row))
 
 
 @router.post(

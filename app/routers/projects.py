@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from app.deps import AuthDep, ListDep, SessionDep, UserAuthDep
+from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, UserAuthDep
 from app.errors import BadRequest
 from app.models import Project, User
 from app.schemas.common import Page
@@ -54,9 +54,14 @@ async def _detail(session, access, principal, *, new: bool = False) -> ProjectDe
     status_code=status.HTTP_201_CREATED,
 )
 async def create_project(
-    body: ProjectCreate, session: SessionDep, principal: UserAuthDep
+    body: ProjectCreate, session: SessionDep, principal: UserAuthDep, settings: SettingsDep
 ) -> ProjectDetailOut:
-    project = await service.create_project(session, principal, data=body.model_dump())
+    project = await service.create_project(
+        session,
+        principal,
+        data=body.model_dump(),
+        default_public=settings.default_project_visibility == "public",
+    )
     access = service.ProjectAccess(project=project, owner=principal.user, can_write=True)
     return await _detail(session, access, principal, new=True)
 

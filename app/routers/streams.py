@@ -17,6 +17,7 @@ from starlette.websockets import WebSocketDisconnect
 from app.errors import PlxError
 from app.logic.statuses import is_done
 from app.schemas.common import RowId
+from app.services.logs import masked_lines
 from app.services.runs import get_run, log_path
 from app.services.users import authenticate
 
@@ -93,7 +94,8 @@ async def stream_logs(
             await websocket.close(code=CLOSE_CODES.get(exc.status_code, 4400), reason=exc.message)
             return
     await websocket.accept(subprotocol=subprotocol)
-    path = log_path(websocket.app.state.settings, run_kind, run_id)
+    settings = websocket.app.state.settings
+    path = log_path(settings, run_kind, run_id)
     offset, last_status = 0, None
     # A client that goes away must end the stream: a quiet run's loop never sends, so it would
     # never notice, and each abandoned stream would poll the database for ever.
@@ -102,6 +104,7 @@ async def stream_logs(
         while not gone.done():
             status = await _status(websocket, run_kind, run_id)
             lines, offset = _read_new(path, offset)
+            lines = masked_lines(settings, run_kind, run_id, lines) if lines else lines
             changed = status != last_status
             if lines or changed:
                 await _send_lines(websocket, lines or [], status if changed else None)
@@ -110,6 +113,7 @@ async def stream_logs(
                 # The run is over (or deleted): send what is left, then end the session.
                 lines, offset = _read_new(path, offset)
                 if lines:
+                    lines = masked_lines(settings, run_kind, run_id, lines)
                     await _send_lines(websocket, lines, None)
                 await websocket.close()
                 return

@@ -62,6 +62,8 @@ class WorkloadSpec:
     workdir: str | None = None  # local: checkout of the code version to run in
     code_reference: str | None = None  # code version id (k8s init container fetches it)
     outputs_path: str = ""
+    # Outputs of other runs this one reads (a tensorboard's logdirs): mounted read-only.
+    read_only_paths: tuple[str, ...] = ()
     log_path: str = ""  # local: where stdout+stderr go
     resources: Resources | None = None
     node_selector: dict[str, str] | None = None

@@ -69,6 +69,7 @@ _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _STOP_POLL = 0.05  # seconds between checks while a stop waits for the group to go
 # A claimed state dir without a pid after this long was never launched (the server died first).
 _LAUNCH_TIMEOUT = 10.0
+PLUGIN_KINDS = frozenset({"tensorboard", "notebook"})
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 # Run as ``python -I -S -c _WRAPPER state_dir workdir command sweep_grace started_at``, with
@@ -348,7 +349,7 @@ class LocalRuntime(Runtime):
             return state
         if spec.command is None or not spec.command.strip():
             raise RuntimeError_(f"Workload {spec.key} has no command to run.", retryable=False)
-        self._check_capacity(spec.key)
+        self._check_capacity(spec.key, spec.kind)
         # From here to the end there is no await: two start() calls for one key cannot interleave,
         # and mkdir() below is the claim against anything else sharing the state directory.
         workdir, log_path = self._prepare_paths(spec)
@@ -410,10 +411,17 @@ class LocalRuntime(Runtime):
 
     # -- starting ----------------------------------------------------------------------------
 
-    def _check_capacity(self, key: str) -> None:
+    def _check_capacity(self, key: str, kind: str) -> None:
+        # Tensorboards and notebooks are light and long-lived: they take no run slot.
+        if kind in PLUGIN_KINDS:
+            return
         # A workload that cannot be observed counts as busy: a slot is not known to be free.
-        states = [self._safe_observe(w) for w in self._scan()]
-        running = sum(1 for state in states if state is not None and not state.done)
+        running = 0
+        for w in self._scan():
+            if w.info.get("kind") in PLUGIN_KINDS:
+                continue
+            state = self._safe_observe(w)
+            running += state is not None and not state.done
         if running >= self._max_parallel:
             raise CapacityError(
                 f"Cannot start {key}: {running} of {self._max_parallel} local slots are busy."

@@ -9,7 +9,7 @@ class ProjectCreate(Schema):
     name: ProjectName
     description: Description | None = None
     readme: Description | None = None
-    is_public: bool = True
+    is_public: bool | None = None  # unset or null: PLX_DEFAULT_PROJECT_VISIBILITY
     tags: Tags | None = None
 
 

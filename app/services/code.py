@@ -12,6 +12,7 @@ a rejected upload leaves nothing behind.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import shutil
@@ -22,14 +23,15 @@ from pathlib import Path
 import anyio
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import BadRequest, NotFound, PayloadTooLarge, PermissionDenied, PlxError
 from app.logic.tarballs import Limits, TarballError, extract_tarball, remove_tree
-from app.models import CodeReference, NotebookJob, Project
+from app.models import CodeReference, NotebookJob, Project, User
+from app.models.base import Base
 from app.services.projects import ProjectAccess, get_project
 from app.services.users import Principal
 
@@ -258,9 +260,12 @@ async def publish_version(
         raise PermissionDenied(
             "The project's notebook is running: you must stop it before uploading code."
         )
+    ref = await _get_reference(session, project.id, staged.commit)
+    pruned: list[CodeReference] = []
+    if ref is None:
+        pruned = await _check_quota_and_retention(session, settings, project, staged)
     final = version_dir(settings, staged.project_id, staged.commit)
     await anyio.to_thread.run_sync(_move_into_place, staged, final)
-    ref = await _get_reference(session, project.id, staged.commit)
     if ref is None:
         ref = CodeReference(
             project_id=project.id,
@@ -277,8 +282,111 @@ async def publish_version(
             if ref is None:
                 raise
     project.code_reference_id = ref.id
+    await _delete_versions(session, settings, pruned)
     await session.flush()
     return ref
+
+
+# -- quotas and retention (PLX_USER_CODE_QUOTA_*, PLX_CODE_VERSIONS_KEEP) ---------------------
+
+
+def _models_using_code() -> list[type]:
+    """Every table whose rows run a code version (experiments, groups, jobs, builds, plugins)."""
+    return [
+        mapper.class_
+        for mapper in Base.registry.mappers
+        if "code_reference_id" in mapper.columns and mapper.class_ is not Project
+    ]
+
+
+async def _versions_in_use(session: AsyncSession, project_id: int, ids: list[int]) -> set[int]:
+    used: set[int] = set()
+    for model in _models_using_code():
+        used.update(
+            await session.scalars(
+                select(model.code_reference_id)
+                .where(model.project_id == project_id, model.code_reference_id.in_(ids))
+                .distinct()
+            )
+        )
+    return used
+
+
+async def _retention_victims(
+    session: AsyncSession, settings: Settings, project: Project
+) -> list[CodeReference]:
+    """The versions to drop so that, with the new one, `code_versions_keep` remain; a version
+    any run, group or plugin of the project uses is never one of them."""
+    keep = settings.code_versions_keep
+    if not keep:
+        return []
+    older = list(
+        await session.scalars(
+            select(CodeReference)
+            .where(CodeReference.project_id == project.id)
+            .order_by(CodeReference.created_at.desc(), CodeReference.id.desc())
+            .offset(keep - 1)
+        )
+    )
+    if not older:
+        return []
+    used = await _versions_in_use(session, project.id, [r.id for r in older])
+    return [r for r in older if r.id not in used]
+
+
+async def _check_quota_and_retention(
+    session: AsyncSession, settings: Settings, project: Project, staged: StagedVersion
+) -> list[CodeReference]:
+    """Refuse (413, nothing written) a new version over the owner's quota, counted after the
+    retention this upload triggers; return the versions that retention drops."""
+    victims = await _retention_victims(session, settings, project)
+    max_versions, max_bytes = settings.user_code_quota_versions, settings.user_code_quota_bytes
+    if not (max_versions or max_bytes):
+        return victims
+    # Concurrent uploads of one owner count one after the other (Postgres; SQLite transactions
+    # are serialised already).
+    await session.execute(select(User.id).where(User.id == project.user_id).with_for_update())
+    total_size = func.coalesce(func.sum(CodeReference.size_bytes), 0)
+    count, size = (
+        await session.execute(
+            select(func.count(CodeReference.id), total_size)
+            .join(Project, Project.id == CodeReference.project_id)
+            .where(Project.user_id == project.user_id)
+        )
+    ).one()
+    count = count - len(victims) + 1
+    size = int(size) - sum(v.size_bytes for v in victims) + staged.size_bytes
+    if max_versions and count > max_versions:
+        await discard_staged(staged)
+        raise PayloadTooLarge(
+            f"repo: the project owner's code versions would number {count}, over the quota of "
+            f"{max_versions} (PLX_USER_CODE_QUOTA_VERSIONS); delete projects or set "
+            "PLX_CODE_VERSIONS_KEEP."
+        )
+    if max_bytes and size > max_bytes:
+        await discard_staged(staged)
+        raise PayloadTooLarge(
+            f"repo: the project owner's code versions would take {size} bytes, over the quota of "
+            f"{max_bytes} (PLX_USER_CODE_QUOTA_BYTES)."
+        )
+    return victims
+
+
+async def _delete_versions(
+    session: AsyncSession, settings: Settings, refs: list[CodeReference]
+) -> None:
+    """Drop the rows now; the files once the transaction is committed (a rollback keeps both)."""
+    if not refs:
+        return
+    dirs = [version_dir(settings, r.project_id, r.commit) for r in refs]
+    await session.execute(delete(CodeReference).where(CodeReference.id.in_([r.id for r in refs])))
+
+    def remove_files() -> None:
+        loop = asyncio.get_running_loop()
+        for path in dirs:
+            loop.run_in_executor(None, remove_tree, path)
+
+    session.info.setdefault("after_commit", []).append(remove_files)
 
 
 async def _get_reference(

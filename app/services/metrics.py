@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import String, bindparam, cast, func, insert, literal, select, update
@@ -64,9 +64,16 @@ def validate_points(body: Any, *, limit: int) -> list[tuple[dict[str, float], da
 
 
 async def add_metrics(
-    session: AsyncSession, exp: Experiment, points: list[tuple[dict[str, float], datetime]]
+    session: AsyncSession,
+    exp: Experiment,
+    points: list[tuple[dict[str, float], datetime]],
+    *,
+    dedupe: bool = False,
 ) -> dict[str, Any] | None:
     """Store every point; returns the row (as metric_out) when one point was sent.
+
+    `dedupe`: skip the points already stored with the same `created_at` and values, so a client
+    that retries a batch whose answer it lost (server restart, network error) stores it once.
 
     Core statements, not the ORM unit of work: this is the hottest write of the API (every
     training step of every run), and a flush costs more than the INSERT itself. The statements
@@ -78,6 +85,8 @@ async def add_metrics(
     postgres = _postgres(session)
     now = utcnow()
     update_params = {"exp_id": exp.id, "merged": json.dumps(merged), "now": now}
+    if dedupe:
+        return await _add_new(session, exp, points, update_params, postgres)
     result = None
     if len(points) == 1:
         values, created = points[0]
@@ -102,6 +111,40 @@ async def add_metrics(
     await session.execute(_statements(postgres).merge, update_params)
     # The session's copy of `exp` is stale now: no caller reads it after this.
     return result
+
+
+async def _add_new(
+    session: AsyncSession,
+    exp: Experiment,
+    points: list[tuple[dict[str, float], datetime]],
+    update_params: dict[str, Any],
+    postgres: bool,
+) -> None:
+    # The UPDATE goes first: it locks the experiment's row (the database on SQLite), so a retry
+    # racing the request it repeats waits for it, and the SELECT below sees its points.
+    await session.execute(_statements(postgres).merge, update_params)
+    stamps = [created for _, created in points]
+    stored = await session.execute(
+        select(ExperimentMetric.created_at, ExperimentMetric.values).where(
+            ExperimentMetric.experiment_id == exp.id,
+            ExperimentMetric.created_at >= min(stamps),
+            ExperimentMetric.created_at <= max(stamps),
+        )
+    )
+    seen = {_key(values, created) for created, values in stored.all()}
+    new = []
+    for values, created in points:
+        key = _key(values, created)
+        if key not in seen:
+            seen.add(key)
+            new.append({"experiment_id": exp.id, "values": values, "created_at": created})
+    if new:
+        await session.execute(insert(ExperimentMetric), new)
+
+
+def _key(values: dict[str, Any], created: datetime) -> tuple[Any, ...]:
+    stamp = created if created.tzinfo else created.replace(tzinfo=UTC)  # naive is UTC, as stored
+    return (stamp.astimezone(UTC), tuple(sorted((k, float(v)) for k, v in values.items())))
 
 
 def _postgres(session: AsyncSession) -> bool:

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import NotFound, PermissionDenied, PlxError
+from app.logic.refs import check_config
 from app.logic.statuses import DONE
 from app.logic.tarballs import EmptyTarball, remove_tree
 from app.models import (
@@ -88,7 +89,7 @@ async def get_experiment(
     return await _in_project(session, access, Experiment, experiment_id)
 
 
-def _tensorboard_stmt(project_id: int, target: Target) -> Select[Any]:
+def tensorboard_stmt(project_id: int, target: Target) -> Select[Any]:
     stmt = select(TensorboardJob).where(TensorboardJob.project_id == project_id)
     group_id = target.group.id if target.group else None
     experiment_id = target.experiment.id if target.experiment else None
@@ -117,7 +118,8 @@ async def start_tensorboard(
     config: dict[str, Any] | None,
 ) -> tuple[TensorboardJob, bool]:
     """The live tensorboard of `target`, or a new one; True when created."""
-    current = await _last(session, _tensorboard_stmt(access.project.id, target), TensorboardJob)
+    check_config(config)
+    current = await _last(session, tensorboard_stmt(access.project.id, target), TensorboardJob)
     if current is not None and is_live(current):
         return current, False
     row = TensorboardJob(
@@ -137,7 +139,7 @@ async def start_tensorboard(
 async def stop_tensorboard(
     session: AsyncSession, access: ProjectAccess, *, target: Target
 ) -> TensorboardJob | None:
-    rows = await session.scalars(_tensorboard_stmt(access.project.id, target))
+    rows = await session.scalars(tensorboard_stmt(access.project.id, target))
     last = None
     for row in rows:
         if is_live(row):
@@ -161,6 +163,7 @@ async def list_tensorboards(
 async def start_notebook(
     session: AsyncSession, access: ProjectAccess, user_id: int, *, config: dict[str, Any] | None
 ) -> tuple[NotebookJob, bool]:
+    check_config(config)
     stmt = select(NotebookJob).where(NotebookJob.project_id == access.project.id)
     current = await _last(session, stmt, NotebookJob)
     if current is not None and is_live(current):

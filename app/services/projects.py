@@ -107,10 +107,16 @@ def check_project_access(principal: Principal, row: Any, *, write: bool = False)
 
 
 async def create_project(
-    session: AsyncSession, principal: Principal, *, data: dict[str, Any]
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    data: dict[str, Any],
+    default_public: bool = True,
 ) -> Project:
     if principal.is_run_scoped:
         raise PermissionDenied("A run token may only act on its own run.")
+    if data.get("is_public") is None:  # the body did not say: the operator's default
+        data = {**data, "is_public": default_public}
     project = Project(user_id=principal.user.id, **data)
     session.add(project)
     async with unique_name(session, "project", data["name"]):

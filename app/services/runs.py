@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.config import Settings
-from app.errors import BadRequest, NotFound, PermissionDenied
+from app.errors import BadRequest, PermissionDenied
 from app.models import (
     Bookmark,
     BuildJob,
@@ -135,14 +135,6 @@ def outputs_path(settings: Settings, kind: str, run_id: int) -> Path:
 def log_path(settings: Settings, kind: str, run_id: int, replica: str | None = None) -> Path:
     name = "log.txt" if replica in (None, "master-0") else f"{replica}.txt"
     return run_dir(settings, kind, run_id) / "logs" / name
-
-
-def read_log(settings: Settings, kind: str, run_id: int, replica: str | None = None) -> str:
-    path = log_path(settings, kind, run_id, replica)
-    try:
-        return path.read_text(errors="replace")
-    except FileNotFoundError:
-        raise NotFound("Log file not found.") from None
 
 
 def append_log(settings: Settings, kind: str, run_id: int, lines: str | list[str]) -> None:

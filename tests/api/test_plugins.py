@@ -72,7 +72,8 @@ async def test_project_tensorboard_start_is_idempotent_then_stop(app, client, ow
     assert page["count"] == 1
     listed = page["results"][0]
     assert listed["last_status"] == "running"
-    assert listed["url"] == f"http://127.0.0.1:{spec.ports[0]}/"
+    # Served through plx's proxy (the workload's own address stays internal), with a ticket.
+    assert listed["url"].startswith("http://testserver/tensorboard/alice/foo/?plx_ticket=")
     assert (await client.get(BASE, headers=owner.headers)).json()["has_tensorboard"] is True
 
     r = await client.post(f"{BASE}/tensorboard/stop", headers=owner.headers)
@@ -158,14 +159,16 @@ async def test_notebook_start_and_stop_with_commit(app, client, owner, other, se
     await reconciler.reconcile_once()
     (spec,) = runtime.specs.values()
     workdir = spec.workdir
-    assert "--ServerApp.token=" in spec.command and workdir in spec.command
+    assert workdir in spec.command and "--ServerApp.base_url=/notebook/alice/foo/" in spec.command
     async with session_scope(app.state.sessionmaker) as session:
         token = (await session.scalars(select(NotebookJob.token))).one()
 
     detail = (await client.get(BASE, headers=owner.headers)).json()
     assert detail["has_notebook"] is True
     nb = (await client.get(f"{BASE}/notebook", headers=owner.headers)).json()
-    assert nb["url"].endswith(f"?token={token}")
+    assert token not in nb["url"] and token not in spec.command
+    assert spec.env["JUPYTER_TOKEN"] == token
+    assert nb["url"].startswith("http://testserver/notebook/alice/foo/?plx_ticket=")
     assert (await client.get(f"{BASE}/notebook", headers=other.headers)).json()["url"] is None
 
     r = await upload(client, owner, v0_tarball({"train.py": b"v2"}))

@@ -7,7 +7,10 @@ import os
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from app.db import session_scope
+from app.models import NotebookJob, TensorboardJob
 from app.reconciler.loop import Reconciler
 from app.reconciler.plugins import reconcile_plugins
 from app.runtimes.local import LocalRuntime
@@ -49,7 +52,15 @@ async def _run(app, client, owner, settings, tmp_path, kind: str, *, end: str = 
         else:
             row = (await client.get(f"{BASE}/notebook", headers=owner.headers)).json()
         assert row["last_status"] == "running", row
-        assert await _serving(row["url"]) == 200
+        # Served through plx's proxy (row["url"]); the workload's own address stays inside.
+        async with session_scope(app.state.sessionmaker) as session:
+            model = TensorboardJob if kind == "tensorboard" else NotebookJob
+            internal = (await session.scalars(select(model.url))).one().rstrip("/")
+        internal += f"/{kind}/alice/foo/"  # served under the proxy's path
+        assert row["url"].startswith(f"http://testserver/{kind}/alice/foo/?plx_ticket=")
+        assert await _serving(internal) in (200, 403)  # jupyter wants the token plx holds
+        proxied = await client.get(f"/{kind}/alice/foo/", headers=owner.headers)
+        assert proxied.status_code in (200, 302), proxied.text
         (workload,) = (await runtime.list_workloads()).values()
         pid = workload.details.get("pid")
 
@@ -66,7 +77,7 @@ async def _run(app, client, owner, settings, tmp_path, kind: str, *, end: str = 
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
         with pytest.raises(httpx.TransportError):
-            await _serving(row["url"], timeout=0)
+            await _serving(internal, timeout=0)
     finally:
         for key in await runtime.list_workloads():
             await runtime.stop(key, grace_seconds=1)

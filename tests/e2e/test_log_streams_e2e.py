@@ -8,6 +8,7 @@ import time
 
 import pytest
 import websockets
+import websockets.exceptions
 
 CMD = "for i in 1 2 3; do echo line$i; sleep 0.4; done"
 

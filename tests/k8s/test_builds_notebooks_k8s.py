@@ -14,7 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from app.db import session_scope
+from app.models import NotebookJob
 from app.runtimes.base import RuntimeError_
 from tests.k8s.test_reconciler_k8s import (
     NAMESPACE,
@@ -142,17 +145,21 @@ async def test_a_dockerfile_build_without_code_fails_with_the_reason(cluster: Cl
 
 
 async def test_notebook_runs_as_deployment_with_the_projects_code(cluster: Cluster) -> None:
-    async with running(cluster.settings) as (_, client):
+    async with running(cluster.settings) as (app, client):
         await create_project(client)
         commit = await upload(client, {"train.py": "print('hi')\n"})
         r = await client.post(f"{PROJECT}/notebook/start", json={})
         assert r.status_code == 201, r.text
         await wait_for(lambda: project(client), lambda p: p.get("has_notebook") is True)
         notebook = await wait_for(getter(client, f"{PROJECT}/notebook"), lambda n: n["url"])
-        url, _, token = notebook["url"].partition("?token=")
+        # Served through plx: the Service's address and jupyter's token stay inside.
+        assert notebook["url"].startswith("http://testserver/notebook/root/p/?plx_ticket=")
+        async with session_scope(app.state.sessionmaker) as session:
+            row = (await session.scalars(select(NotebookJob))).one()
         assert re.fullmatch(rf"http://plx-notebook-{notebook['uuid']}\.{NAMESPACE}\.svc\.cluster"
-                            r"\.local:8888", url), url
-        assert token
+                            r"\.local:8888", row.url), row.url
+        token = row.token
+        assert token and token not in notebook["url"]
         if cluster.api is not None:
             (deployment,) = cluster.api.list("deployments", NAMESPACE)
             pod = deployment["spec"]["template"]

@@ -31,6 +31,9 @@ KUSTOMIZE = ROOT / "deploy" / "kustomize"
 CHART = ROOT / "deploy" / "helm" / "plx"
 RUNTIME = ROOT / "app" / "k8s" / "runtime.py"
 NAMESPACE = "plx"
+RUNS_NAMESPACE = "plx-runs"  # the kustomize base's; the chart's default is `<release ns>-runs`
+# What lives in the runs' namespace (issue 16.2); everything else is in plx's.
+IN_RUNS_NAMESPACE = {"Role", "RoleBinding", "NetworkPolicy"}
 
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "Namespace"}
 VERBS = {
@@ -186,7 +189,9 @@ def _check_model(api: k8s.ApiClient, doc: dict[str, Any]) -> None:
     assert api.sanitize_for_serialization(back) == doc, f"{model} {doc['metadata']}"
     assert doc["metadata"]["name"]
     if doc["kind"] not in CLUSTER_SCOPED:  # Helm leaves it to `helm install --namespace`
-        assert doc["metadata"].get("namespace", NAMESPACE) == NAMESPACE, doc["metadata"]
+        runs = doc["kind"] in IN_RUNS_NAMESPACE or doc["metadata"]["name"].endswith("-run")
+        expected = RUNS_NAMESPACE if runs else NAMESPACE
+        assert doc["metadata"].get("namespace", NAMESPACE) == expected, doc["metadata"]
 
 
 def test_the_deployment_probes_env_and_image(docs):
@@ -258,11 +263,77 @@ def test_rbac_grants_exactly_what_the_runtime_calls(docs):
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
         ]
-    # The runs go where the Role is.
-    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
-    runs_namespace = env["PLX_K8S_NAMESPACE"]
+    # The runs go where the Role is: their own namespace, not plx's (issue 16.2).
+    env = _env(deployment)
     role_namespace = _one(docs, "Role")["metadata"]["namespace"]
-    assert runs_namespace.get("value", role_namespace) == role_namespace
-    if "valueFrom" in runs_namespace:
-        assert runs_namespace["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
-        assert deployment["metadata"]["namespace"] == role_namespace
+    assert env["PLX_K8S_NAMESPACE"]["value"] == role_namespace == RUNS_NAMESPACE
+    assert deployment["metadata"].get("namespace", NAMESPACE) == NAMESPACE != role_namespace
+
+
+# ------------------------------------------------------------------- isolation (issue 16.2)
+
+
+def _env(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_runs_have_their_own_namespace_and_plx_no_rights_in_its_own(docs):
+    deployment = _one(docs, "Deployment")
+    runs = _env(deployment)["PLX_K8S_NAMESPACE"]["value"]
+    assert runs != deployment["metadata"].get("namespace", NAMESPACE)
+    namespaces = {d["metadata"]["name"] for d in _by_kind(docs, "Namespace")}
+    assert runs in namespaces  # created with plx
+    for binding in _by_kind(docs, "RoleBinding"):
+        assert binding["metadata"]["namespace"] == runs
+    # No rule anywhere reaches Secrets or ConfigMaps.
+    for role in _by_kind(docs, "Role") + _by_kind(docs, "ClusterRole"):
+        resources = {resource for _, resource, _ in granted(role["rules"])}
+        assert resources <= {"pods", "pods/log", "services", "deployments", "nodes"}, resources
+    # The API URL the runs call back is plx's Service in plx's namespace.
+    url = _env(deployment)["PLX_API_URL"]["value"]
+    service = _one(docs, "Service")["metadata"]["name"]
+    assert url.startswith(f"http://{service}.") and f".{runs}." not in url
+
+
+def test_the_runs_service_account_has_no_rights_and_no_token(docs):
+    deployment = _one(docs, "Deployment")
+    env = _env(deployment)
+    name = env["PLX_K8S_SERVICE_ACCOUNT"]["value"]
+    runs = env["PLX_K8S_NAMESPACE"]["value"]
+    (account,) = [
+        sa for sa in _by_kind(docs, "ServiceAccount")
+        if sa["metadata"]["name"] == name and sa["metadata"].get("namespace") == runs
+    ]
+    assert account["automountServiceAccountToken"] is False
+    for binding in _by_kind(docs, "RoleBinding") + _by_kind(docs, "ClusterRoleBinding"):
+        assert all(subject["name"] != name for subject in binding["subjects"])
+    assert name != deployment["spec"]["template"]["spec"]["serviceAccountName"]
+
+
+def test_plugin_pods_accept_connections_from_plx_only(docs):
+    from app.k8s.manifests import ManifestOptions, build_manifests
+    from tests.k8s.conftest import make_spec
+
+    deployment = _one(docs, "Deployment")
+    runs = _env(deployment)["PLX_K8S_NAMESPACE"]["value"]
+    (policy,) = _by_kind(docs, "NetworkPolicy")
+    assert policy["metadata"]["namespace"] == runs
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress"]
+    # It selects the tensorboard and notebook pods plx makes, and no run's pod.
+    selector = spec["podSelector"]["matchLabels"]
+    for kind in ("tensorboard", "notebook"):
+        plugin = make_spec(f"{kind}-1", kind=kind, command=None, ports=[1])
+        (made,) = build_manifests(plugin, ManifestOptions(namespace=runs)).deployments
+        assert selector.items() <= made.spec.template.metadata.labels.items()
+    job = build_manifests(make_spec(), ManifestOptions(namespace=runs)).pods[0]
+    assert not selector.items() <= job.metadata.labels.items()
+    # From plx's pods, in plx's namespace; nothing else.
+    (rule,) = spec["ingress"]
+    (peer,) = rule["from"]
+    assert peer["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": deployment["metadata"].get("namespace", NAMESPACE)
+    }
+    server_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert peer["podSelector"]["matchLabels"].items() <= server_labels.items()
+    assert "ports" not in rule and "ipBlock" not in peer

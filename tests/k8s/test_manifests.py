@@ -100,11 +100,87 @@ async def test_experiment_pod_manifest(client):
 
 
 async def test_outputs_on_a_shared_claim(client):
+    """Issue 16.2: a run mounts only its own outputs of the claim (a subPath), never the whole
+    data directory, where plx's database and every other run's files are."""
     options = ManifestOptions(outputs_claim="plx-outputs", outputs_root="/plx/outputs")
     data, _ = roundtrip(client, build_manifests(make_spec(), options).pods[0], "V1Pod")
     volume = data["spec"]["volumes"][0]
     assert volume["persistentVolumeClaim"] == {"claimName": "plx-outputs"}
-    assert data["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] == "/plx/outputs"
+    for container in (data["spec"]["containers"][0], data["spec"]["initContainers"][0]):
+        (mount,) = container["volumeMounts"]
+        assert mount == {
+            "name": volume["name"],
+            "mountPath": "/plx/outputs/root/quick-start/jobs/1",
+            "subPath": "root/quick-start/jobs/1",
+        }
+
+
+async def test_a_tensorboard_mounts_the_outputs_it_reads_read_only(client):
+    options = ManifestOptions(outputs_claim="plx-outputs", outputs_root="/plx/outputs")
+    reads = ("/plx/outputs/runs/experiment/3/outputs", "/plx/outputs/runs/experiment/4/outputs")
+    spec = make_spec(
+        "tensorboard-9", kind="tensorboard", run_id=9, outputs_path="", read_only_paths=reads,
+        command="tensorboard --logdir_spec 3:...,4:...", ports=[6006],
+    )
+    data, _ = roundtrip(client, build_manifests(spec, options).deployments[0], "V1Deployment")
+    pod = data["spec"]["template"]["spec"]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert mounts == [
+        {"name": "plx-outputs", "mountPath": path, "subPath": path.removeprefix("/plx/outputs/"),
+         "readOnly": True}
+        for path in reads
+    ]
+    # Outside the claim's root, or climbing out of it: refused before anything is created.
+    for path in ("/etc/outputs", "/plx/outputs/../plx.db", "/plx/outputs"):
+        bad = replace(spec, read_only_paths=(path,))
+        with pytest.raises(RuntimeError_, match="not below"):
+            build_manifests(bad, options)
+
+
+async def test_runs_get_no_service_account_token(client):
+    """Issue 16.2: the runs' pods have no API credentials (and their ServiceAccount no rights,
+    deploy/)."""
+    options = replace(OPTIONS, service_account="plx-run")
+    specs = [
+        experiment_spec(),
+        make_spec("build-1", kind="build", run_id=1, dockerfile="FROM python:3.11",
+                  destination_image="p:1"),
+        make_spec("tensorboard-1", kind="tensorboard", run_id=1, ports=[6006]),
+        make_spec("notebook-1", kind="notebook", run_id=1, command=None, ports=[8888]),
+    ]
+    for spec in specs:
+        manifests = build_manifests(spec, options)
+        pods = [p.spec for p in manifests.pods] + [d.spec.template.spec for d in
+                                                     manifests.deployments]
+        for pod in pods:
+            assert pod.automount_service_account_token is False, spec.kind
+            assert pod.service_account_name == "plx-run"
+
+
+def test_refs_outside_the_operators_allow_list_are_refused():
+    """The API refuses them at create time; a row stored before the list changed is refused
+    again when its pod would be made."""
+    options = replace(OPTIONS, allowed_secrets=frozenset({"aws-creds"}),
+                      allowed_configmaps=frozenset({"settings"}))
+    build_manifests(experiment_spec(), options)  # both allowed
+    with pytest.raises(RuntimeError_, match="secret `plx-database`.*operator") as exc:
+        build_manifests(experiment_spec(secret_refs=["plx-database"]), options)
+    assert not exc.value.retryable
+    with pytest.raises(RuntimeError_, match="config map `other`"):
+        build_manifests(experiment_spec(configmap_refs=["other"]), options)
+    with pytest.raises(RuntimeError_, match="secret `aws-creds`"):
+        build_manifests(experiment_spec(), replace(options, allowed_secrets=frozenset()))
+
+
+def test_plugins_serve_under_the_proxy_path_without_bind_all():
+    spec = make_spec("tensorboard-1", kind="tensorboard", run_id=1, command=None, ports=[6006])
+    (deployment,) = build_manifests(spec, OPTIONS).deployments
+    command = deployment.spec.template.spec.containers[0].args[0]
+    assert "--bind_all" not in command and "--path_prefix=" in command
+    spec = make_spec("notebook-1", kind="notebook", run_id=1, command=None, ports=[8888])
+    (deployment,) = build_manifests(spec, OPTIONS).deployments
+    command = deployment.spec.template.spec.containers[0].args[0]
+    assert "base_url=\"${PLX_PLUGIN_BASE_URL" in command and "token" not in command.lower()
 
 
 def test_label_values_are_made_safe():

@@ -98,6 +98,7 @@ async def cluster_fixture(
         k8s_namespace=NAMESPACE,
         k8s_registry=REGISTRY,
         k8s_resync_seconds=1.0,
+        k8s_allowed_secrets=["creds"],  # the operator's allow-list (issue 16.2)
     )
     if REAL_KUBECONFIG:
         monkeypatch.setenv("KUBECONFIG", REAL_KUBECONFIG)

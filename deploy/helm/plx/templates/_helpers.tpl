@@ -27,7 +27,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "plx.runsNamespace" -}}
-{{- default .Release.Namespace .Values.runsNamespace -}}
+{{- default (printf "%s-runs" .Release.Namespace) .Values.runsNamespace -}}
+{{- end -}}
+
+{{- define "plx.runsServiceAccountName" -}}
+{{- default (printf "%s-run" (include "plx.fullname" .)) .Values.runsServiceAccount -}}
+{{- end -}}
+
+{{- define "plx.runsClaim" -}}
+{{- if .Values.persistence.runsClaim -}}
+{{- .Values.persistence.runsClaim -}}
+{{- else if eq (include "plx.runsNamespace" .) .Release.Namespace -}}
+{{- include "plx.dataClaim" . -}}
+{{- else -}}
+{{- fail "persistence.sharedWithRuns: set persistence.runsClaim, a claim of the runs' namespace on the same storage" -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "plx.databaseSecret" -}}

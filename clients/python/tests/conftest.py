@@ -1,0 +1,207 @@
+"""A real `plx server` (subprocess, free port, fresh data dir) on SQLite, and on Postgres when
+PLX_TEST_POSTGRES_URL is set: the client is tested against plx itself, never a mock.
+
+Needs plx installed in the same environment (the repository's `.venv`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from plx_client import Client
+
+ADMIN = ("admin", "admin-password-1")
+PG_ENV = "PLX_TEST_POSTGRES_URL"
+
+pytest.importorskip("app.cli", reason="plx itself (the server) is not installed here")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    data_dir: Path
+    port: int
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    token: str = ""
+    log: Path = field(default_factory=Path)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> Server:
+        self.log = self.data_dir / "server.log"
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "server", "--port", str(self.port)],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                r = httpx.post(
+                    f"{self.url}/api/v1/users/token",
+                    json={"username": ADMIN[0], "password": ADMIN[1]},
+                    timeout=2,
+                )
+                if r.status_code == 200:
+                    self.token = r.json()["token"]
+                    return self
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not come up: {self.log.read_text()[-3000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            self.proc.wait(20)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def client(self) -> Client:
+        return Client(self.url, self.token, username=ADMIN[0])
+
+
+async def _pg_admin(url: str, statement: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def _new_database() -> tuple[str, str]:
+    """A fresh Postgres database: (its URL, the admin URL that drops it)."""
+    base = os.environ[PG_ENV]
+    name = f"plx_client_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    server_url = base.rsplit("/", 1)[0]
+    admin = f"{server_url}/postgres"  # the URL's own database need not exist
+    asyncio.run(_pg_admin(admin, f'CREATE DATABASE "{name}"'))
+    return f"{server_url}/{name}", admin
+
+
+def _drop_database(url: str, admin: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    asyncio.run(_pg_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"], scope="module")
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres" and not os.environ.get(PG_ENV):
+        pytest.skip(f"{PG_ENV} is not set")
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def module_database(backend: str) -> Iterator[str | None]:
+    """None (SQLite in the data dir) or the URL of a fresh Postgres database."""
+    if backend == "sqlite":
+        yield None
+        return
+    url, admin = _new_database()
+    yield url
+    _drop_database(url, admin)
+
+
+def make_server(data: Path, database: str | None, **overrides: Any) -> Server:
+    data.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "PLX_DATA_DIR": str(data),
+        "PLX_ADMIN_USERNAME": ADMIN[0],
+        "PLX_ADMIN_PASSWORD": ADMIN[1],
+        "PLX_RECONCILE_INTERVAL": "0.5",
+        "PLX_API_URL": f"http://127.0.0.1:{port}",
+    }
+    for key in ("PLX_DATABASE_URL", "PLX_TOKEN", "PLX_EXPERIMENT_ID", "PLX_CONFIG"):
+        env.pop(key, None)
+    if database:
+        env["PLX_DATABASE_URL"] = database
+    env.update({f"PLX_{k.upper()}": str(v) for k, v in overrides.items()})
+    return Server(data_dir=data, port=port, env=env)
+
+
+@pytest.fixture(scope="module")
+def server(
+    module_database: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One server per module and backend (tests use their own projects)."""
+    srv = make_server(tmp_path_factory.mktemp("plx"), module_database).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def new_server(backend: str, tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Factory for a server of the test's own (it may kill and restart it), on a database of
+    its own: two servers with local runtimes must never share one (each would judge the other's
+    runs vanished)."""
+    started: list[Server] = []
+    databases: list[tuple[str, str]] = []
+
+    def _make(**overrides: Any) -> Server:
+        database = None
+        if backend == "postgres":
+            databases.append(_new_database())
+            database = databases[-1][0]
+        srv = make_server(tmp_path / f"plx{len(started)}", database, **overrides)
+        started.append(srv)
+        return srv.start()
+
+    yield _make
+    for srv in started:
+        srv.stop()
+    for url, admin in databases:
+        _drop_database(url, admin)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the user's ~/.plx, nor a run's PLX_* of the caller."""
+    monkeypatch.setenv("PLX_CONFIG", str(tmp_path / "client.json"))
+    for key in ("PLX_API_URL", "PLX_TOKEN", "PLX_USERNAME", "PLX_PROJECT", "PLX_EXPERIMENT_ID"):
+        monkeypatch.delenv(key, raising=False)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {predicate}")
+        time.sleep(interval)
