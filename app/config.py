@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     reconcile_interval: float = Field(default=5.0, gt=0)  # resync period, seconds
     stop_grace_seconds: float = Field(default=10.0, ge=0)
     heartbeat_timeout: float = Field(default=0, ge=0)  # 0: no zombie sweep
+    # Seconds one workload (or group) may keep failing to be observed, started or stopped
+    # before its run fails with the reason; it is retried with backoff until then.
+    workload_retry_timeout: float = Field(default=300.0, ge=0)
     reconciler_enabled: bool = True
     # Seconds a resolved token is reused without a lookup; another replica may honour a
     # revoked token this long. 0: look every token up.

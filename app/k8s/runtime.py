@@ -45,6 +45,7 @@ from app.runtimes.base import (
     RuntimeError_,
     WorkloadSpec,
     WorkloadState,
+    unobservable,
 )
 
 log = logging.getLogger(__name__)
@@ -270,7 +271,16 @@ class KubernetesRuntime(Runtime):
         for key in keys:
             if key in self._forgotten:
                 continue
-            changed = self._refresh(key) or changed
+            try:
+                changed = self._refresh(key) or changed
+            except Exception as exc:
+                # One malformed object must not stop the others' refresh (nor the watch that
+                # called this): its key is listed with the error until its objects change.
+                state = unobservable(key, exc)
+                if self._states.get(key) != state:
+                    log.exception("kubernetes: observing %s failed", key)
+                    self._states[key] = state
+                    changed = True
         if changed:
             self._notify()
 

@@ -38,6 +38,10 @@ class TarballError(Exception):
         self.status_code = status_code
 
 
+class EmptyTarball(TarballError):
+    """A tarball without a single file (nothing, or only directories)."""
+
+
 @dataclass(frozen=True)
 class Limits:
     max_uncompressed_bytes: int
@@ -132,7 +136,7 @@ class _Extractor:
             except OSError as exc:
                 raise TarballError(f"Cannot extract `{name}`: {exc.strerror or exc}.") from None
         if not any(entry[0] != "d" for entry in self.entries.values()):
-            raise TarballError("The tarball contains no files.")
+            raise EmptyTarball("The tarball contains no files.")
         self._check_links()
 
     def _target(self, name: str, *, is_dir: bool = False) -> str:

@@ -7,6 +7,10 @@ to the run step within the concurrency; succeeded once nothing more will be sugg
 experiment is done; failed, with the reason, when the sweep cannot proceed. A group that is over
 is only visited while it has held clones (restarts, resumes, copies) to release within its
 concurrency.
+
+A group whose pass fails is that group's trouble alone (app/reconciler/retries.py): retried with
+backoff while the other groups go on, told in its status message, and failed with the reason once
+it has failed for PLX_WORKLOAD_RETRY_TIMEOUT seconds.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from app.logic.errors import SpecError
 from app.logic.hptuning import HPTuningConfig, parse_hptuning
 from app.logic.polyaxonfile import PolyaxonFile, parse_polyaxonfile
 from app.models import Experiment, ExperimentGroup, ExperimentMetric
+from app.reconciler.retries import Failure, report
 from app.services import groups as service
 from app.services.statuses import set_status
 
@@ -52,14 +57,30 @@ async def reconcile_groups(reconciler: Any) -> None:
                 limit=MAX_GROUPS_PER_PASS - len(ids),
             )
     woke = False
+    retries = reconciler.retries
     for group_id in ids:
+        key = f"group-{group_id}"
+        if not retries.due(key):
+            continue
         try:
             woke |= await reconcile_group(reconciler, group_id)
             crash_point("groups.after_group_committed")
-        except Exception:
-            log.exception("group %s: reconcile failed", group_id)
+        except Exception as exc:
+            await _report(reconciler, group_id, retries.failed(key, "reconcile", exc))
+        else:
+            retries.succeeded(key)
     if woke:
         reconciler.wake()
+
+
+async def _report(reconciler: Any, group_id: int, failure: Failure) -> None:
+    async def load(session: AsyncSession) -> ExperimentGroup | None:
+        return await _lock_group(session, group_id)
+
+    async def give_up(session: AsyncSession, group: ExperimentGroup, message: str) -> None:
+        await _fail(session, group, message)
+
+    await report(reconciler, failure, load, give_up)
 
 
 async def _group_ids(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import session_scope
+from app.reconciler.retries import Retries
 from app.runtimes.base import Runtime
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class Reconciler:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.setup_done = False
+        # Failing workloads, runs and groups: backed off, told, given up on (retries.py).
+        self.retries = Retries(settings.workload_retry_timeout)
         runtime.set_notify(self.wake)
 
     def register_step(self, step: Step, *, first: bool = False) -> None:

@@ -6,6 +6,10 @@ running after a delete (v0 #549, #156); starts a workload for a live row without
 port stored on the row first, so a crash between the two adopts instead of duplicating); and
 copies the observed state (running + URL, or the end with its message) onto the row.
 
+One plugin's trouble stays its own (app/reconciler/retries.py): a workload that cannot be
+observed, started, stopped or recorded is retried with backoff while the others go on, told in
+its row's status message, and its row failed once it has failed for PLX_WORKLOAD_RETRY_TIMEOUT.
+
 A notebook pod on Kubernetes is deleted with its own grace period and not swept with grace 0
 until that period has passed: its preStop hook uploads the workspace for a stop with `commit`
 (app/k8s/manifests.py), and a forced deletion would kill the upload.
@@ -35,7 +39,8 @@ from app.models import (
     TensorboardJob,
     User,
 )
-from app.runtimes.base import RuntimeError_, WorkloadSpec, WorkloadState
+from app.reconciler.retries import Failure, report, tracked
+from app.runtimes.base import CapacityError, RuntimeError_, WorkloadSpec, WorkloadState
 from app.services import plugins as service
 from app.services.code import code_checkout_path, prune_orphan_repos
 from app.services.runs import outputs_path, workload_key
@@ -180,27 +185,48 @@ async def reconcile_plugins(reconciler: Any) -> None:
         plans = await _plans(session, settings)
     workloads = {k: s for k, s in (await runtime.list_workloads()).items() if is_plugin_key(k)}
     wanted = {plan.key for plan in plans if plan.owner_stopped is None}
+    retries = reconciler.retries
     for key, state in workloads.items():
-        if key in wanted:
-            continue
-        if _drains(runtime, key):
-            if await _drain_notebook(runtime, settings, key, state):
-                continue
-        elif not state.done:
-            await runtime.stop(key, grace_seconds=settings.stop_grace_seconds)
-        await runtime.cleanup(key)
+        if key not in wanted and retries.due(key):
+            await tracked(reconciler, key, "stop", _retire(runtime, settings, key, state))
     for plan in plans:
-        try:
-            if plan.owner_stopped is not None:
-                await _set(reconciler, plan, "stopped", message=plan.owner_stopped)
-            elif plan.key in workloads:
-                await _sync(reconciler, plan, workloads[plan.key])
-            else:
-                await _start(reconciler, plan)
-        except Exception:
-            log.exception("plugin %s: reconcile failed", plan.key)
+        if not retries.due(plan.key):
+            continue  # failed lately: tried again after its delay, the others go on
+        state = workloads.get(plan.key)
+        if plan.owner_stopped is not None:
+            what, action = "record", _set(reconciler, plan, "stopped", message=plan.owner_stopped)
+        elif state is not None and state.error:
+            failure = retries.failed(plan.key, "observe", state.error)
+            await _report(reconciler, plan, failure)
+            continue
+        elif state is not None:
+            what, action = "record the state of", _sync(reconciler, plan, state)
+        else:
+            what, action = "start", _start(reconciler, plan)
+
+        async def tell(failure: Failure, plan: Plan = plan) -> None:
+            await _report(reconciler, plan, failure)
+
+        await tracked(reconciler, plan.key, what, action, on_failure=tell)
     async with reconciler.session() as session:
         await prune_orphan_repos(session, settings)
+
+
+async def _retire(runtime: Any, settings: Any, key: str, state: WorkloadState) -> None:
+    """Stop and clean up a plugin workload whose row is done, gone, or whose owner stopped."""
+    if _drains(runtime, key):
+        if await _drain_notebook(runtime, settings, key, state):
+            return
+    elif not state.done:
+        await runtime.stop(key, grace_seconds=settings.stop_grace_seconds)
+    await runtime.cleanup(key)
+
+
+async def _report(reconciler: Any, plan: Plan, failure: Failure) -> None:
+    async def load(session: Any) -> Any:
+        return await session.get(KINDS[plan.kind], plan.run_id)
+
+    await report(reconciler, failure, load)
 
 
 def _drains(runtime: Any, key: str) -> bool:
@@ -316,13 +342,16 @@ async def _start(reconciler: Any, plan: Plan) -> None:
         return
     try:
         state = await runtime.start(spec)
-    except RuntimeError_ as exc:
-        if not exc.retryable:
-            await _set(reconciler, plan, "failed", message=exc.message)
-        else:
-            log.warning("plugin %s: start deferred: %s", plan.key, exc.message)
+    except CapacityError as exc:  # a full runtime: it waits its turn
+        log.info("plugin %s: start deferred: %s", plan.key, exc.message)
         return
-    await _sync(reconciler, plan, state)
+    except RuntimeError_ as exc:
+        if exc.retryable:
+            raise  # retried with backoff (app/reconciler/retries.py), never given up on
+        await _set(reconciler, plan, "failed", message=exc.message)
+        return
+    if state.error is None:
+        await _sync(reconciler, plan, state)
 
 
 async def _with_local_workdir(

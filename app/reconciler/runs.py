@@ -7,6 +7,12 @@ One pass: read the runtime's workloads and the active rows, then
 - an observed workload state becomes a status through `set_status` (illegal ones are no-ops);
 - a started row whose workload vanished is failed with a message.
 Every action is keyed by a deterministic workload key, so a repeated pass is harmless.
+
+One run's trouble stays its own (app/reconciler/retries.py): a workload the runtime cannot
+observe, start or stop is skipped for a growing delay while the pass goes on with the others,
+named in its run's status message after a few failures, and failed after
+`PLX_WORKLOAD_RETRY_TIMEOUT` seconds. A workload whose run is over that cannot be retired is
+retried with backoff (and logged) the same way, without holding up the pass.
 """
 
 from __future__ import annotations
@@ -18,13 +24,15 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, literal, or_, select, union_all
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import PlxError
 from app.faults import crash_point
 from app.logic.statuses import DONE, experiment_status_from_jobs, is_done
 from app.models import BuildJob, CodeReference, Experiment, ExperimentJob, Job, Project, User
 from app.models.base import utcnow
-from app.runtimes.base import RuntimeError_, WorkloadSpec, WorkloadState
+from app.reconciler.retries import report, tracked
+from app.runtimes.base import CapacityError, RuntimeError_, WorkloadSpec, WorkloadState
 from app.services import leases
 from app.services.code import run_workdir
 from app.services.logs import remember_secrets
@@ -50,6 +58,7 @@ REPLICA_ENDED = "The experiment ended; this replica was stopped."
 NO_BUILD = "The local runtime does not build images; the build is recorded as succeeded."
 ZOMBIE = "Experiment is in zombie state (no heartbeat was reported)."
 SWEEP_BATCH = 400
+RECORD = "record the state of"  # what failed when writing what a workload shows failed
 
 
 WAITING = ("created", QUEUED)
@@ -224,13 +233,22 @@ async def reconcile_runs(rec: Any) -> None:
         exp_ids = sorted(i for k, i in rows if k == "experiment" and i in observed)
         replicas = await _replica_facts(session, exp_ids)
     by_run: dict[tuple[str, int], dict[str, WorkloadState]] = {}
+    retires: list[tuple[str, Any]] = []
+    grace = rec.settings.stop_grace_seconds
     for key, state in workloads.items():
         kind, run_id, uuid8, _, _ = parse_key(key)  # type: ignore[misc]
         row = rows.get((kind, run_id))
         if row is None or row.uuid[:8] != uuid8 or is_done(row.last_status):
-            await _retire(runtime, key, state, rec.settings.stop_grace_seconds)
+            if rec.retries.due(key):
+                retire = _retire(rec.runtime, key, state, grace)
+                retires.append((f"retire {key}", _tracked(rec, key, "stop", retire)))
             continue
         by_run.setdefault((kind, run_id), {})[key] = state
+    # Each action is its own unit of work on its own rows: they run side by side (a pass costs
+    # about its slowest action, not their sum), at most `width` at a time. Retires first: they
+    # free the slots that this pass's starts may take.
+    width = 1 if rec.settings.database_url.startswith("sqlite") else PASS_CONCURRENCY
+    await _run_all(retires, width)
 
     crash_point("runs.after_listing")
     actions: list[tuple[str, Any]] = []
@@ -239,22 +257,36 @@ async def reconcile_runs(rec: Any) -> None:
     for (kind, run_id), row in sorted(rows.items(), key=lambda item: item[0][1]):
         if is_done(row.last_status):
             continue
+        key = run_key(kind, run_id)
+        if not rec.retries.due(key):
+            continue  # failed lately: its turn comes after its delay, the others go on
         states = by_run.get((kind, run_id), {})
+        broken = {k: state.error for k, state in states.items() if state.error}
         if row.stop_requested:
-            actions.append((f"stop {kind} {run_id}", _stop(rec, kind, row, states)))
+            # A stop goes ahead even when the workload cannot be observed: it may still end it.
+            stop = _stop(rec, kind, row, states)
+            actions.append((f"stop {key}", _tracked(rec, key, "stop", stop, run=(kind, run_id))))
+        elif broken:
+            workload, error = next(iter(broken.items()))
+            failure = rec.retries.failed(key, "observe", error, subject=workload)
+            actions.append((f"trouble {key}", _report(rec, kind, run_id, failure)))
         elif kind == "build" and runtime.name == "local":
-            actions.append((f"build {run_id}", _finish_local_build(rec, row)))
+            build = _finish_local_build(rec, row)
+            actions.append(
+                (f"build {run_id}", _tracked(rec, key, RECORD, build, run=(kind, run_id)))
+            )
         elif states:
+            rec.retries.succeeded(key, "observe", "start")  # its workloads are observed now
             if _would_change(kind, row, states, replicas.get(run_id, [])):
                 observes.append((kind, run_id, states))
         elif row.last_status in WAITING:
             if capacity is None or running + len(starts) < capacity:
                 starts.append((kind, run_id))
         else:
-            actions.append((f"vanished {kind} {run_id}", _vanished(rec, kind, row)))
-    # Each action is its own unit of work on its own rows: they run side by side (a pass costs
-    # about its slowest action, not their sum), at most `width` at a time.
-    width = 1 if rec.settings.database_url.startswith("sqlite") else PASS_CONCURRENCY
+            vanished = _vanished(rec, kind, row)
+            actions.append(
+                (f"vanished {key}", _tracked(rec, key, "observe", vanished, run=(kind, run_id)))
+            )
     actions += [
         (f"observe {len(chunk)} runs", _observe_chunk(rec, chunk))
         for chunk in _chunks(observes, width)
@@ -274,6 +306,43 @@ async def reconcile_runs(rec: Any) -> None:
     room = capacity is None or running < capacity
     if more_created or (more and started and room):
         rec.wake()  # a full batch was read and progress made: the rest is the next pass's
+
+
+def run_key(kind: str, run_id: int) -> str:
+    """The key a run's failures are counted under (its workloads' keys start with it)."""
+    return f"{kind}-{run_id}"
+
+
+async def _tracked(
+    rec: Any, key: str, what: str, action: Any, *, run: tuple[str, int] | None = None
+) -> Any:
+    """`tracked`, the failure told on the run's row when `run` is given."""
+
+    async def tell(failure: Any) -> None:
+        if run is not None:
+            await _report(rec, run[0], run[1], failure)
+
+    return await tracked(rec, key, what, action, on_failure=tell)
+
+
+async def _trouble(
+    rec: Any, kind: str, run_id: int, what: str, exc: BaseException, *, subject: str | None = None
+) -> None:
+    failure = rec.retries.failed(run_key(kind, run_id), what, exc, subject=subject)
+    await _report(rec, kind, run_id, failure)
+
+
+async def _report(rec: Any, kind: str, run_id: int, failure: Any) -> None:
+    async def load(session: Any) -> Any:
+        return await _lock(session, kind, run_id)
+
+    async def give_up(session: Any, row: Any, message: str) -> None:
+        if kind == "experiment":
+            for job in await _locked_replicas(session, row):
+                await set_status(session, job, "failed", message=message)
+        await set_status(session, row, "failed", message=message)
+
+    await report(rec, failure, load, give_up)
 
 
 def _chunks(items: list[Any], width: int) -> list[list[Any]]:
@@ -296,25 +365,38 @@ async def _run_all(jobs: list[tuple[str, Any]], width: int) -> list[Any]:
     return await asyncio.gather(*(one(*job) for job in jobs))
 
 
-async def _each_alone(step: Any, items: list[Any], what: str) -> list[Any]:
+async def _each_alone(
+    rec: Any, step: Any, items: list[Any], what: str, *, clears: bool = False
+) -> list[Any]:
     """`step(items)` in one transaction; if that fails, `step([item])` for each item, so one
-    row that breaks the chunk (bad data, a constraint) does not hold back the others."""
+    row that breaks the chunk (bad data, a constraint) does not hold back the others. The
+    failure of one alone is that run's (retried with backoff, told, given up on); `clears`:
+    the success of the step is the success of `what` for its runs."""
     try:
-        return await step(items)
-    except Exception:
+        done = await step(items)
+    except Exception as exc:
         if len(items) == 1:
-            raise
+            await _trouble(rec, items[0][0], items[0][1], what, exc)
+            return []
         log.exception("%s of %d runs together failed; each alone now", what, len(items))
-    done: list[Any] = []
+    else:
+        for item in items if clears else ():
+            rec.retries.succeeded(run_key(item[0], item[1]), what)
+        return done
+    done = []
     for item in items:
         try:
             done += await step([item])
-        except Exception:
-            log.exception("%s of %s %s failed", what, item[0], item[1])
+        except Exception as exc:
+            await _trouble(rec, item[0], item[1], what, exc)
+        else:
+            if clears:
+                rec.retries.succeeded(run_key(item[0], item[1]), what)
     return done
 
 
 async def _retire(runtime: Any, key: str, state: WorkloadState, grace: float) -> None:
+    """Stop (if alive) and clean up a workload whose run is done or gone."""
     crash_point("runs.retire_before_stop")
     if not state.done:
         await runtime.stop(key, grace_seconds=grace)
@@ -420,7 +502,7 @@ async def _build_gate(session: Any, row: Any) -> str | None:
 async def _start_chunk(rec: Any, items: list[tuple[str, int]]) -> int:
     """Start these runs: one transaction queues them and writes their tokens (committed before
     anything starts), then their workloads are created. How many runs got a workload."""
-    plans = await _each_alone(lambda part: _prepare_starts(rec, part), items, "start")
+    plans = await _each_alone(rec, lambda part: _prepare_starts(rec, part), items, "start")
     # The queued statuses are committed before anything starts: a crash from here on leaves
     # queued rows whose deterministic keys the next pass starts (or adopts).
     crash_point("runs.start_after_queued_commit")
@@ -439,6 +521,7 @@ async def _prepare_starts(
     of these runs, in one transaction and a few statements for all of them."""
     settings = rec.settings
     plans: list[tuple[str, int, list[WorkloadSpec]]] = []
+    troubles: list[tuple[str, int, Exception]] = []
     async with rec.session() as session:
         locked = await _lock_many(session, items)
         rows = [
@@ -500,7 +583,15 @@ async def _prepare_starts(
             except (PlxError, RuntimeError_) as exc:
                 await set_status(session, row, "failed", message=exc.message, flush=False)
                 continue
+            except SQLAlchemyError:
+                raise  # the transaction is broken: `_each_alone` retries each run alone
+            except Exception as exc:  # this run's trouble (e.g. its code cannot be copied)
+                troubles.append((kind, row.id, exc))
+                continue
             plans.append((kind, row.id, specs))
+    # Told once the transaction is over (SQLite has one writer: this one, until now).
+    for kind, run_id, exc in troubles:
+        await _trouble(rec, kind, run_id, "start", exc)
     return plans
 
 
@@ -514,15 +605,22 @@ async def _launch(rec: Any, kind: str, run_id: int, specs: list[WorkloadSpec]) -
             await rec.runtime.start(spec)
             crash_point("runs.start_after_workload")
             started = 1
+        except CapacityError as exc:  # a full runtime: the run waits its turn, nothing failed
+            log.info("start of %s deferred: %s", spec.key, exc.message)
+            return started
         except RuntimeError_ as exc:
             if exc.retryable:
-                log.warning("start of %s deferred: %s", spec.key, exc.message)
+                await _trouble(rec, kind, run_id, "start", exc, subject=spec.key)
                 return started
             async with rec.session() as session:
                 fresh = await _lock(session, kind, run_id)
                 if fresh is not None:
                     await set_status(session, fresh, "failed", message=exc.message)
             return started
+        except Exception as exc:  # this workload's trouble: the other runs start regardless
+            await _trouble(rec, kind, run_id, "start", exc, subject=spec.key)
+            return started
+    rec.retries.succeeded(run_key(kind, run_id))
     crash_point("runs.start_after_all_workloads")
     return started
 
@@ -626,7 +724,8 @@ def _spec(settings, kind, row, owner, project, token, job, runtime, build) -> Wo
 
 
 async def _observe_chunk(rec: Any, items: list[tuple[str, int, dict[str, WorkloadState]]]) -> None:
-    await _each_alone(lambda part: _observe_batch(rec, part), items, "observation")
+    step = lambda part: _observe_batch(rec, part)  # noqa: E731
+    await _each_alone(rec, step, items, RECORD, clears=True)
 
 
 async def _observe_batch(
@@ -733,9 +832,14 @@ async def _stop(rec: Any, kind: str, row: Any, states: dict[str, WorkloadState])
         message = "Experiment was stopped." if kind == "experiment" else "Stopped on request."
         await set_status(session, fresh, "stopped", message=message)
     for key in states:
-        state = await rec.runtime.observe(key)
-        if state is not None and state.done:
-            await rec.runtime.cleanup(key)
+        # Beside the stop, which is recorded: a failure here is left to the retire of a later
+        # pass (the run is done, so its workloads are retired), never undoes the stop.
+        try:
+            state = await rec.runtime.observe(key)
+            if state is not None and state.done:
+                await rec.runtime.cleanup(key)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("cleanup of %s after its stop failed (retried later): %r", key, exc)
 
 
 async def _vanished(rec: Any, kind: str, row: Any) -> None:

@@ -14,6 +14,7 @@ from app.deps import (
     run_token_route,
     wake_after_commit,
 )
+from app.errors import PlxError
 from app.models import NotebookJob, TensorboardJob
 from app.routers.code import REPO_ARCHIVE_BODY
 from app.schemas.code import CodeReferenceOut
@@ -70,10 +71,11 @@ def _notebook_out(
     access: ProjectAccess,
     commit: str | None = None,
     links: plugin_proxy.Links | None = None,
+    message: str | None = None,
 ) -> NotebookOut:
     # A notebook is a shell on its workload: only those who may write the project get its URL.
     out = _common(row, access, "notebooks", links if access.can_write else None)
-    return NotebookOut(**out, commit=commit)
+    return NotebookOut(**out, commit=commit, message=message)
 
 
 async def _start_tensorboard(
@@ -263,7 +265,10 @@ async def start_notebook(
         "With `commit`, the notebook's working copy becomes a new code version. On the local "
         "runtime it is taken before answering (`commit` in the answer). On Kubernetes the work "
         "lives in the notebook's pod: its preStop hook uploads it while the pod is deleted, so "
-        "the new version appears in `GET .../repo` shortly after this answer (`commit` null)."
+        "the new version appears in `GET .../repo` shortly after this answer (`commit` null). "
+        "The stop never fails for the work's sake: an empty or unchanged workspace stores no "
+        "version, and a failure to save it is told in `message` (and the notebook's status "
+        "message, as `GET .../notebook` shows it)."
     ),
     response_model=NotebookOut | None,
 )
@@ -277,11 +282,14 @@ async def stop_notebook(
     body: NotebookStop | None = None,
 ) -> NotebookOut | None:
     access = await get_project(session, principal, username, project, write=True)
-    row, ref = await service.stop_notebook(
+    done = await service.stop_notebook(
         session, settings, access, commit=body.commit if body else True
     )
     wake_after_commit(session, request)
-    return _notebook_out(row, access, ref.commit if ref else None) if row else None
+    if done.row is None:
+        return None
+    commit = done.ref.commit if done.ref else None
+    return _notebook_out(done.row, access, commit, message=done.message)
 
 
 @router.get(
@@ -294,7 +302,8 @@ async def get_notebook(
 ) -> NotebookOut:
     access = await get_project(session, principal, username, project)
     row = await service.last_notebook(session, access)
-    return _notebook_out(row, access, links=plugin_proxy.links_for(request, principal))
+    links = plugin_proxy.links_for(request, principal)
+    return _notebook_out(row, access, links=links, message=await service.stop_message(session, row))
 
 
 @router.post(
@@ -333,14 +342,23 @@ async def upload_notebook_snapshot(
     # every transaction holds the write lock, and an upload may take seconds.
     await session.commit()
     length = request.headers.get("content-length")
-    staged = await code_service.stage_upload(
-        settings,
-        access.project.id,
-        content_type=request.headers.get("content-type", ""),
-        content_length=int(length) if length and length.isdigit() else None,
-        stream=request.stream(),
-    )
-    ref = await service.receive_snapshot(session, settings, row.id, staged)
+    try:
+        staged = await code_service.stage_upload(
+            settings,
+            access.project.id,
+            content_type=request.headers.get("content-type", ""),
+            content_length=int(length) if length and length.isdigit() else None,
+            stream=request.stream(),
+        )
+    except PlxError as exc:
+        # The notebook is stopped whatever its upload holds: the outcome goes on its status
+        # message (committed), an empty workspace is nothing to save, anything else is refused.
+        settled = await service.snapshot_not_stored(session, row, exc)
+        await session.commit()
+        if settled:
+            return Response(status_code=status.HTTP_204_NO_CONTENT)
+        raise
+    ref = await service.receive_snapshot(session, settings, row, staged)
     if ref is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return CodeReferenceOut.model_validate(ref)

@@ -6,6 +6,7 @@ from typing import Any
 
 from app.runtimes.base import (
     DONE_OBSERVED,
+    CapacityError,
     Resources,
     Runtime,
     RuntimeError_,
@@ -39,6 +40,7 @@ def make_runtime(name: str, **kwargs: Any) -> Runtime:
 
 __all__ = [
     "DONE_OBSERVED",
+    "CapacityError",
     "RUNTIME_NAMES",
     "Resources",
     "Runtime",

@@ -95,10 +95,27 @@ class WorkloadState:
     finished_at: datetime | None = None
     details: dict[str, Any] = field(default_factory=dict)  # pid, node, pod name, ...
     url: str | None = None  # where a tensorboard / notebook is served
+    # Set when the runtime could not observe this workload now (the others were): its status is
+    # then `unknown` and says nothing; the reconciler retries it with backoff.
+    error: str | None = None
 
     @property
     def done(self) -> bool:
         return self.status in DONE_OBSERVED
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line naming what went wrong, for logs and status messages."""
+    if isinstance(exc, RuntimeError_):
+        return exc.message
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def unobservable(key: str, exc: BaseException) -> WorkloadState:
+    """The state of a workload whose observation failed: listed, with the error, so that one
+    workload in trouble neither hides the others nor passes for vanished."""
+    return WorkloadState(key=key, status="unknown", error=describe_error(exc))
 
 
 @dataclass(frozen=True)
@@ -161,6 +178,10 @@ class RuntimeError_(Exception):
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+
+
+class CapacityError(RuntimeError_):
+    """No free slot to start a workload now: the normal wait of a full runtime, not a fault."""
 
 
 class Runtime(abc.ABC):

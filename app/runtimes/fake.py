@@ -9,12 +9,16 @@ from datetime import UTC, datetime
 
 from app.runtimes.base import (
     DONE_OBSERVED,
+    CapacityError,
     ObservedStatus,
     Runtime,
     RuntimeError_,
     WorkloadSpec,
     WorkloadState,
+    unobservable,
 )
+
+OPERATIONS = ("observe", "start", "stop", "cleanup")
 
 
 def _now() -> datetime:
@@ -27,6 +31,9 @@ class FakeRuntime(Runtime):
     ``starts[key]`` counts real creations (a start() that adopts does not count), so a test can
     prove nothing was started twice; ``start_calls`` counts every call. Stops end the workload at
     once unless ``stop_immediately=False``, when the test decides with :meth:`set_status`.
+    :meth:`break_workload` makes every operation on one key fail until :meth:`heal` (a workload
+    whose files or API objects are broken), as a real runtime reports it: ``observe`` and
+    ``start``/``stop``/``cleanup`` raise, ``list_workloads`` lists it ``unobservable``.
     """
 
     name = "fake"
@@ -51,6 +58,7 @@ class FakeRuntime(Runtime):
         self.stop_requests: list[tuple[str, float]] = []
         self.cleaned: list[str] = []
         self.start_errors: dict[str, RuntimeError_] = {}
+        self.broken: dict[tuple[str, str], BaseException] = {}  # (operation, key) -> error
         self.setup_calls = 0
         self.closed = False
 
@@ -67,15 +75,21 @@ class FakeRuntime(Runtime):
 
     # -- the interface -----------------------------------------------------------------------
 
+    def _check(self, operation: str, key: str) -> None:
+        error = self.broken.get((operation, key))
+        if error is not None:
+            raise error
+
     async def start(self, spec: WorkloadSpec) -> WorkloadState:
         self.start_calls[spec.key] += 1
+        self._check("start", spec.key)
         if spec.key in self.states:
             return self.states[spec.key]
         error = self.start_errors.pop(spec.key, None)
         if error is not None:
             raise error
         if self._capacity is not None and self.running_count() >= self._capacity:
-            raise RuntimeError_(f"Cannot start {spec.key}: all {self._capacity} slots are busy.")
+            raise CapacityError(f"Cannot start {spec.key}: all {self._capacity} slots are busy.")
         self.specs[spec.key] = spec
         self.starts[spec.key] += 1
         url = f"http://127.0.0.1:{spec.ports[0]}/" if spec.ports else None
@@ -86,6 +100,7 @@ class FakeRuntime(Runtime):
         return self.states[spec.key]
 
     async def stop(self, key: str, *, grace_seconds: float = 10.0) -> None:
+        self._check("stop", key)
         state = self.states.get(key)
         if state is None or state.done:
             return
@@ -94,12 +109,18 @@ class FakeRuntime(Runtime):
             self.set_status(key, "stopped", message="Stopped on request.")
 
     async def observe(self, key: str) -> WorkloadState | None:
+        self._check("observe", key)
         return self.states.get(key)
 
     async def list_workloads(self) -> dict[str, WorkloadState]:
-        return dict(self.states)
+        states = dict(self.states)
+        for (operation, key), error in self.broken.items():
+            if operation == "observe" and key in states:
+                states[key] = unobservable(key, error)
+        return states
 
     async def cleanup(self, key: str) -> None:
+        self._check("cleanup", key)
         state = self.states.get(key)
         if state is None or not state.done:
             return
@@ -146,6 +167,21 @@ class FakeRuntime(Runtime):
     def fail_next_start(self, key: str, error: RuntimeError_ | None = None) -> None:
         """Make the next start() of ``key`` raise (retryable unless ``error`` says otherwise)."""
         self.start_errors[key] = error or RuntimeError_(f"Injected failure starting {key}.")
+
+    def break_workload(
+        self,
+        key: str,
+        error: BaseException | None = None,
+        *,
+        operations: tuple[str, ...] = OPERATIONS,
+    ) -> None:
+        """Make these operations on ``key`` raise ``error`` (an OSError by default) until healed."""
+        for operation in operations:
+            self.broken[(operation, key)] = error or OSError(f"Injected failure of {key}.")
+
+    def heal(self, key: str) -> None:
+        for operation in OPERATIONS:
+            self.broken.pop((operation, key), None)
 
     def running_count(self) -> int:
         return sum(1 for state in self.states.values() if not state.done)

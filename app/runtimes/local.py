@@ -19,6 +19,12 @@ what the command left in its group, as a container's end would.
 Liveness is judged from ``exit.json`` and ``/proc/<pid>/stat`` (alive = same start time and not a
 zombie), never from ``kill(pid, 0)``: without an init, a wrapper that ended while the server was
 down stays a zombie forever, and a pid may have been reused by an unrelated process.
+
+Several servers may share ``state_dir`` (replicas on one PLX_DATA_DIR): any of them may clean up
+a finished workload another one still has in memory. A directory that vanishes is a normal event:
+its known end stays known, a process still alive is still observed through its pid, and anything
+else is forgotten (``observe`` answers None: vanished). One workload whose files cannot be read or
+written never hides the others: it is listed with its error (``unobservable``).
 """
 
 from __future__ import annotations
@@ -39,7 +45,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.runtimes.base import Runtime, RuntimeError_, WorkloadSpec, WorkloadState
+from app.runtimes.base import (
+    CapacityError,
+    Runtime,
+    RuntimeError_,
+    WorkloadSpec,
+    WorkloadState,
+    describe_error,
+    unobservable,
+)
 from app.runtimes.isolation import RunUser, give_tree, run_uid_for
 
 log = logging.getLogger(__name__)
@@ -281,6 +295,7 @@ class _Workload:
     started_at: float | None = None
     final: WorkloadState | None = None  # set once: a finished workload never changes again
     reapable: bool = True  # False once waitpid says it is not our child
+    error: str | None = None  # the last failure to observe it (logged once per new error)
 
 
 class LocalRuntime(Runtime):
@@ -323,7 +338,7 @@ class LocalRuntime(Runtime):
         """Adopt everything under ``state_dir`` and start watching for workloads that end."""
         self._state_dir.mkdir(parents=True, exist_ok=True)
         for workload in self._scan():
-            self._observe(workload)  # settles what ended while no runtime watched it
+            self._safe_observe(workload)  # settles what ended while no runtime watched it
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch(), name="plx-local-runtime-watch")
 
@@ -341,8 +356,9 @@ class LocalRuntime(Runtime):
         if not _KEY_RE.match(spec.key):
             raise RuntimeError_(f"Invalid workload key {spec.key!r}.", retryable=False)
         existing = self._get(spec.key)
-        if existing is not None:
-            return self._observe(existing)
+        state = None if existing is None else self._safe_observe(existing)
+        if state is not None:
+            return state
         if spec.command is None or not spec.command.strip():
             raise RuntimeError_(f"Workload {spec.key} has no command to run.", retryable=False)
         self._check_capacity(spec.key, spec.kind)
@@ -356,42 +372,54 @@ class LocalRuntime(Runtime):
         try:
             path.mkdir()
         except FileExistsError:
-            return self._observe(self._adopt(spec.key))
+            state = self._safe_observe(self._adopt(spec.key))
+            if state is None:  # removed again right away (another replica cleaned it up)
+                raise RuntimeError_(f"{spec.key} vanished while it was adopted.") from None
+            return state
         try:
             workload = self._launch(spec, path, workdir, log_path, owner)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)  # nothing runs: a retry may start it afresh
             raise
         self._workloads[spec.key] = workload
-        return self._observe(workload)
+        return self._safe_observe(workload) or self._state(workload, "running")
 
     async def stop(self, key: str, *, grace_seconds: float = 10.0) -> None:
         workload = self._get(key)
-        if workload is None or self._observe(workload).done or workload.pid is None:
+        state = None if workload is None else self._safe_observe(workload)
+        if workload is None or state is None or state.done or workload.pid is None:
             return
         stop = read_json(workload.path / STOP_FILE) or {"requested_at": time.time()}
         stop["grace_seconds"] = grace_seconds
-        write_json(workload.path / STOP_FILE, stop)  # before the signal: its end reads "stopped"
+        self._record_stop(workload, stop)  # before the signal: its end reads "stopped"
         self._signal_group(workload, signal.SIGTERM)
         if not await self._wait_group_gone(workload, grace_seconds):
             stop["killed_at"] = time.time()
-            write_json(workload.path / STOP_FILE, stop)
+            self._record_stop(workload, stop)
             self._signal_group(workload, signal.SIGKILL)
             # SIGKILL cannot be refused; this only waits for the kernel to tear the group down.
             await self._wait_group_gone(workload, 5.0)
-        self._observe(workload)
+        self._safe_observe(workload)
 
     async def observe(self, key: str) -> WorkloadState | None:
         workload = self._get(key)
-        return None if workload is None else self._observe(workload)
+        return None if workload is None else self._safe_observe(workload)
 
     async def list_workloads(self) -> dict[str, WorkloadState]:
-        return {w.key: self._observe(w) for w in self._scan()}
+        states = {}
+        for workload in self._scan():
+            state = self._safe_observe(workload)
+            if state is not None:
+                states[workload.key] = state
+        return states
 
     async def cleanup(self, key: str) -> None:
         """Forget a finished workload. A live one keeps its state: it must stay adoptable."""
         workload = self._get(key)
-        if workload is None or not self._observe(workload).done:
+        if workload is None:
+            return
+        state = self._safe_observe(workload)
+        if state is not None and not state.done:
             return
         shutil.rmtree(workload.path, ignore_errors=True)
         self._workloads.pop(key, None)
@@ -402,13 +430,15 @@ class LocalRuntime(Runtime):
         # Tensorboards and notebooks are light and long-lived: they take no run slot.
         if kind in PLUGIN_KINDS:
             return
-        running = sum(
-            1
-            for w in self._scan()
-            if w.info.get("kind") not in PLUGIN_KINDS and not self._observe(w).done
-        )
+        # A workload that cannot be observed counts as busy: a slot is not known to be free.
+        running = 0
+        for w in self._scan():
+            if w.info.get("kind") in PLUGIN_KINDS:
+                continue
+            state = self._safe_observe(w)
+            running += state is not None and not state.done
         if running >= self._max_parallel:
-            raise RuntimeError_(
+            raise CapacityError(
                 f"Cannot start {key}: {running} of {self._max_parallel} local slots are busy."
             )
 
@@ -522,11 +552,14 @@ class LocalRuntime(Runtime):
         return None
 
     def _scan(self) -> list[_Workload]:
-        if self._state_dir.is_dir():
-            for entry in self._state_dir.iterdir():
-                known = entry.name in self._workloads
-                if not known and entry.is_dir() and _KEY_RE.match(entry.name):
-                    self._adopt(entry.name)
+        try:
+            entries = list(self._state_dir.iterdir())
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            known = entry.name in self._workloads
+            if not known and entry.is_dir() and _KEY_RE.match(entry.name):
+                self._adopt(entry.name)
         return list(self._workloads.values())
 
     def _adopt(self, key: str) -> _Workload:
@@ -544,14 +577,31 @@ class LocalRuntime(Runtime):
 
     # -- observing ---------------------------------------------------------------------------
 
-    def _observe(self, workload: _Workload) -> WorkloadState:
-        """The workload's state now; records the outcome once, the first time it is seen ended."""
+    def _safe_observe(self, workload: _Workload) -> WorkloadState | None:
+        """`_observe`, with a failure turned into the workload's `unobservable` state: one
+        workload in trouble must not hide the others (logged when its error changes)."""
+        try:
+            state = self._observe(workload)
+        except Exception as exc:
+            error = describe_error(exc)
+            if error != workload.error:
+                log.exception("local runtime: observing %s failed", workload.key)
+            workload.error = error
+            return unobservable(workload.key, exc)
+        workload.error = None
+        return state
+
+    def _observe(self, workload: _Workload) -> WorkloadState | None:
+        """The workload's state now; records the outcome once, the first time it is seen ended.
+        None when it vanished (its directory removed, its process gone)."""
         if workload.pid is None:
             self._load_pid(workload)
         # Also after the end: the wrapper may outlive its exit record while it sweeps leftovers.
         self._reap(workload)
         if workload.final is not None:
             return workload.final
+        if not workload.path.is_dir():
+            return self._observe_vanished(workload)
         result = read_json(workload.path / EXIT_FILE)
         if result is None:
             if workload.pid is not None and workload.start_ticks is not None:
@@ -561,9 +611,23 @@ class LocalRuntime(Runtime):
                 return self._state(workload, "scheduled")
             # Gone. It may have written its result between our two reads.
             result = read_json(workload.path / EXIT_FILE) or self._settle(workload)
+            if result is None:
+                return self._observe_vanished(workload)
         workload.final = self._final_state(workload, result)
         self._notify_safely()
         return workload.final
+
+    def _observe_vanished(self, workload: _Workload) -> WorkloadState | None:
+        """Its directory is gone: removed by another server sharing `state_dir` once the run's
+        end was recorded, or from outside. A process still alive is still running (and can be
+        stopped through its pid); otherwise nothing is known here any more: forget it."""
+        if workload.pid is not None and workload.start_ticks is not None:
+            if is_alive(workload.pid, workload.start_ticks):
+                return self._state(workload, "running")
+        if self._workloads.get(workload.key) is workload:
+            del self._workloads[workload.key]
+            self._notify_safely()
+        return None
 
     @staticmethod
     def _is_launching(workload: _Workload) -> bool:
@@ -574,8 +638,9 @@ class LocalRuntime(Runtime):
             return False
         return age < _LAUNCH_TIMEOUT
 
-    def _settle(self, workload: _Workload) -> dict[str, Any]:
-        """Persist that the process ended without a result, so the verdict survives restarts."""
+    def _settle(self, workload: _Workload) -> dict[str, Any] | None:
+        """Persist that the process ended without a result, so the verdict survives restarts.
+        None when its directory vanished meanwhile (another server cleaned it up)."""
         stop = read_json(workload.path / STOP_FILE) or {}
         # After our SIGKILL the end is known to the moment; otherwise it is when we noticed.
         finished_at = stop.get("killed_at") or time.time()
@@ -583,7 +648,12 @@ class LocalRuntime(Runtime):
         result["recorded_by"] = "server"
         if workload.pid is None:
             result["error"] = "never started (the server stopped while launching it)"
-        write_json(workload.path / EXIT_FILE, result)
+        try:
+            write_json(workload.path / EXIT_FILE, result)
+        except FileNotFoundError:
+            if not workload.path.is_dir():
+                return None
+            raise
         return result
 
     def _reap(self, workload: _Workload) -> None:
@@ -672,6 +742,15 @@ class LocalRuntime(Runtime):
 
     # -- stopping and watching ---------------------------------------------------------------
 
+    @staticmethod
+    def _record_stop(workload: _Workload, stop: dict[str, Any]) -> None:
+        """Best effort: the record only makes the end read `stopped`; the signal must go out
+        even when the directory is gone or the disk is full."""
+        try:
+            write_json(workload.path / STOP_FILE, stop)
+        except OSError as exc:
+            log.warning("local runtime: cannot record the stop of %s: %s", workload.key, exc)
+
     def _signal_group(self, workload: _Workload, signum: int) -> None:
         assert workload.pid is not None and workload.start_ticks is not None
         # Signal only while the group still has members of ours: a group id stays reserved as
@@ -698,8 +777,8 @@ class LocalRuntime(Runtime):
             await asyncio.sleep(self._poll_interval)
             try:
                 for workload in list(self._workloads.values()):
-                    self._observe(workload)  # notifies when it sees a workload end
-            except Exception:  # keep watching: one bad state directory must not blind the rest
+                    self._safe_observe(workload)  # notifies when it sees a workload end
+            except Exception:  # keep watching, whatever happens
                 log.exception("local runtime: watching workloads failed")
 
     def _notify_safely(self) -> None:

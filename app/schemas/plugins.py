@@ -42,3 +42,6 @@ class TensorboardOut(PluginOut):
 
 class NotebookOut(PluginOut):
     commit: str | None = Field(default=None, description="code version committed on stop")
+    message: str | None = Field(
+        default=None, description="its last status message: on a stop, what became of its work"
+    )

@@ -28,19 +28,30 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.errors import NotFound, PermissionDenied
+from app.errors import NotFound, PermissionDenied, PlxError
 from app.logic.refs import check_config
 from app.logic.statuses import DONE
-from app.logic.tarballs import remove_tree
-from app.models import CodeReference, Experiment, ExperimentGroup, NotebookJob, TensorboardJob
+from app.logic.tarballs import EmptyTarball, remove_tree
+from app.models import (
+    CodeReference,
+    Experiment,
+    ExperimentGroup,
+    NotebookJob,
+    NotebookJobStatus,
+    Project,
+    TensorboardJob,
+)
 from app.services import code as code_service
 from app.services.listing import ListParams, paginate
 from app.services.projects import ProjectAccess
 from app.services.runs import run_dir
-from app.services.statuses import set_status
+from app.services.statuses import MESSAGE_MAX, set_status
 from app.services.users import Principal
 
 PLUGIN_RUNNING = ("building", "scheduled", "running")
+STOPPED = "Stopped on request."
+NOTHING_SAVED = "Its workspace is empty: nothing to save."
+UNCHANGED = "Its work has no changes since the project's current version: nothing to save."
 SNAPSHOT_EXCLUDE = {".ipynb_checkpoints", "__pycache__", ".git"}
 EXTRAS = {
     "tensorboard": ("tensorboard", "pip install 'plx[tensorboard]'"),
@@ -170,12 +181,25 @@ async def start_notebook(
     return row, True
 
 
+@dataclass(frozen=True)
+class NotebookStopped:
+    """What a notebook stop did: the stopped row, the version its work became (local runtime),
+    and the stop's status message (why no version was stored, when none was)."""
+
+    row: NotebookJob | None
+    ref: CodeReference | None = None
+    message: str | None = None
+
+
 async def stop_notebook(
     session: AsyncSession, settings: Settings, access: ProjectAccess, *, commit: bool
-) -> tuple[NotebookJob | None, CodeReference | None]:
+) -> NotebookStopped:
     """Stop the live notebook; with `commit`, its working copy becomes a new code version: here
     on the local runtime, later on Kubernetes (uploaded by the pod's preStop hook, stored by
-    `receive_snapshot`; the answer then has no commit yet)."""
+    `receive_snapshot`; the answer then has no commit yet).
+
+    The stop always happens: saving the work is done beside it, and an empty or unchanged
+    workspace, or a failure to save, only shows in the status message (issue 15 item 3)."""
     rows = await session.scalars(
         select(NotebookJob).where(NotebookJob.project_id == access.project.id)
     )
@@ -184,17 +208,89 @@ async def stop_notebook(
         if is_live(row):
             row.stop_requested = True
             row.commit_on_stop = commit
-            await set_status(session, row, "stopped", message="Stopped on request.")
+            await set_status(session, row, "stopped", message=STOPPED)
             stopped = row
     if stopped is None or not commit or settings.runtime == "kubernetes":
-        return stopped, None
+        return NotebookStopped(stopped, message=STOPPED if stopped else None)
     stopped.commit_on_stop = False  # taken here, once: the snapshot route has nothing to add
-    workdir = notebook_workdir(settings, stopped.id)
-    if not workdir.is_dir():
-        return stopped, None
-    staged = await snapshot_directory(settings, access.project.id, workdir)
+    ref, message = await _save_workspace(session, settings, access, stopped)
+    await note_stop_outcome(session, stopped.id, message)
+    return NotebookStopped(stopped, ref, message)
+
+
+async def _save_workspace(
+    session: AsyncSession, settings: Settings, access: ProjectAccess, row: NotebookJob
+) -> tuple[CodeReference | None, str]:
+    """The notebook's working copy as the project's new version, best effort: never raises
+    (but for a cancellation), so that nothing it does can undo the stop."""
+    workdir = notebook_workdir(settings, row.id)
+    try:
+        if not workdir.is_dir():
+            return None, f"{STOPPED} {NOTHING_SAVED}"
+        staged = await snapshot_directory(settings, access.project.id, workdir)
+        # In a savepoint: a database error here must not take the stop down with it.
+        async with session.begin_nested():
+            return await _publish_snapshot(session, settings, access.project.id, staged)
+    except Exception as exc:  # noqa: BLE001 - any failure to save is reported, not raised
+        return None, save_failed_message(exc)
+
+
+async def _publish_snapshot(
+    session: AsyncSession, settings: Settings, project_id: int, staged: code_service.StagedVersion
+) -> tuple[CodeReference | None, str]:
+    """Publish `staged` unless it is the project's current code already (nothing to store)."""
+    current = await session.scalar(
+        select(CodeReference.commit)
+        .join(Project, Project.code_reference_id == CodeReference.id)
+        .where(Project.id == project_id)
+    )
+    if current == staged.commit:
+        await code_service.discard_staged(staged)
+        return None, f"{STOPPED} {UNCHANGED}"
     ref = await code_service.publish_version(session, settings, staged)
-    return stopped, ref
+    return ref, f"{STOPPED} Its work was saved as version {ref.commit[:12]}."
+
+
+def is_empty_archive(exc: BaseException) -> bool:
+    """The staging of an archive with no file in it (an empty workspace). `stage_archive`
+    re-raises the extractor's error as a 400 `from None`: the original stays in __context__."""
+    return isinstance(exc, EmptyTarball) or isinstance(exc.__context__, EmptyTarball)
+
+
+def save_failed_message(exc: BaseException) -> str:
+    """The stop's status message for a snapshot that was not stored."""
+    if is_empty_archive(exc):
+        return f"{STOPPED} {NOTHING_SAVED}"
+    reason = exc.message if isinstance(exc, PlxError) else f"{type(exc).__name__}: {exc}"
+    return f"{STOPPED} Its work could not be saved: {reason}"
+
+
+async def note_stop_outcome(session: AsyncSession, row_id: int, message: str) -> None:
+    """Put what became of the work on the notebook's `stopped` status row (written by the stop,
+    possibly in an earlier request: the upload of its pod comes after it on Kubernetes)."""
+    latest = (
+        select(NotebookJobStatus.id)
+        .where(NotebookJobStatus.job_id == row_id, NotebookJobStatus.status == "stopped")
+        .order_by(NotebookJobStatus.created_at.desc(), NotebookJobStatus.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    await session.execute(
+        update(NotebookJobStatus)
+        .where(NotebookJobStatus.id == latest)
+        .values(message=message[:MESSAGE_MAX])
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def stop_message(session: AsyncSession, row: NotebookJob) -> str | None:
+    """The message of the notebook's last status (e.g. what its stop did with the work)."""
+    return await session.scalar(
+        select(NotebookJobStatus.message)
+        .where(NotebookJobStatus.job_id == row.id)
+        .order_by(NotebookJobStatus.created_at.desc(), NotebookJobStatus.id.desc())
+        .limit(1)
+    )
 
 
 async def get_notebook(
@@ -217,12 +313,9 @@ def snapshot_wanted(row: NotebookJob) -> bool:
     return bool(row.stop_requested and row.last_status == "stopped" and row.commit_on_stop)
 
 
-async def receive_snapshot(
-    session: AsyncSession, settings: Settings, row_id: int, staged: code_service.StagedVersion
-) -> CodeReference | None:
-    """Publish an uploaded snapshot of a notebook's workspace as the project's new version, once:
-    the row's `commit_on_stop` is claimed by a conditional UPDATE in the same transaction as the
-    publication, so of two concurrent uploads one is stored and the other discarded (None)."""
+async def _claim_snapshot(session: AsyncSession, row_id: int) -> bool:
+    """Take the commit a stop owes, once: a conditional UPDATE, so of two concurrent uploads
+    one gets it."""
     claimed = await session.execute(
         update(NotebookJob)
         .where(
@@ -234,10 +327,34 @@ async def receive_snapshot(
         .values(commit_on_stop=False)
         .execution_options(synchronize_session=False)
     )
-    if claimed.rowcount != 1:
+    return claimed.rowcount == 1
+
+
+async def receive_snapshot(
+    session: AsyncSession, settings: Settings, row: NotebookJob, staged: code_service.StagedVersion
+) -> CodeReference | None:
+    """Publish an uploaded snapshot of a notebook's workspace as the project's new version, once:
+    the row's `commit_on_stop` is claimed in the same transaction as the publication, so of two
+    concurrent uploads one is stored and the other discarded (None). None too when the work is
+    the project's current version already (nothing new to store)."""
+    if not await _claim_snapshot(session, row.id):
         await code_service.discard_staged(staged)
         return None
-    return await code_service.publish_version(session, settings, staged)
+    ref, message = await _publish_snapshot(session, settings, row.project_id, staged)
+    await note_stop_outcome(session, row.id, message)
+    return ref
+
+
+async def snapshot_not_stored(session: AsyncSession, row: NotebookJob, exc: BaseException) -> bool:
+    """An upload that could not be staged. Its stop stays done; the reason goes on its status
+    message. An empty workspace is nothing to save, and settles the commit (True); for any other
+    failure the commit stays owed, so a retry can still store the work (False)."""
+    if is_empty_archive(exc):
+        if await _claim_snapshot(session, row.id):
+            await note_stop_outcome(session, row.id, save_failed_message(exc))
+        return True
+    await note_stop_outcome(session, row.id, save_failed_message(exc))
+    return False
 
 
 def _pack(source: Path, archive: Path) -> None:

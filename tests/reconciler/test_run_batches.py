@@ -210,7 +210,11 @@ async def test_a_run_that_breaks_its_chunk_does_not_hold_back_the_others(
     r = await client.get(f"/api/v1/alice/p/experiments/{broken}", headers=owner.headers)
     assert r.json()["last_status"] in ("created", "scheduled")  # its writes rolled back
 
-    monkeypatch.setattr(runs, "_spec", real_spec)  # fixed: the next pass starts it
+    monkeypatch.setattr(runs, "_spec", real_spec)  # fixed: the next try starts it
+    await rec.reconcile_once()  # within its backoff delay: not tried yet
+    assert not any(f"-{broken}-" in k for k in runtime.specs)
+    later = rec.retries.clock() + 1.5
+    rec.retries.clock = lambda: later
     await rec.reconcile_once()
     assert runtime.starts.get(next(k for k in runtime.specs if f"-{broken}-" in k)) == 1
 
