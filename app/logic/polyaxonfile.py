@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from app.logic.errors import SpecError, format_path
 from app.logic.hptuning import HPTuningConfig
+from app.logic.matrix import DEFAULT_MAX_VALUES
 from app.logic.specs import (
     KINDS,
     SPEC_MODELS,
@@ -74,12 +75,17 @@ class PolyaxonFile:
 
 
 def parse_polyaxonfile(
-    content: str | Mapping[str, Any], expected_kind: str | None = None
+    content: str | Mapping[str, Any],
+    expected_kind: str | None = None,
+    *,
+    max_values: int | None = DEFAULT_MAX_VALUES,
 ) -> PolyaxonFile:
     """Validate a polyaxonfile given as YAML text or an already-parsed mapping.
 
     Raises SpecError naming each problem's dotted path; `expected_kind` turns a valid file of
     another kind into an error (v0: "the specification sent correspond to a `group`").
+    `max_values` bounds the values a group's matrix defines, computed without building them
+    (PLX_MAX_GROUP_EXPERIMENTS; None only for content already checked when it was stored).
     """
     raw = load_content(content)
     kind = _check_header(raw, expected_kind)
@@ -87,7 +93,7 @@ def parse_polyaxonfile(
     rendered = render_sections(raw, declarations)
     if "declarations" in raw:
         rendered["declarations"] = declarations
-    return PolyaxonFile(kind=kind, raw=raw, spec=_validate(kind, rendered))
+    return PolyaxonFile(kind=kind, raw=raw, spec=_validate(kind, rendered, max_values))
 
 
 def experiment_spec_for(
@@ -225,9 +231,12 @@ def _static_declarations(raw: Mapping[str, Any]) -> dict[str, Any]:
     return render_declarations(declarations)
 
 
-def _validate(kind: str, data: Mapping[str, Any]) -> AnySpec:
+def _validate(
+    kind: str, data: Mapping[str, Any], max_values: int | None = DEFAULT_MAX_VALUES
+) -> AnySpec:
     try:
-        return SPEC_MODELS[kind].model_validate(data)  # type: ignore[return-value]
+        model = SPEC_MODELS[kind]
+        return model.model_validate(data, context={"max_values": max_values})  # type: ignore[return-value]
     except ValidationError as exc:
         raise spec_error(exc, kind) from None
 
