@@ -33,6 +33,9 @@ from app.logic.templating import merge_declarations, render_declarations, render
 SUPPORTED_VERSION = 1
 # expanded values (aliases count each time they are used): a YAML alias bomb stops here
 MAX_DOCUMENT_NODES = 50_000
+# expanded characters of strings and keys: one long string behind many aliases stops here (it
+# would be written out once per alias when the file is stored or rendered)
+MAX_DOCUMENT_CHARS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def _json_safe(value: Any, path: str) -> Any:
-    budget = [MAX_DOCUMENT_NODES]
+    budget = [MAX_DOCUMENT_NODES, MAX_DOCUMENT_CHARS]
     return _to_json(value, path, budget)
 
 
@@ -162,7 +165,10 @@ def _to_json(value: Any, path: str, budget: list[int]) -> Any:
     budget[0] -= 1
     if budget[0] < 0:
         raise SpecError(path, f"document too large (more than {MAX_DOCUMENT_NODES} values)")
-    if value is None or isinstance(value, bool | str):
+    if isinstance(value, str):
+        _spend_chars(value, path, budget)
+        return value
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, numbers.Integral):
         return int(value)
@@ -184,8 +190,15 @@ def _mapping_to_json(value: Mapping[Any, Any], path: str, budget: list[int]) -> 
     for key, item in value.items():
         if not isinstance(key, str):
             raise SpecError(_join(path, key), "keys must be strings")
+        _spend_chars(key, path, budget)
         out[key] = _to_json(item, _join(path, key), budget)
     return out
+
+
+def _spend_chars(text: str, path: str, budget: list[int]) -> None:
+    budget[1] -= len(text)
+    if budget[1] < 0:
+        raise SpecError(path, f"document too large (more than {MAX_DOCUMENT_CHARS} characters)")
 
 
 def _join(path: str, part: str | int) -> str:

@@ -166,3 +166,15 @@ def test_float_range_count_is_the_length_of_arange(start, width, step):
     )
     assert param.length == len(np.arange(start, start + width, step))
     assert param.length == len(param.to_values())
+
+
+def test_one_long_string_behind_many_references_is_bounded():
+    # A YAML alias of one long string, used many times, is stored and rendered once per use.
+    text = "y" * 200_000
+    content = {"version": 1, "kind": "experiment", "declarations": {"b": [text] * 60}}
+    with pytest.raises(SpecError, match="more than 10000000 characters"):
+        _bounded(lambda: parse_polyaxonfile(content))
+    yaml_text = "version: 1\nkind: experiment\ndeclarations:\n  a: &x " + "z" * 300_000
+    yaml_text += "\n  b: [" + ", ".join(["*x"] * 40) + "]\n"
+    with pytest.raises(SpecError, match="characters"):
+        _bounded(lambda: parse_polyaxonfile(yaml_text), seconds=10)
