@@ -1,4 +1,15 @@
 # plx API server. Build: docker build -t plx .   Run: docker run -p 8000:8000 plx
+
+# Build the wheel: it carries the package, its data files and the alembic revisions, so the final
+# image installs only the wheel and does not depend on its working directory.
+FROM python:3.11-slim AS wheel
+WORKDIR /src
+COPY pyproject.toml alembic.ini README.md ./
+COPY app ./app
+COPY migrations ./migrations
+RUN pip install --no-cache-dir --disable-pip-version-check build \
+    && python -m build --wheel --outdir /dist
+
 FROM python:3.11-slim
 
 # tini is PID 1: it forwards signals to the server and reaps orphaned run processes, so a run that
@@ -15,14 +26,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 RUN groupadd --system plx && useradd --system --gid plx --home-dir /srv/plx --shell /bin/bash plx
 
-# app/migrate.py finds `migrations/` beside the package, else in the working directory.
-WORKDIR /srv/plx
-COPY pyproject.toml alembic.ini ./
-COPY app ./app
-COPY migrations ./migrations
-RUN pip install . \
+COPY --from=wheel /dist/*.whl /tmp/
+RUN pip install /tmp/*.whl \
+    && rm /tmp/*.whl \
     && mkdir -p /data \
-    && chown -R plx:plx /data /srv/plx
+    && chown plx:plx /data \
+    && chmod 0700 /data
+WORKDIR /srv/plx
 
 USER plx
 VOLUME ["/data"]

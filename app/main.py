@@ -22,6 +22,7 @@ from app.routers import (
     bookmarks,
     builds,
     cluster,
+    dashboard,
     events,
     experiments,
     groups,
@@ -29,6 +30,7 @@ from app.routers import (
     jobs,
     projects,
     streams,
+    ui,
     users,
     versions,
 )
@@ -52,6 +54,7 @@ TAGS = [
     {"name": "cluster", "description": "Cluster and nodes, as v0 clients ask for them"},
     {"name": "versions", "description": "Versions and log handler, as v0 clients ask for them"},
     {"name": "health", "description": "Liveness and readiness"},
+    {"name": "dashboard", "description": "Downsampled series and sweep points for charts"},
 ]
 
 
@@ -123,6 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(streams.router)
     # Project routes last: `/api/v1/{username}` would otherwise shadow fixed paths.
     app.include_router(projects.router)
+    # The dashboard's pages and assets (outside /api).
+    app.include_router(dashboard.router)
+    app.include_router(ui.router)
     app.state.request_metrics = RequestMetrics()
     limits = Limits(
         per_minute=settings.rate_limit_per_minute,

@@ -15,16 +15,29 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.config import Settings
 
 
-def _migrations_dir() -> Path:
-    beside_package = Path(__file__).resolve().parent.parent / "migrations"
-    if beside_package.is_dir():
-        return beside_package
-    return Path.cwd() / "migrations"
+class MigrationsNotFound(RuntimeError):
+    """The alembic revisions are neither in the installed package nor beside a source checkout."""
+
+
+def migrations_dir() -> Path:
+    """Where the alembic revisions are, whatever the working directory.
+
+    An installed wheel carries them as `app/migrations` (pyproject's force-include); a source
+    checkout (editable install, tests) has them at the top of the repository.
+    """
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "migrations", package.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise MigrationsNotFound(
+        f"alembic migrations not found in {package / 'migrations'} nor"
+        f" {package.parent / 'migrations'}: reinstall plx from a complete wheel or source checkout"
+    )
 
 
 def alembic_config(database_url: str) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(_migrations_dir()))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.attributes["database_url"] = database_url
     return cfg
 

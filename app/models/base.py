@@ -48,8 +48,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-# JSONB on Postgres (indexable, `->>` comparisons), JSON text on SQLite.
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+# JSON as written, on both databases: Postgres `json` keeps the text, so objects come back with
+# their keys in the order the user wrote them (JSONB re-sorts them by length, then bytes). A sweep
+# is the product of its matrix in file order, random/BO points are drawn parameter by parameter,
+# declarations and configs are rendered and answered in that order: all must read back alike on
+# SQLite and Postgres (issue 15). `->>` filters still work on `json`.
+JSONType = JSON()
+# JSONB on Postgres for the values SQL operates on: `tags` (`@>` containment, arrays keep their
+# order in JSONB) and `last_metric` (`||` merge in one UPDATE, `->>` filter and sort). Their keys
+# carry no order anybody relies on.
+QueryJSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -100,6 +108,7 @@ __all__ = [
     "Base",
     "IdMixin",
     "JSONType",
+    "QueryJSONType",
     "RunMixin",
     "StatusRowMixin",
     "TimestampsMixin",

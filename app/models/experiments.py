@@ -10,6 +10,7 @@ from app.models.base import (
     Base,
     IdMixin,
     JSONType,
+    QueryJSONType,
     RunMixin,
     StatusRowMixin,
     TimestampsMixin,
@@ -47,10 +48,10 @@ class Experiment(IdMixin, UuidMixin, TimestampsMixin, RunMixin, Base):
     name: Mapped[str | None] = mapped_column(String(256), nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     readme: Mapped[str | None] = mapped_column(Text, nullable=True)
-    tags: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+    tags: Mapped[list[str] | None] = mapped_column(QueryJSONType, nullable=True)
     config: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     declarations: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
-    last_metric: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    last_metric: Mapped[dict[str, Any] | None] = mapped_column(QueryJSONType, nullable=True)
     resources: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     run_env: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     data_refs: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)

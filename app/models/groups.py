@@ -10,6 +10,7 @@ from app.models.base import (
     Base,
     IdMixin,
     JSONType,
+    QueryJSONType,
     RunMixin,
     StatusRowMixin,
     TimestampsMixin,
@@ -33,7 +34,7 @@ class ExperimentGroup(IdMixin, UuidMixin, TimestampsMixin, RunMixin, Base):
     name: Mapped[str | None] = mapped_column(String(256), nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     readme: Mapped[str | None] = mapped_column(Text, nullable=True)
-    tags: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+    tags: Mapped[list[str] | None] = mapped_column(QueryJSONType, nullable=True)
     content: Mapped[str | None] = mapped_column(Text, nullable=True)  # YAML text as sent
     spec: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)  # normalised
     hptuning: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)

@@ -11,6 +11,7 @@ from app.models.base import (
     Base,
     IdMixin,
     JSONType,
+    QueryJSONType,
     RunMixin,
     StatusRowMixin,
     TimestampsMixin,
@@ -26,7 +27,7 @@ class _JobColumns(IdMixin, UuidMixin, TimestampsMixin, RunMixin):
     name: Mapped[str | None] = mapped_column(String(256), nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     readme: Mapped[str | None] = mapped_column(Text, nullable=True)
-    tags: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+    tags: Mapped[list[str] | None] = mapped_column(QueryJSONType, nullable=True)
     config: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     resources: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     node_scheduled: Mapped[str | None] = mapped_column(String(256), nullable=True)

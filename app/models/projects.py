@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, IdMixin, JSONType, TimestampsMixin, UuidMixin
+from app.models.base import Base, IdMixin, JSONType, QueryJSONType, TimestampsMixin, UuidMixin
 
 
 class Project(IdMixin, UuidMixin, TimestampsMixin, Base):
@@ -20,7 +20,7 @@ class Project(IdMixin, UuidMixin, TimestampsMixin, Base):
     name: Mapped[str] = mapped_column(String(128), nullable=False)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     readme: Mapped[str | None] = mapped_column(Text, nullable=True)
-    tags: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+    tags: Mapped[list[str] | None] = mapped_column(QueryJSONType, nullable=True)
     is_public: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
     # Denormalised: the uploaded code version in use (see app/models/code.py).
     code_reference_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -59,6 +59,22 @@ async def _send_lines(websocket: WebSocket, lines: list[str], status: str | None
         await websocket.send_text(json.dumps({"log_lines": chunk, "status": status}))
 
 
+# Browsers cannot set headers on a WebSocket: they offer the subprotocols `plx.token, <token>`
+# instead (never a token in the URL, where logs and history would keep it).
+BROWSER_PROTOCOL = "plx.token"
+
+
+def _credentials(websocket: WebSocket) -> tuple[str | None, str | None]:
+    """The Authorization value, and the subprotocol to accept when it came as one."""
+    header = websocket.headers.get("authorization")
+    if header:
+        return header, None
+    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",")]
+    if len(offered) == 2 and offered[0] == BROWSER_PROTOCOL and offered[1]:
+        return f"token {offered[1]}", BROWSER_PROTOCOL
+    return None, None
+
+
 @router.websocket("/ws/v1/{username}/{project}/{kind}/{run_id}/logs")
 async def stream_logs(
     websocket: WebSocket,
@@ -68,18 +84,22 @@ async def stream_logs(
     run_id: RowId,
 ) -> None:
     run_kind = KINDS[kind]
+    authorization, subprotocol = _credentials(websocket)
     async with websocket.app.state.sessionmaker() as session:
         try:
-            principal = await authenticate(session, websocket.headers.get("authorization"))
+            principal = await authenticate(session, authorization)
             await get_run(session, principal, username, project, run_kind, run_id)
         except PlxError as exc:
             await websocket.close(code=CLOSE_CODES.get(exc.status_code, 4400), reason=exc.message)
             return
-    await websocket.accept()
+    await websocket.accept(subprotocol=subprotocol)
     path = log_path(websocket.app.state.settings, run_kind, run_id)
     offset, last_status = 0, None
+    # A client that goes away must end the stream: a quiet run's loop never sends, so it would
+    # never notice, and each abandoned stream would poll the database for ever.
+    gone = asyncio.create_task(_until_disconnect(websocket))
     try:
-        while True:
+        while not gone.done():
             status = await _status(websocket, run_kind, run_id)
             lines, offset = _read_new(path, offset)
             changed = status != last_status
@@ -93,6 +113,14 @@ async def stream_logs(
                     await _send_lines(websocket, lines, None)
                 await websocket.close()
                 return
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.wait({gone}, timeout=POLL_SECONDS)
     except WebSocketDisconnect:
         return
+    finally:
+        gone.cancel()
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    """Returns when the client closes (what it sends otherwise is ignored)."""
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass

@@ -68,6 +68,7 @@ from app.models.base import new_uuid, utcnow
 from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, paginate
 from app.services.projects import PLUGIN_RUNNING, ProjectAccess
 from app.services.statuses import lock_row, set_status
+from app.services.unique_names import unique_name
 from app.services.users import delete_run_tokens
 
 EXPERIMENT_RULES = rules_for("experiment")
@@ -136,14 +137,6 @@ async def create_group(
     tags: list[str] | None,
 ) -> ExperimentGroup:
     config = checked.hptuning
-    if name is not None:
-        taken = await session.scalar(
-            select(ExperimentGroup.id).where(
-                ExperimentGroup.project_id == access.project.id, ExperimentGroup.name == name
-            )
-        )
-        if taken is not None:
-            raise BadRequest(f"name: a group with name `{name}` already exists in this project.")
     group = ExperimentGroup(
         user_id=user.id,
         project_id=access.project.id,
@@ -163,7 +156,9 @@ async def create_group(
         code_reference_id=access.project.code_reference_id,
     )
     session.add(group)
-    await session.flush()
+    # No check before: two creates would both pass it; the constraint decides (issue 15).
+    async with unique_name(session, "group", name):
+        await session.flush()
     await set_status(session, group, "created")
     return group
 
@@ -263,15 +258,6 @@ async def update_group(
             raise BadRequest(f"{required}: may not be null")
     if "content" in changes:
         await _replace_content(session, group, changes.pop("content"), max_experiments)
-    if "name" in changes and changes["name"] is not None and changes["name"] != group.name:
-        taken = await session.scalar(
-            select(ExperimentGroup.id).where(
-                ExperimentGroup.project_id == group.project_id,
-                ExperimentGroup.name == changes["name"],
-            )
-        )
-        if taken is not None:
-            raise BadRequest(f"name: a group with name `{changes['name']}` already exists.")
     if merge and changes.get("tags") is not None:
         changes["tags"] = list(dict.fromkeys([*(group.tags or []), *changes["tags"]]))
     if "concurrency" in changes:
@@ -280,7 +266,8 @@ async def update_group(
     for key, value in changes.items():
         setattr(group, key, value)
     group.updated_at = utcnow()
-    await session.flush()
+    async with unique_name(session, "group", changes.get("name")):
+        await session.flush()
     return group
 
 

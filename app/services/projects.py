@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import BadRequest, NotFound, PermissionDenied
+from app.errors import NotFound, PermissionDenied
 from app.logic.query import FieldKind
 from app.models import (
     Bookmark,
@@ -24,6 +24,7 @@ from app.models import (
     User,
 )
 from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, paginate
+from app.services.unique_names import unique_name
 from app.services.users import Principal, delete_run_tokens
 
 PLUGIN_RUNNING = ("building", "scheduled", "running")
@@ -112,11 +113,8 @@ async def create_project(
         raise PermissionDenied("A run token may only act on its own run.")
     project = Project(user_id=principal.user.id, **data)
     session.add(project)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        raise BadRequest(f"A project with name `{data['name']}` already exists.") from None
+    async with unique_name(session, "project", data["name"]):
+        await session.flush()
     return project
 
 
@@ -128,11 +126,8 @@ async def update_project(
         changes["tags"] = list(dict.fromkeys([*(project.tags or []), *changes["tags"]]))
     for key, value in changes.items():
         setattr(project, key, value)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        raise BadRequest(f"A project with name `{changes.get('name')}` already exists.") from None
+    async with unique_name(session, "project", changes.get("name")):
+        await session.flush()
     return project
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -35,6 +34,7 @@ from app.services.projects import (
     find_project_with,
 )
 from app.services.statuses import insert_with_first_status, kind_of, set_status, status_values
+from app.services.unique_names import unique_name
 from app.services.users import Principal, delete_run_tokens
 
 RUN_KINDS: dict[str, type] = {"experiment": Experiment, "job": Job, "build": BuildJob}
@@ -108,30 +108,17 @@ def check_project_write(principal: Principal, access: ProjectAccess) -> None:
         raise PermissionDenied("A run token may only act on its own run.")
 
 
-def _name_taken(kind: str, name: str | None) -> BadRequest:
-    article = "An" if kind[0] in "aeiou" else "A"
-    return BadRequest(f"{article} {kind} with name `{name}` already exists.")
-
-
 async def flush_unique_name(session: AsyncSession, kind: str, name: str | None) -> None:
-    if name is None:
-        await session.flush()  # no name, no clash: no savepoint round trips
-        return
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        raise _name_taken(kind, name) from None
+    """Flush the pending writes of a run named `name`; a taken name is a 400."""
+    async with unique_name(session, kind, name):
+        await session.flush()
 
 
 async def insert_run(session: AsyncSession, kind: str, run: Any, name: str | None) -> Any:
     """INSERT a new run with its first status and that status's history row (one statement on
     Postgres); a taken `name` is a 400. Returns the persistent row."""
-    try:
-        # No name, no clash: no savepoint round trips.
-        return await insert_with_first_status(session, run, savepoint=name is not None)
-    except IntegrityError:
-        raise _name_taken(kind, name) from None
+    async with unique_name(session, kind, name):
+        return await insert_with_first_status(session, run)
 
 
 # -- paths and environment ---------------------------------------------------------------------

@@ -190,22 +190,17 @@ def _insert_with_history(model: Any, keys: tuple[str, ...]) -> Any:
     return select(model).from_statement(select(row).add_cte(written.cte("first_status")))
 
 
-async def insert_with_first_status(session: AsyncSession, obj: Any, *, savepoint: bool) -> Any:
+async def insert_with_first_status(session: AsyncSession, obj: Any) -> Any:
     """INSERT a new row whose first `last_status` is set, with the history row of that status
     (what `session.add` + flush + `add_first_status` do), and return the persistent row.
 
     On Postgres that is one statement: the history row is written by a data-modifying CTE of
     the row's INSERT, and the row comes back as an ORM object. Elsewhere, the ORM's flush.
-    `savepoint`: inside one, so an IntegrityError (a unique name taken) leaves the transaction
-    usable; the caller turns it into a 400."""
+    A row with a unique name is inserted inside `unique_names.unique_name`."""
     kind = kind_of(obj)
     if session.bind.dialect.name != "postgresql":  # type: ignore[union-attr]
         session.add(obj)
-        if savepoint:
-            async with session.begin_nested():
-                await session.flush()
-        else:
-            await session.flush()
+        await session.flush()
         add_first_status(session, obj)
         return obj
     model = type(obj)
@@ -214,11 +209,7 @@ async def insert_with_first_status(session: AsyncSession, obj: Any, *, savepoint
         raise ValueError(f"{model.__name__} must be inserted with a valid first status")
     stmt = _insert_with_history(model, tuple(sorted(values)))
     values["first_status_uuid"] = new_uuid()
-    if savepoint:
-        async with session.begin_nested():
-            new = (await session.scalars(stmt, values)).one()
-    else:
-        new = (await session.scalars(stmt, values)).one()
+    new = (await session.scalars(stmt, values)).one()
     mark_locked(session, new)  # the inserting transaction holds the row
     return new
 

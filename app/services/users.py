@@ -21,6 +21,7 @@ from app.security import (
     verify_password,
 )
 from app.services.principal_cache import SESSION_KEY, PrincipalCache, forget_principals
+from app.services.unique_names import unique_name
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,8 @@ async def create_user(
         is_superuser=is_superuser,
     )
     session.add(user)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        raise BadRequest(f"A user with username `{username}` already exists.") from None
+    async with unique_name(session, "user", username, field="username"):
+        await session.flush()
     return user
 
 
