@@ -36,6 +36,9 @@ MAX_DOCUMENT_NODES = 50_000
 # expanded characters of strings and keys: one long string behind many aliases stops here (it
 # would be written out once per alias when the file is stored or rendered)
 MAX_DOCUMENT_CHARS = 10_000_000
+# `[[[[...` or `{a: {a: ...`: PyYAML recurses once per level and takes seconds to fail at the
+# recursion limit (a 4 KB body held the event loop for over a second): refuse before parsing.
+MAX_FLOW_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ def experiment_spec(source: PolyaxonFile | str | Mapping[str, Any]) -> Experimen
 def load_content(content: str | Mapping[str, Any]) -> dict[str, Any]:
     """YAML text (safe loader only) or a mapping -> a JSON-safe dict."""
     if isinstance(content, str):
+        _check_flow_depth(content)
         try:
             data = yaml.safe_load(content)
         except yaml.YAMLError as exc:
@@ -146,6 +150,19 @@ def load_content(content: str | Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise SpecError("", "a polyaxonfile must be a mapping of sections")
     return _json_safe(data, "")
+
+
+def _check_flow_depth(text: str) -> None:
+    """Brackets and braces nested deeper than MAX_FLOW_DEPTH (quotes are not parsed: a scalar
+    with a hundred unbalanced `[` is not a polyaxonfile anyone writes)."""
+    depth = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            if depth > MAX_FLOW_DEPTH:
+                raise SpecError("", f"invalid YAML: nested deeper than {MAX_FLOW_DEPTH} levels")
+        elif char in "]}":
+            depth -= 1
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
