@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
@@ -11,12 +12,13 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from app.logic.errors import SpecError, format_path
-from app.logic.matrix import MatrixParam
+from app.logic.matrix import MatrixParam, max_values, too_many, total_values
 
 
 def _lower(value: Any) -> Any:
@@ -30,6 +32,11 @@ Acquisition = Annotated[Literal["ucb", "ei", "poi"], BeforeValidator(_lower)]
 Kernel = Annotated[Literal["matern", "rbf"], BeforeValidator(_lower)]
 PolicyKind = Annotated[Literal["median", "truncation"], BeforeValidator(_lower)]
 PositiveInt = Annotated[int, Field(ge=1)]
+# Stored in 32-bit columns (concurrency) or used as loop bounds: beyond these a value is a typo or
+# an attack, and would reach the database driver or stall a plan.
+MAX_INT32 = 2**31 - 1
+MAX_HYPERBAND_BRACKETS = 100
+MAX_RESOURCE = 2**53  # hyperband's max_iter: resources are computed in floats
 ALGORITHMS = ("grid_search", "random_search", "hyperband", "bo")
 
 
@@ -60,18 +67,31 @@ class ResourceConfig(_Model):
 
 
 class HyperbandConfig(_Model):
-    max_iter: PositiveInt
+    max_iter: Annotated[int, Field(ge=1, le=MAX_RESOURCE)]
     eta: Annotated[float, Field(gt=1)]
     resource: ResourceConfig
     metric: MetricConfig
     resume: bool = False
+
+    @model_validator(mode="after")
+    def _bounded_brackets(self) -> HyperbandConfig:
+        # s_max = log_eta(max_iter) brackets of up to s_max + 1 rungs: eta near 1 would make a
+        # plan of billions of rungs before its experiment count could be compared to any bound.
+        brackets = math.log(self.max_iter) / math.log(self.eta)
+        if brackets > MAX_HYPERBAND_BRACKETS:
+            raise SpecError(
+                "eta",
+                f"log(max_iter) / log(eta) = {brackets:.0f} brackets, more than "
+                f"{MAX_HYPERBAND_BRACKETS}: use a larger eta or a smaller max_iter",
+            )
+        return self
 
 
 class GaussianProcessConfig(_Model):
     kernel: Kernel = "matern"
     length_scale: Annotated[float, Field(gt=0)] = 1.0
     nu: Annotated[float, Field(gt=0)] = 1.5
-    n_restarts_optimizer: Annotated[int, Field(ge=0)] = 0
+    n_restarts_optimizer: Annotated[int, Field(ge=0, le=100)] = 0
 
 
 class UtilityFunctionConfig(_Model):
@@ -80,8 +100,8 @@ class UtilityFunctionConfig(_Model):
     eps: Annotated[float, Field(ge=0)] | None = None
     gaussian_process: GaussianProcessConfig = GaussianProcessConfig()
     # Random candidates scored per suggestion, and local refinement rounds around the best one.
-    n_warmup: Annotated[int, Field(ge=1)] | None = None
-    n_iter: Annotated[int, Field(ge=0)] | None = None
+    n_warmup: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    n_iter: Annotated[int, Field(ge=0, le=1_000)] | None = None
 
     @model_validator(mode="after")
     def _needs_parameter(self) -> UtilityFunctionConfig:
@@ -135,7 +155,7 @@ class EarlyStoppingPolicy(_Model):
 
 
 class HPTuningConfig(_Model):
-    concurrency: PositiveInt = 1
+    concurrency: Annotated[int, Field(ge=1, le=MAX_INT32)] = 1
     seed: Annotated[int, Field(ge=0, lt=2**32)] | None = None
     matrix: dict[str, MatrixParam]
     grid_search: GridSearchConfig | None = None
@@ -159,12 +179,19 @@ class HPTuningConfig(_Model):
 
     @field_validator("matrix")
     @classmethod
-    def _matrix(cls, matrix: dict[str, MatrixParam]) -> dict[str, MatrixParam]:
+    def _matrix(
+        cls, matrix: dict[str, MatrixParam], info: ValidationInfo
+    ) -> dict[str, MatrixParam]:
         if not matrix:
             raise SpecError("", "A matrix definition is required for group specification")
         blank = [name for name in matrix if not name.strip()]
         if blank:
             raise SpecError("", "parameter names must not be blank")
+        # A sweep holds every parameter's values at once: bound their sum, not each alone.
+        limit = max_values(info)
+        total = total_values(tuple(matrix.values()))
+        if limit is not None and total > limit:
+            raise SpecError("", str(too_many(total, limit, "the matrix defines").message()))
         return matrix
 
     @model_validator(mode="after")
@@ -279,11 +306,14 @@ def _reason(error: Mapping[str, Any]) -> str:
     return str(error["msg"]).removeprefix("Value error, ")
 
 
-def parse_hptuning(raw: Any) -> HPTuningConfig:
-    """Validate a raw `hptuning` mapping; problems are reported under `hptuning.`."""
+def parse_hptuning(raw: Any, *, max_values: int | None = None) -> HPTuningConfig:
+    """Validate a raw `hptuning` mapping; problems are reported under `hptuning.`.
+
+    `max_values` bounds the values the matrix defines (None: a stored, already checked one).
+    """
     if not isinstance(raw, Mapping):
         raise SpecError("hptuning", "expected a mapping")
     try:
-        return HPTuningConfig.model_validate(dict(raw))
+        return HPTuningConfig.model_validate(dict(raw), context={"max_values": max_values})
     except ValidationError as exc:
         raise spec_error_from_validation(exc, "hptuning") from None

@@ -2,6 +2,10 @@
 
 Each parameter has exactly one option (polyaxon-v0.md 2.2). Range-like options accept `"a:b:c"`,
 `[a, b, c]` or a dict, and are stored (and returned by the API) in dict form.
+
+The number of values of `range`, `linspace`, `logspace` and `geomspace` is computed arithmetically
+at validation and checked against the caller's bound (the `max_values` validation context): no
+list is built before a sweep asks for it, so `linspace: 0:1:1000000000` is a 400, not 8 GB.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import sys
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar
 
@@ -18,18 +23,49 @@ from pydantic import (
     ConfigDict,
     PlainValidator,
     PrivateAttr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+# The default bound on the values a matrix may define (the default PLX_MAX_GROUP_EXPERIMENTS).
+DEFAULT_MAX_VALUES = 100_000
+# Continuous draws of `size` values each: a suggestion holds at most this many per parameter.
+MAX_SAMPLE_SIZE = 1_000
+_EXP_MAX = math.log(sys.float_info.max)  # exp(x) overflows above this (about 709.78)
+
 
 def _number(value: Any) -> int | float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _invalid(f"`{value}` is not a number")
+        raise _invalid(f"`{_short(value)}` is not a number")
+    if isinstance(value, int) and abs(value) > sys.float_info.max:
+        raise _invalid(f"`{_short(value)}` is too large")
     if not math.isfinite(value):
         raise _invalid(f"`{value}` is not a finite number")
     return value
+
+
+def _short(value: Any) -> str:
+    text = str(value) if not isinstance(value, int) or value.bit_length() < 256 else "a huge int"
+    return text if len(text) <= 100 else text[:100] + "..."
+
+
+def max_values(info: ValidationInfo) -> int | None:
+    """The bound given by the caller (`context={"max_values": n}`); None means unbounded."""
+    context = info.context if isinstance(info.context, dict) else {}
+    return context.get("max_values", DEFAULT_MAX_VALUES)
+
+
+def too_many(count: int, limit: int, what: str) -> PydanticCustomError:
+    return _invalid(
+        f"{what} {count} values, more than the {limit} allowed (PLX_MAX_GROUP_EXPERIMENTS)"
+    )
+
+
+def _finite(value: float, reason: str) -> None:
+    if not math.isfinite(value):
+        raise _invalid(reason)
 
 
 # Ints stay ints (range 1:10:2 gives 1, 3, ...), and errors read "`a` is not a number".
@@ -125,7 +161,25 @@ class RangeSpec(_Ordered):
             raise _invalid("step must be positive")
         return step
 
+    @model_validator(mode="after")
+    def _finite_count(self) -> RangeSpec:
+        if not self._all_ints:
+            _finite((self.stop - self.start) / self.step, "the range is too wide for its step")
+        return self
+
+    @property
+    def _all_ints(self) -> bool:
+        return all(isinstance(v, int) for v in (self.start, self.stop, self.step))
+
+    def count(self) -> int:
+        """len(np.arange(start, stop, step)), without building it."""
+        if self._all_ints:
+            return max(0, -(-(self.stop - self.start) // self.step))
+        return max(0, math.ceil((self.stop - self.start) / self.step))
+
     def values(self) -> list[Any]:
+        if self._all_ints:  # exact for any int (numpy stops at int64)
+            return list(range(self.start, self.stop, self.step))
         return np.arange(self.start, self.stop, self.step).tolist()
 
 
@@ -140,6 +194,14 @@ class _NumSpec(_Ordered):
         if isinstance(num, int) and num < 1:
             raise _invalid("num must be a positive integer")
         return num
+
+    @model_validator(mode="after")
+    def _finite_width(self) -> _NumSpec:
+        _finite(float(self.stop) - float(self.start), "the interval is too wide")
+        return self
+
+    def count(self) -> int:
+        return self.num
 
 
 class LinspaceSpec(_NumSpec):
@@ -160,6 +222,15 @@ class LogspaceSpec(_NumSpec):
         if base is not None and base <= 0:
             raise _invalid("base must be positive")
         return base
+
+    @model_validator(mode="after")
+    def _no_overflow(self) -> LogspaceSpec:
+        base = 10.0 if self.base is None else float(self.base)
+        try:
+            math.pow(base, self.start), math.pow(base, self.stop)
+        except (OverflowError, ValueError):
+            raise _invalid("base ** start or base ** stop is too large") from None
+        return self
 
     def values(self) -> list[Any]:
         base = 10.0 if self.base is None else self.base
@@ -189,6 +260,8 @@ class _Sized(_Spec):
     def _size(cls, size: int | None) -> int | None:
         if size is not None and size < 1:
             raise _invalid("size must be a positive integer")
+        if size is not None and size > MAX_SAMPLE_SIZE:
+            raise _invalid(f"size must be at most {MAX_SAMPLE_SIZE}")
         return size
 
     def _shape(self, n: int) -> tuple[int, ...]:
@@ -225,6 +298,7 @@ class _Bounded(_Spec):
     def _check_bounds(self) -> Any:
         if self.low >= self.high:
             raise _invalid("high value must be strictly higher than low")
+        _finite(float(self.high) - float(self.low), "the interval is too wide")
         return self
 
 
@@ -232,12 +306,30 @@ class _Scaled(_Spec):
     loc: Number
     scale: Number
 
+    # Draws stay finite: no overflow within this many standard deviations of `loc`.
+    SIGMAS: ClassVar[float] = 40.0
+
     @field_validator("scale")
     @classmethod
     def _scale(cls, scale: Number) -> Number:
         if scale <= 0:
             raise _invalid("scale must be positive")
         return scale
+
+    @model_validator(mode="after")
+    def _draws_finite(self) -> Any:
+        _finite(abs(float(self.loc)) + self.SIGMAS * float(self.scale), "scale is too large")
+        return self
+
+
+class _LogScaled(_Scaled):
+    @model_validator(mode="after")
+    def _exp_finite(self) -> Any:
+        if self.loc + self.SIGMAS * self.scale > _EXP_MAX:
+            raise _invalid(
+                f"loc + {self.SIGMAS:g} * scale must be at most {_EXP_MAX:.2f} (exp overflows)"
+            )
+        return self
 
 
 class UniformSpec(_Bounded, _Sized):
@@ -256,7 +348,17 @@ class QUniformSpec(_Bounded, _Quantized):
         return self._quantize(rng.uniform(self.low, self.high, self._shape(n)))
 
 
-class LogUniformSpec(_Bounded, _Sized):
+class _ExpBounded(_Bounded):
+    """exp(low)..exp(high): high above about 709.78 overflows to infinity."""
+
+    @model_validator(mode="after")
+    def _exp_finite(self) -> Any:
+        if self.high > _EXP_MAX:
+            raise _invalid(f"high must be at most {_EXP_MAX:.2f} (exp(high) overflows)")
+        return self
+
+
+class LogUniformSpec(_ExpBounded, _Sized):
     REQUIRED = ("low", "high")
     OPTIONAL = ("size",)
 
@@ -264,7 +366,7 @@ class LogUniformSpec(_Bounded, _Sized):
         return np.exp(rng.uniform(self.low, self.high, self._shape(n)))
 
 
-class QLogUniformSpec(_Bounded, _Quantized):
+class QLogUniformSpec(_ExpBounded, _Quantized):
     REQUIRED = ("low", "high", "q")
     OPTIONAL = ("size",)
 
@@ -288,7 +390,7 @@ class QNormalSpec(_Scaled, _Quantized):
         return self._quantize(rng.normal(self.loc, self.scale, self._shape(n)))
 
 
-class LogNormalSpec(_Scaled, _Sized):
+class LogNormalSpec(_LogScaled, _Sized):
     REQUIRED = ("loc", "scale")
     OPTIONAL = ("size",)
 
@@ -296,7 +398,7 @@ class LogNormalSpec(_Scaled, _Sized):
         return rng.lognormal(self.loc, self.scale, self._shape(n))
 
 
-class QLogNormalSpec(_Scaled, _Quantized):
+class QLogNormalSpec(_LogScaled, _Quantized):
     """Quantised properly (v0 returned `exp(lognormal)`, neither quantised nor meaningful)."""
 
     REQUIRED = ("loc", "scale", "q")
@@ -356,7 +458,9 @@ class MatrixParam(BaseModel):
     lognormal: LogNormalSpec | None = None
     qlognormal: QLogNormalSpec | None = None
 
-    # Values of discrete options, computed once at validation (frozen model, so safe to cache).
+    # Number of values of an enumerable option, computed arithmetically at validation; the
+    # values themselves are built on first use (frozen model, so safe to cache).
+    _length: int | None = PrivateAttr(default=None)
     _discrete: tuple[Any, ...] | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
@@ -389,19 +493,21 @@ class MatrixParam(BaseModel):
         return pvalues
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> MatrixParam:
+    def _exactly_one(self, info: ValidationInfo) -> MatrixParam:
         given = [name for name in OPTIONS if getattr(self, name) is not None]
         if not given:
             raise _invalid(f"one option is required: {', '.join(OPTIONS)}")
         if len(given) > 1:
             raise _invalid(f"only one option per parameter, got {' and '.join(given)}")
         if self.kind in RANGES:
-            values = tuple(_tidy(v) for v in self.spec.values())
-            if not values:
+            self._length = self.spec.count()
+            if not self._length:
                 raise _invalid(f"{self.kind} defines no values")
-            self._discrete = values
         elif self.kind == "values":
-            self._discrete = tuple(self.values or ())
+            self._length = len(self.values or ())
+        limit = max_values(info)
+        if limit is not None and self._length is not None and self._length > limit:
+            raise too_many(self._length, limit, f"{self.kind} defines")
         return self
 
     # -- classification ------------------------------------------------------------------------
@@ -429,18 +535,18 @@ class MatrixParam(BaseModel):
     @property
     def is_enumerable(self) -> bool:
         """Values and ranges: a finite list sampled uniformly (grid and BO can use these)."""
-        return self._discrete is not None
+        return self._length is not None
 
     @property
     def is_categorical(self) -> bool:
-        values = self._discrete or ()
+        values = self.to_values() if self.is_enumerable else ()
         return any(not _is_number(v) for v in values)
 
     @property
     def length(self) -> int | None:
         """Number of distinct values: None for continuous options; support size for pvalues."""
-        if self._discrete is not None:
-            return len(self._discrete)
+        if self._length is not None:
+            return self._length
         if self.pvalues is not None:
             return sum(1 for _, p in self.pvalues if p > 0)
         return None
@@ -452,26 +558,35 @@ class MatrixParam(BaseModel):
         if self.kind == "quniform":
             lo, hi = self.spec.low, self.spec.high
         elif self.kind == "qloguniform":
-            lo, hi = math.exp(self.spec.low), math.exp(self.spec.high)
+            lo, hi = math.exp(self.spec.low), math.exp(self.spec.high)  # high <= _EXP_MAX
         else:
             return None
         if self.spec.size is not None:
             return None
         q = self.spec.q
+        steps = hi / q - lo / q
+        if not math.isfinite(steps):
+            return None
         return math.floor(hi / q) - math.floor(lo / q) + 1
 
     # -- values ----------------------------------------------------------------------------------
 
     def to_values(self) -> tuple[Any, ...]:
-        if self._discrete is None:
+        if self._length is None:
             raise ValueError(f"{self.kind} defines a distribution and has no list of values")
+        if self._discrete is None:
+            if self.kind == "values":
+                self._discrete = tuple(self.values or ())
+            else:
+                self._discrete = tuple(_tidy(v) for v in self.spec.values())
         return self._discrete
 
     def sample(self, rng: np.random.Generator, n: int) -> list[Any]:
         """`n` independent draws, as JSON-ready Python values."""
-        if self._discrete is not None:
-            picks = rng.integers(0, len(self._discrete), n)
-            return [self._discrete[i] for i in picks.tolist()]
+        if self._length is not None:
+            values = self.to_values()
+            picks = rng.integers(0, len(values), n)
+            return [values[i] for i in picks.tolist()]
         if self.pvalues is not None:
             probs = np.array([p for _, p in self.pvalues], dtype=float)
             picks = rng.choice(len(self.pvalues), size=n, p=probs / probs.sum())
@@ -497,3 +612,8 @@ def space_size(params: Sequence[MatrixParam]) -> int | None:
             return None
         size *= length
     return size
+
+
+def total_values(params: Sequence[MatrixParam]) -> int:
+    """Values a sweep may hold in memory at once: the sum of the enumerable lengths."""
+    return sum(param.length or 0 for param in params if param.is_enumerable)

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from app.logic.errors import SpecError, format_path
 from app.logic.hptuning import HPTuningConfig
+from app.logic.matrix import DEFAULT_MAX_VALUES
 from app.logic.specs import (
     KINDS,
     SPEC_MODELS,
@@ -32,6 +33,12 @@ from app.logic.templating import merge_declarations, render_declarations, render
 SUPPORTED_VERSION = 1
 # expanded values (aliases count each time they are used): a YAML alias bomb stops here
 MAX_DOCUMENT_NODES = 50_000
+# expanded characters of strings and keys: one long string behind many aliases stops here (it
+# would be written out once per alias when the file is stored or rendered)
+MAX_DOCUMENT_CHARS = 10_000_000
+# `[[[[...` or `{a: {a: ...`: PyYAML recurses once per level and takes seconds to fail at the
+# recursion limit (a 4 KB body held the event loop for over a second): refuse before parsing.
+MAX_FLOW_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -74,12 +81,17 @@ class PolyaxonFile:
 
 
 def parse_polyaxonfile(
-    content: str | Mapping[str, Any], expected_kind: str | None = None
+    content: str | Mapping[str, Any],
+    expected_kind: str | None = None,
+    *,
+    max_values: int | None = DEFAULT_MAX_VALUES,
 ) -> PolyaxonFile:
     """Validate a polyaxonfile given as YAML text or an already-parsed mapping.
 
     Raises SpecError naming each problem's dotted path; `expected_kind` turns a valid file of
     another kind into an error (v0: "the specification sent correspond to a `group`").
+    `max_values` bounds the values a group's matrix defines, computed without building them
+    (PLX_MAX_GROUP_EXPERIMENTS; None only for content already checked when it was stored).
     """
     raw = load_content(content)
     kind = _check_header(raw, expected_kind)
@@ -87,7 +99,7 @@ def parse_polyaxonfile(
     rendered = render_sections(raw, declarations)
     if "declarations" in raw:
         rendered["declarations"] = declarations
-    return PolyaxonFile(kind=kind, raw=raw, spec=_validate(kind, rendered))
+    return PolyaxonFile(kind=kind, raw=raw, spec=_validate(kind, rendered, max_values))
 
 
 def experiment_spec_for(
@@ -128,6 +140,7 @@ def experiment_spec(source: PolyaxonFile | str | Mapping[str, Any]) -> Experimen
 def load_content(content: str | Mapping[str, Any]) -> dict[str, Any]:
     """YAML text (safe loader only) or a mapping -> a JSON-safe dict."""
     if isinstance(content, str):
+        _check_flow_depth(content)
         try:
             data = yaml.safe_load(content)
         except yaml.YAMLError as exc:
@@ -139,6 +152,19 @@ def load_content(content: str | Mapping[str, Any]) -> dict[str, Any]:
     return _json_safe(data, "")
 
 
+def _check_flow_depth(text: str) -> None:
+    """Brackets and braces nested deeper than MAX_FLOW_DEPTH (quotes are not parsed: a scalar
+    with a hundred unbalanced `[` is not a polyaxonfile anyone writes)."""
+    depth = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            if depth > MAX_FLOW_DEPTH:
+                raise SpecError("", f"invalid YAML: nested deeper than {MAX_FLOW_DEPTH} levels")
+        elif char in "]}":
+            depth -= 1
+
+
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
@@ -148,7 +174,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def _json_safe(value: Any, path: str) -> Any:
-    budget = [MAX_DOCUMENT_NODES]
+    budget = [MAX_DOCUMENT_NODES, MAX_DOCUMENT_CHARS]
     return _to_json(value, path, budget)
 
 
@@ -156,7 +182,10 @@ def _to_json(value: Any, path: str, budget: list[int]) -> Any:
     budget[0] -= 1
     if budget[0] < 0:
         raise SpecError(path, f"document too large (more than {MAX_DOCUMENT_NODES} values)")
-    if value is None or isinstance(value, bool | str):
+    if isinstance(value, str):
+        _spend_chars(value, path, budget)
+        return value
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, numbers.Integral):
         return int(value)
@@ -178,8 +207,15 @@ def _mapping_to_json(value: Mapping[Any, Any], path: str, budget: list[int]) -> 
     for key, item in value.items():
         if not isinstance(key, str):
             raise SpecError(_join(path, key), "keys must be strings")
+        _spend_chars(key, path, budget)
         out[key] = _to_json(item, _join(path, key), budget)
     return out
+
+
+def _spend_chars(text: str, path: str, budget: list[int]) -> None:
+    budget[1] -= len(text)
+    if budget[1] < 0:
+        raise SpecError(path, f"document too large (more than {MAX_DOCUMENT_CHARS} characters)")
 
 
 def _join(path: str, part: str | int) -> str:
@@ -225,9 +261,12 @@ def _static_declarations(raw: Mapping[str, Any]) -> dict[str, Any]:
     return render_declarations(declarations)
 
 
-def _validate(kind: str, data: Mapping[str, Any]) -> AnySpec:
+def _validate(
+    kind: str, data: Mapping[str, Any], max_values: int | None = DEFAULT_MAX_VALUES
+) -> AnySpec:
     try:
-        return SPEC_MODELS[kind].model_validate(data)  # type: ignore[return-value]
+        model = SPEC_MODELS[kind]
+        return model.model_validate(data, context={"max_values": max_values})  # type: ignore[return-value]
     except ValidationError as exc:
         raise spec_error(exc, kind) from None
 

@@ -9,6 +9,9 @@
 
 Fields are declared per resource; `metric.<k>` and `declarations.<k>` style prefixes address keys
 of JSON columns. Every problem raises SpecError naming the expression.
+
+A query is bounded (expressions, alternatives) before it reaches SQL: SQLite refuses expression
+trees deeper than 1,000 nodes, and a long one is slow to compile on either database.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ _SCALAR_OPS = (
     ("=", "eq"),
 )
 _BOOLS = {"true": True, "1": True, "false": False, "0": False}
+MAX_EXPRESSIONS = 50  # `a:1,b:2,...`
+MAX_VALUES = 1_000  # alternatives (`a|b|...`) over the whole query; each field compiles to one IN
+MAX_JSON_KEY_CHARS = 256
 
 
 def parse_query(
@@ -58,29 +64,42 @@ def parse_query(
     """Parse `query` against the allowed `fields` and JSON-key `prefixed` fields."""
     if "\x00" in query:
         raise SpecError("query", "must not contain NUL characters")
+    expressions = query.split(",")
+    if len(expressions) > MAX_EXPRESSIONS:
+        raise SpecError(
+            "query", f"too many expressions ({len(expressions)}; at most {MAX_EXPRESSIONS})"
+        )
     conditions: list[Condition] = []
-    for raw in query.split(","):
+    for raw in expressions:
         expr = raw.strip()
         if not expr:
-            raise SpecError("query", f"empty expression in `{query}`")
+            raise SpecError("query", f"empty expression in `{_short(query)}`")
         conditions.append(_parse_expression(expr, fields, prefixed or {}))
+    values = sum(len(c.values) for c in conditions)
+    if values > MAX_VALUES:
+        raise SpecError("query", f"too many values ({values}; at most {MAX_VALUES})")
     return conditions
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """Error messages quote at most `limit` characters of the user's text."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _parse_expression(
     expr: str, fields: Mapping[str, FieldKind], prefixed: Mapping[str, FieldKind]
 ) -> Condition:
     if ":" not in expr:
-        raise SpecError("query", f"expression `{expr}` must look like field:operation")
+        raise SpecError("query", f"expression `{_short(expr)}` must look like field:operation")
     name, operation = (part.strip() for part in expr.split(":", 1))
     field, key, kind = _resolve_field(name, fields, prefixed)
     if not operation:
-        raise SpecError("query", f"expression `{expr}` has no operation")
+        raise SpecError("query", f"expression `{_short(expr)}` has no operation")
     negate = operation.startswith("~")
     if negate:
         operation = operation[1:].strip()
     if not operation:
-        raise SpecError("query", f"expression `{expr}` has no value after `~`")
+        raise SpecError("query", f"expression `{_short(expr)}` has no value after `~`")
     parse = {
         FieldKind.VALUE: _parse_value,
         FieldKind.TAGS: _parse_value,
@@ -101,15 +120,20 @@ def _resolve_field(
     if dot and prefix in prefixed:
         if not key:
             raise SpecError("query", f"field `{name}` needs a key after `{prefix}.`")
+        if len(key) > MAX_JSON_KEY_CHARS:
+            raise SpecError("query", f"the key of `{_short(name)}` is too long")
         return prefix, key, prefixed[prefix]
     allowed = sorted([*fields, *(f"{p}.<key>" for p in prefixed)])
-    raise SpecError("query", f"unknown field `{name}`; allowed: {', '.join(allowed)}")
+    raise SpecError("query", f"unknown field `{_short(name)}`; allowed: {', '.join(allowed)}")
 
 
 def _parse_value(name: str, operation: str) -> tuple[str, tuple[object, ...]]:
-    values = tuple(v.strip() for v in operation.split("|"))
+    if operation.count("|") >= MAX_VALUES:
+        raise SpecError("query", f"`{name}` has more than {MAX_VALUES} values")
+    # Repeats are dropped: `a|a|a` is one value.
+    values = tuple(dict.fromkeys(v.strip() for v in operation.split("|")))
     if any(not v for v in values):
-        raise SpecError("query", f"`{name}` has an empty value in `{operation}`")
+        raise SpecError("query", f"`{name}` has an empty value in `{_short(operation)}`")
     return ("in", values) if len(values) > 1 else ("eq", values)
 
 
@@ -122,9 +146,9 @@ def _parse_scalar(name: str, operation: str) -> tuple[str, tuple[object, ...]]:
     try:
         number = float(text)
     except ValueError:
-        raise SpecError("query", f"`{name}` expects a number, got `{text}`") from None
+        raise SpecError("query", f"`{name}` expects a number, got `{_short(text)}`") from None
     if number != number or number in (float("inf"), float("-inf")):
-        raise SpecError("query", f"`{name}` expects a finite number, got `{text}`")
+        raise SpecError("query", f"`{name}` expects a finite number, got `{_short(text)}`")
     return op, (number,)
 
 
@@ -143,7 +167,7 @@ def parse_datetime_value(text: str) -> datetime:
     try:
         return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC)
     except ValueError:
-        raise SpecError("query", f"`{text}` is not a date or datetime") from None
+        raise SpecError("query", f"`{_short(text)}` is not a date or datetime") from None
 
 
 def _parse_datetime(name: str, operation: str) -> tuple[str, tuple[object, ...]]:
@@ -151,7 +175,7 @@ def _parse_datetime(name: str, operation: str) -> tuple[str, tuple[object, ...]]
         start, _, end = operation.partition("..")
         low, high = parse_datetime_value(start), parse_datetime_value(end)
         if high < low:
-            raise SpecError("query", f"`{name}` range `{operation}` ends before it starts")
+            raise SpecError("query", f"`{name}` range `{_short(operation)}` ends before it starts")
         return "range", (low, high)
     op, text = "eq", operation
     for token, op_name in _SCALAR_OPS:
@@ -164,7 +188,7 @@ def _parse_datetime(name: str, operation: str) -> tuple[str, tuple[object, ...]]
 def _parse_bool(name: str, operation: str) -> tuple[str, tuple[object, ...]]:
     value = _BOOLS.get(operation.lower())
     if value is None:
-        raise SpecError("query", f"`{name}` expects true or false, got `{operation}`")
+        raise SpecError("query", f"`{name}` expects true or false, got `{_short(operation)}`")
     return "eq", (value,)
 
 

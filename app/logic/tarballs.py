@@ -23,6 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GZIP_MAGIC = b"\x1f\x8b"
+# Deeper trees or longer names are refused before anything is written: the kernel's PATH_MAX
+# (4096) and NAME_MAX (255) would refuse them anyway, and the recursive helpers that walk a tree
+# (os.makedirs, shutil.rmtree, shutil.copytree) overflow the stack near 1,000 levels.
+MAX_DEPTH = 100
+MAX_PATH_BYTES = 1024
+MAX_PART_BYTES = 255
+SHOWN_CHARS = 120
 # Data is copied in 1 MiB reads; only tar headers (pax, GNU long names) are read whole. A header
 # larger than this is a memory bomb, not a file name.
 MAX_SINGLE_READ = 16 * 1024 * 1024
@@ -84,14 +91,49 @@ class _BoundedGzip:
         return self._gz.tell()
 
 
+def show(name: str) -> str:
+    """A member name fit for an error message: printable, escaped, at most SHOWN_CHARS long."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
+
+
+def _size(name: str) -> int:
+    return len(name.encode("utf-8", "surrogateescape"))
+
+
 def normalise_name(name: str) -> str | None:
-    """`./a//b` → `a/b`; None for the root itself; TarballError for absolute names and `..`."""
+    """`./a//b` → `a/b`; None for the root itself; TarballError for absolute names, `..`, NUL
+    characters, and paths deeper or longer than a tree may hold."""
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        raise TarballError(f"The tarball contains an absolute path: `{name}`.")
+        raise TarballError(f"The tarball contains an absolute path: `{show(name)}`.")
+    if "\x00" in name:
+        raise TarballError(f"The tarball contains a name with a NUL character: `{show(name)}`.")
+    if _size(name) > MAX_PATH_BYTES * 4:  # before splitting a multi-megabyte GNU long name
+        raise TarballError(f"The tarball contains a path longer than {MAX_PATH_BYTES} bytes.")
     parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise TarballError(f"The tarball contains a path with `..`: `{name}`.")
-    return "/".join(parts) or None
+        raise TarballError(f"The tarball contains a path with `..`: `{show(name)}`.")
+    if len(parts) > MAX_DEPTH:
+        raise TarballError(
+            f"The tarball contains a path {len(parts)} levels deep (at most "
+            f"{MAX_DEPTH}): `{show(name)}`."
+        )
+    normal = "/".join(parts)
+    if _size(normal) > MAX_PATH_BYTES:
+        raise TarballError(
+            f"The tarball contains a path longer than {MAX_PATH_BYTES} bytes: `{show(name)}`."
+        )
+    if any(_size(part) > MAX_PART_BYTES for part in parts):
+        raise TarballError(
+            f"The tarball contains a file or directory name longer than {MAX_PART_BYTES} "
+            f"bytes: `{show(name)}`."
+        )
+    return normal or None
+
+
+def _outside(name: str, target: str) -> TarballError:
+    return TarballError(f"The symlink `{show(name)}` points outside the tree (`{show(target)}`).")
 
 
 def _inside(root: str, path: str) -> bool:
@@ -133,8 +175,9 @@ class _Extractor:
                 continue
             try:
                 self._extract(member, name)
-            except OSError as exc:
-                raise TarballError(f"Cannot extract `{name}`: {exc.strerror or exc}.") from None
+            except (OSError, ValueError) as exc:
+                reason = getattr(exc, "strerror", None) or exc
+                raise TarballError(f"Cannot extract `{show(name)}`: {reason}.") from None
         if not any(entry[0] != "d" for entry in self.entries.values()):
             raise EmptyTarball("The tarball contains no files.")
         self._check_links()
@@ -147,7 +190,7 @@ class _Extractor:
             parent = os.path.realpath(os.path.join(self.root, dirname))
             if not _inside(self.root, parent):
                 raise TarballError(
-                    f"`{name}` would be written through a link that leaves the tree."
+                    f"`{show(name)}` would be written through a link that leaves the tree."
                 )
             os.makedirs(parent, exist_ok=True)
             self._parents[dirname] = parent
@@ -155,7 +198,9 @@ class _Extractor:
         if os.path.lexists(path):
             if os.path.isdir(path) and not os.path.islink(path):
                 if not is_dir:
-                    raise TarballError(f"`{name}` is both a directory and a file in the tarball.")
+                    raise TarballError(
+                        f"`{show(name)}` is both a directory and a file in the tarball."
+                    )
             else:
                 os.unlink(path)
                 self._parents.clear()  # a replaced link may have been a cached parent
@@ -163,7 +208,7 @@ class _Extractor:
 
     def _extract(self, member: tarfile.TarInfo, name: str) -> None:
         if member.isdev():
-            raise TarballError(f"The tarball contains a device file or FIFO: `{name}`.")
+            raise TarballError(f"The tarball contains a device file or FIFO: `{show(name)}`.")
         if member.isdir():
             path = self._target(name, is_dir=True)
             os.makedirs(path, exist_ok=True)
@@ -175,7 +220,7 @@ class _Extractor:
         elif member.islnk():
             self._extract_hardlink(member, name)
         else:
-            raise TarballError(f"Unsupported tar member type for `{name}`.")
+            raise TarballError(f"Unsupported tar member type for `{show(name)}`.")
 
     def _extract_file(self, member: tarfile.TarInfo, name: str) -> None:
         if self.data_bytes + member.size > self.limits.max_uncompressed_bytes:
@@ -196,12 +241,14 @@ class _Extractor:
 
     def _extract_symlink(self, member: tarfile.TarInfo, name: str) -> None:
         target = member.linkname
+        if "\x00" in target or _size(target) > MAX_PATH_BYTES:
+            raise TarballError(f"The symlink `{show(name)}` has an invalid or too long target.")
         if not target or os.path.isabs(target) or target.startswith("\\"):
-            raise TarballError(f"The symlink `{name}` points outside the tree (`{target}`).")
+            raise _outside(name, target)
         path = self._target(name)
         resolved = os.path.realpath(os.path.join(os.path.dirname(path), target))
         if not _inside(self.root, resolved):
-            raise TarballError(f"The symlink `{name}` points outside the tree (`{target}`).")
+            raise _outside(name, target)
         os.symlink(target, path)
         self._parents.clear()
         self.entries[name] = ("l", target)
@@ -216,12 +263,12 @@ class _Extractor:
         )
         if not _inside(self.root, resolved) or resolved == self.root:
             raise TarballError(
-                f"The hard link `{name}` points outside the tree (`{member.linkname}`)."
+                f"The hard link `{show(name)}` points outside the tree (`{show(member.linkname)}`)."
             )
         if not os.path.isfile(resolved):
             raise TarballError(
-                f"The hard link `{name}` points to `{member.linkname}`, which is not a file "
-                "earlier in the tarball."
+                f"The hard link `{show(name)}` points to `{show(member.linkname)}`, which is not "
+                "a file earlier in the tarball."
             )
         path = self._target(name)
         # A copy, not os.link: versions never share inodes with anything else.
@@ -240,7 +287,7 @@ class _Extractor:
                 continue
             resolved = os.path.realpath(os.path.join(self.root, name))
             if not _inside(self.root, resolved):
-                raise TarballError(f"The symlink `{name}` points outside the tree (`{entry[1]}`).")
+                raise _outside(name, entry[1])
 
     def commit(self) -> Extracted:
         digest = hashlib.sha256()

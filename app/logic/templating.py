@@ -2,13 +2,20 @@
 
 A polyaxonfile is untrusted input, so templates run in a Jinja2 sandbox narrowed further than
 Jinja's own: only expressions, allow-listed filters and tests, no calls, loops, macros or `set`,
-attribute access limited to mapping keys, bounded `*`/`**`, bounded output. Anything else raises
-a SpecError naming the path of the offending value.
+attribute access limited to mapping keys. Anything else raises a SpecError naming the path of
+the offending value.
+
+Memory is bounded *before* it is spent: every operation that builds a value (`*`, `**`, `+`,
+`%` formatting, `~`, slices, the filters that copy, each printed expression) first estimates the
+size of its result, counting a value shared by reference once per reference (`[a, a, a]|join`
+costs three `a`), and charges it to a budget per rendered string. `'%200000000d' % 1` or a
+`join` of a list repeating a long declaration is refused, not built and then measured.
 """
 
 from __future__ import annotations
 
 import ast
+import contextvars
 import functools
 import math
 import re
@@ -16,6 +23,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from jinja2 import ChainableUndefined, Template, TemplateError, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from app.logic.errors import SpecError
@@ -24,8 +32,22 @@ from app.logic.errors import SpecError
 RENDERED_SECTIONS = ("environment", "logging", "tags", "build", "run")
 
 MAX_RENDERED_CHARS = 100_000
+# Characters (estimated) that the operations of one rendered string may build in total.
+MAX_RENDER_BUDGET = 1_000_000
 MAX_SEQUENCE_PRODUCT = 10_000
 MAX_POWER_BITS = 4_096
+# Size factor of a filter's result over its inputs (repr and JSON escape characters).
+_COPYING_FILTERS = {
+    "join": 1, "list": 1, "sort": 1, "sum": 1, "string": 6, "tojson": 6,
+    "capitalize": 1, "lower": 1, "upper": 1, "title": 1, "trim": 1,
+}  # fmt: skip
+_FLOAT_CHARS = 320  # the longest `%f` of a float (1e308)
+_FORMAT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?(.)", re.S)
+_BUDGET: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "template_budget", default=None
+)
+# Jinja's optimiser and Python's compiler are slow or fail on deeply nested expressions
+MAX_TEMPLATE_DEPTH = 50
 # a template whose output is a new template is rendered again (v0 recursed without a bound)
 MAX_RENDER_PASSES = 10
 
@@ -47,10 +69,118 @@ _ALLOWED_NODES: tuple[type[nodes.Node], ...] = (
 _RESERVED_NAMES = frozenset({"self", "loop", "super", "caller", "varargs", "kwargs"})
 
 
+def _size(value: Any, limit: int) -> int:
+    """Characters `value` takes once printed, shared references counted each time; stops
+    counting past `limit`, so the cost is O(limit) whatever the value."""
+    total = 0
+    stack = [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, bool) or item is None:
+            total += 5
+        elif isinstance(item, int):
+            total += item.bit_length() // 3 + 2
+        elif isinstance(item, float):
+            total += 24
+        elif isinstance(item, list | tuple):
+            total += 2 + 2 * len(item)
+            if total <= limit:
+                stack.extend(item)
+        elif isinstance(item, Mapping):
+            total += 2 + 4 * len(item)
+            if total <= limit:
+                stack.extend(item.keys())
+                stack.extend(item.values())
+        else:
+            total += 16
+    return total
+
+
+def _charge(estimate: int, what: str) -> None:
+    """Spend `estimate` characters of the current render's budget, or refuse the operation."""
+    budget = _BUDGET.get()
+    remaining = MAX_RENDER_BUDGET if budget is None else budget[0]
+    if estimate > MAX_RENDERED_CHARS or estimate > remaining:
+        raise SecurityError(f"{what} result too large")
+    if budget is not None:
+        budget[0] -= estimate
+
+
+def _sizes(values: Any, what: str, factor: int = 1) -> None:
+    _charge(factor * _size(values, MAX_RENDER_BUDGET), what)
+
+
+def _check_format(fmt: str, args: Any) -> None:
+    """`fmt % args` costs its text, its arguments, and each spec's width and precision."""
+    estimate = len(fmt) + _size(args, MAX_RENDER_BUDGET)
+    for match in _FORMAT_SPEC.finditer(fmt):
+        width, precision, _ = match.groups()
+        if "*" in (width, precision):
+            raise SecurityError("`*` widths are not allowed in `%` formatting")
+        for number in (width, precision):
+            if number:
+                estimate += int(number) if len(number) < 10 else MAX_RENDER_BUDGET
+        estimate += _FLOAT_CHARS
+    _charge(estimate, "`%`")
+
+
+class _CheckedCodeGenerator(CodeGenerator):
+    """`a ~ b` and `a[i:j]` go through the environment, which charges their size first (Jinja
+    compiles both to plain Python, out of the sandbox's sight)."""
+
+    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:
+        if not isinstance(node.arg, nodes.Slice):
+            super().visit_Getitem(node, frame)
+            return
+        self.write("environment.getitem(")
+        self.visit(node.node, frame)
+        self.write(", slice(")
+        for part in (node.arg.start, node.arg.stop, node.arg.step):
+            if part is None:
+                self.write("None")
+            else:
+                self.visit(part, frame)
+            self.write(", ")
+        self.write("))")
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.checked_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+def _checked_filter(name: str, function: Any) -> Any:
+    factor = _COPYING_FILTERS[name]
+
+    @functools.wraps(function)  # keeps Jinja's pass_eval_context / pass_environment marks
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        inputs = [a for a in args if not hasattr(a, "autoescape")] + list(kwargs.values())
+        _sizes(inputs, f"`{name}`", factor)
+        return function(*args, **kwargs)
+
+    return checked
+
+
+def _finalize(value: Any) -> Any:
+    """Each printed expression is charged before it is turned into text."""
+    if not isinstance(value, str):
+        _sizes(value, "printed value", 2)
+    return value
+
+
 class _PolyaxonfileSandbox(SandboxedEnvironment):
     """Jinja's sandbox, with unsafe access raising instead of rendering as empty."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    code_generator_class = _CheckedCodeGenerator
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def checked_concat(self, parts: tuple[Any, ...]) -> str:
+        _sizes(parts, "`~`", 2)
+        return "".join(str(part) for part in parts)
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         raise SecurityError(f"access to attribute `{attribute}` is not allowed")
@@ -67,6 +197,8 @@ class _PolyaxonfileSandbox(SandboxedEnvironment):
         if isinstance(argument, str) and argument.startswith("_"):
             if not (isinstance(obj, Mapping) and argument in obj):
                 raise SecurityError(f"access to attribute `{argument}` is not allowed")
+        if isinstance(argument, slice) and isinstance(obj, list | tuple | str):
+            _sizes(obj, "slice")  # a copy, at most the size of the original
         if isinstance(obj, Mapping | list | tuple | str):
             try:
                 return obj[argument]
@@ -81,6 +213,14 @@ class _PolyaxonfileSandbox(SandboxedEnvironment):
         if operator == "**":
             _check_power(left, right)
             return left**right
+        if operator == "%":
+            if isinstance(left, str):
+                _check_format(left, right)
+            return left % right
+        if operator == "+":
+            if not (_is_number(left) and _is_number(right)):
+                _sizes((left, right), "`+`")
+            return left + right
         _check_product(left, right)
         return left * right
 
@@ -98,6 +238,7 @@ def _check_product(left: Any, right: Any) -> None:
         if isinstance(seq, str | list | tuple) and isinstance(times, int):
             if len(seq) * max(times, 0) > MAX_SEQUENCE_PRODUCT:
                 raise SecurityError("`*` result too large")
+            _charge(_size(seq, MAX_RENDER_BUDGET) * max(times, 0), "`*`")
     if isinstance(left, int) and isinstance(right, int):
         if abs(left).bit_length() + abs(right).bit_length() > MAX_POWER_BITS:
             raise SecurityError("`*` result too large")
@@ -109,9 +250,14 @@ def _is_number(value: Any) -> bool:
 
 def _build_environment() -> _PolyaxonfileSandbox:
     # v0 used plain jinja2.Environment(): undefined renders as "" (chained lookups too, here)
-    env = _PolyaxonfileSandbox(undefined=ChainableUndefined, autoescape=False)
+    env = _PolyaxonfileSandbox(undefined=ChainableUndefined, autoescape=False, finalize=_finalize)
     env.globals.clear()
-    env.filters = {name: env.filters[name] for name in _ALLOWED_FILTERS}
+    env.filters = {
+        name: _checked_filter(name, env.filters[name])
+        if name in _COPYING_FILTERS
+        else env.filters[name]
+        for name in _ALLOWED_FILTERS
+    }
     env.tests = {name: env.tests[name] for name in _ALLOWED_TESTS}
     return env
 
@@ -121,7 +267,9 @@ _TEMPLATE_MARKERS = re.compile(r"{{|{%|{#")
 
 
 def _check_tree(tree: nodes.Node) -> None:
-    for node in _walk(tree):
+    for node, depth in _walk(tree):
+        if depth > MAX_TEMPLATE_DEPTH:
+            raise SecurityError(f"expression nested deeper than {MAX_TEMPLATE_DEPTH} levels")
         if not isinstance(node, _ALLOWED_NODES):
             raise SecurityError(f"`{type(node).__name__}` is not allowed in a template")
         if isinstance(node, nodes.Name) and node.name in _RESERVED_NAMES:
@@ -130,10 +278,12 @@ def _check_tree(tree: nodes.Node) -> None:
             raise SecurityError(f"access to attribute `{node.attr}` is not allowed")
 
 
-def _walk(node: nodes.Node) -> Iterator[nodes.Node]:
-    yield node
-    for child in node.iter_child_nodes():
-        yield from _walk(child)
+def _walk(tree: nodes.Node) -> Iterator[tuple[nodes.Node, int]]:
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        yield node, depth
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
 
 
 @functools.lru_cache(maxsize=1024)
@@ -146,15 +296,38 @@ def _compile(source: str) -> Template:
 
 def render_string(source: str, context: Mapping[str, Any], path: str) -> str:
     """Render one template string; every failure becomes a SpecError at `path`."""
+    token = _BUDGET.set([MAX_RENDER_BUDGET])
     try:
-        rendered = _compile(source).render(**context)
+        rendered = _render(_compile(source), context)
     except SecurityError as exc:
         raise SpecError(path, f"unsafe template: {exc}") from None
     except (TemplateError, ArithmeticError, TypeError, ValueError, RecursionError) as exc:
-        raise SpecError(path, f"template could not be rendered: {exc}") from None
-    if len(rendered) > MAX_RENDERED_CHARS:
+        raise SpecError(path, f"template could not be rendered: {_short(str(exc))}") from None
+    except (SyntaxError, MemoryError):
+        # Python's own limits on the compiled template (200 nested parentheses, ...).
+        reason = "template could not be rendered: expression nested too deeply"
+        raise SpecError(path, reason) from None
+    finally:
+        _BUDGET.reset(token)
+    if rendered is None:
         raise SpecError(path, f"rendered value longer than {MAX_RENDERED_CHARS} characters")
     return rendered
+
+
+def _render(template: Template, context: Mapping[str, Any]) -> str | None:
+    """The output, streamed: None as soon as it passes MAX_RENDERED_CHARS."""
+    parts: list[str] = []
+    length = 0
+    for part in template.generate(**context):
+        length += len(part)
+        if length > MAX_RENDERED_CHARS:
+            return None
+        parts.append(part)
+    return "".join(parts)
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def literal(text: str) -> Any:

@@ -105,7 +105,8 @@ async def _lock_group(session: AsyncSession, group_id: int) -> ExperimentGroup |
 
 
 def _load(group: ExperimentGroup) -> tuple[PolyaxonFile, HPTuningConfig]:
-    group_file = parse_polyaxonfile(group.spec or {}, expected_kind="group")
+    # Checked against PLX_MAX_GROUP_EXPERIMENTS when stored; values are built lazily.
+    group_file = parse_polyaxonfile(group.spec or {}, expected_kind="group", max_values=None)
     config = parse_hptuning(group.hptuning or {})
     if group.concurrency:
         config = config.model_copy(update={"concurrency": group.concurrency})

@@ -183,6 +183,8 @@ async def create_experiment(
         tags=body.tags,
         group_id=body.experiment_group,
     )
+    if body.run_env is not None:
+        exp.run_env = body.run_env
     if exp.is_managed or exp.experiment_group_id is not None:
         # A tracking-only experiment (no `run`) never starts: no reconcile pass is owed.
         wake_after_commit(session, request)

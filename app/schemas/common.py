@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import types
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar, Union, get_args, get_origin
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 from app.logic.names import validate_name, validate_project_name
 
@@ -25,10 +34,44 @@ def _no_nul(value: Any) -> Any:
     return value
 
 
+def accepts_none(annotation: Any) -> bool:
+    """Whether a field's type admits None (`X | None`, `Optional[X]`, `Any`, nested Annotated)."""
+    if annotation is None or annotation is type(None) or annotation is Any:
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return accepts_none(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return any(accepts_none(arg) for arg in get_args(annotation))
+    return False
+
+
 class Schema(BaseModel):
-    """Base of every body schema: unknown and read-only top-level fields are ignored (as DRF)."""
+    """Base of every body schema: unknown and read-only top-level fields are ignored (as DRF).
+
+    polyaxon-client 0.3.9 serialises its whole schema, so a create body carries `null` for
+    every field the caller did not give (`"config": null`, `"merge": null`, ...). `null` for a
+    field whose type cannot hold it means "not given": the default applies, or "this field is
+    required". A field whose type admits None keeps an explicit null (an update clears it).
+    """
 
     model_config = ConfigDict(extra="ignore", from_attributes=True)
+
+    _not_null: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls._not_null = frozenset(
+            name for name, info in cls.model_fields.items() if not accepts_none(info.annotation)
+        )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_not_given(cls, data: Any) -> Any:
+        if isinstance(data, dict) and cls._not_null:
+            return {k: v for k, v in data.items() if v is not None or k not in cls._not_null}
+        return data
 
     @field_validator("*", mode="before")
     @classmethod

@@ -17,13 +17,19 @@ from app.schemas.common import (
 )
 
 
+def _tracking_only() -> dict[str, Any]:
+    return {"version": 1, "kind": "experiment"}
+
+
 class ExperimentCreate(Schema):
-    config: str | dict[str, Any]
+    # Absent or null: a tracking-only experiment (the tracking client's `create()` sends null).
+    config: str | dict[str, Any] = Field(default_factory=_tracking_only)
     declarations: dict[str, Any] | None = None
     name: RunName | None = None
     description: Description | None = None
     tags: Tags | None = None
     experiment_group: BodyRowId | None = None
+    run_env: dict[str, Any] | None = None  # the tracking client's `create()` sends it
 
 
 class RunUpdate(Schema):
@@ -33,7 +39,8 @@ class RunUpdate(Schema):
     tags: Tags | None = None
     declarations: dict[str, Any] | None = None
     run_env: dict[str, Any] | None = None  # experiments only (the in-cluster client sends it)
-    merge: bool = False
+    data_refs: dict[str, Any] | None = None  # the tracking client's `log_data_ref`
+    merge: bool = False  # tags, declarations and data_refs are merged instead of replaced
 
 
 class CloneBody(Schema):

@@ -19,6 +19,7 @@ class JobUpdate(Schema):
     description: Description | None = None
     readme: Description | None = None
     tags: Tags | None = None
+    data_refs: dict[str, Any] | None = None  # jobs only (the tracking client's `log_data_ref`)
     merge: bool = False
 
 

@@ -94,7 +94,9 @@ class CheckedGroup:
 
 def check_group(content: str | Mapping[str, Any], *, max_experiments: int) -> CheckedGroup:
     """Validate a group polyaxonfile and plan it; refuse sweeps above `max_experiments`."""
-    parsed = parse_polyaxonfile(parse_content(content), expected_kind="group")
+    parsed = parse_polyaxonfile(
+        parse_content(content), expected_kind="group", max_values=max_experiments
+    )
     config = parsed.hptuning
     if config is None:
         raise SpecError("hptuning", "A matrix definition is required for group specification")

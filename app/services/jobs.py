@@ -168,10 +168,12 @@ async def update_run(
 ) -> Any:
     if merge and changes.get("tags") is not None:
         changes["tags"] = list(dict.fromkeys([*(run.tags or []), *changes["tags"]]))
-    if merge and changes.get("declarations") is not None and hasattr(run, "declarations"):
-        changes["declarations"] = {**(run.declarations or {}), **changes["declarations"]}
-    if not hasattr(run, "run_env"):
-        changes.pop("run_env", None)
+    for key in ("declarations", "data_refs"):
+        if merge and changes.get(key) is not None and hasattr(run, key):
+            changes[key] = {**(getattr(run, key) or {}), **changes[key]}
+    for key in ("run_env", "data_refs"):
+        if not hasattr(run, key):
+            changes.pop(key, None)
     for key, value in changes.items():
         setattr(run, key, value)
     await flush_unique_name(session, kind, changes.get("name"))

@@ -9,8 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Select, and_, cast, exists, func, not_, or_, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Select, Text, and_, cast, exists, func, not_, select
+from sqlalchemy.dialects.postgresql import JSONB, array
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from starlette.datastructures import URL
@@ -69,11 +69,13 @@ def _compare(expr: Any, cond: Condition) -> ColumnElement[bool]:
     raise BadRequest(f"query: unsupported operation `{cond.op}` on `{cond.field}`")
 
 
-def _tags_contain(column: Any, tag: object, dialect: str) -> ColumnElement[bool]:
+def _tags_contain_any(column: Any, tags: tuple[object, ...], dialect: str) -> ColumnElement[bool]:
+    """Rows whose tags hold any of `tags`: one `?|` / one IN, whatever the number of tags."""
+    names = [str(tag) for tag in tags]
     if dialect == "postgresql":
-        return cast(column, JSONB).op("@>")(func.jsonb_build_array(tag))
+        return cast(column, JSONB).has_any(array(names, type_=Text))
     element = func.json_each(column).table_valued("value")
-    return exists(select(1).select_from(element).where(element.c.value == tag))
+    return exists(select(1).select_from(element).where(element.c.value.in_(names)))
 
 
 def _typed_values(column: Any, cond: Condition) -> Condition:
@@ -107,7 +109,7 @@ def _condition(cond: Condition, fmap: FieldMap, dialect: str) -> ColumnElement[b
     else:
         kind, column = fmap.fields[cond.field]
         if kind is FieldKind.TAGS:
-            clause = or_(*(_tags_contain(column, v, dialect) for v in cond.values))
+            clause = _tags_contain_any(column, cond.values, dialect)
         else:
             clause = _compare(column, _typed_values(column, cond))
     # `~` means "not this"; rows where the value is NULL count as "not this" too.

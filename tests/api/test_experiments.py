@@ -48,7 +48,7 @@ async def test_create_get_list_update_delete(client, owner):
 async def test_bad_config_and_other_project(client, owner, other):
     await _project(client, owner)
     await _project(client, owner, "q")
-    for body in ({"config": "kind: group\nversion: 1"}, {"config": "::: ["}, {}):
+    for body in ({"config": "kind: group\nversion: 1"}, {"config": "::: ["}, {"config": 1}):
         r = await client.post("/api/v1/alice/p/experiments", json=body, headers=owner.headers)
         assert r.status_code == 400, r.text
     r = await client.post(

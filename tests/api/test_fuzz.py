@@ -1,9 +1,11 @@
 """Property-based fuzz of the app's own OpenAPI schema over ASGI: no request may answer 5xx.
 
 Schemathesis drives the app's lifespan on its own event-loop thread, so this module builds its own
-app on a migrated database (PostgreSQL when PLX_TEST_POSTGRES_URL is set, else SQLite) instead
+apps on migrated databases (SQLite, and PostgreSQL when PLX_TEST_POSTGRES_URL is set) instead
 of using the async `app` fixture. Requests carry a superuser token, so every route gets past
 authentication and into its validation and service code.
+
+Examples per operation and backend: PLX_FUZZ_EXAMPLES, else 30 under CI (CI set) and 10 elsewhere.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from app.db import make_engine, make_sessionmaker, session_scope
 from app.main import create_app
 from app.migrate import upgrade
 from app.services.users import create_user, login
-from tests.conftest import POSTGRES_URL, _recreate_database
+from tests.conftest import BACKENDS, POSTGRES_URL, _recreate_database
 
 ADMIN = "root"
 PASSWORD = "password123"
@@ -53,35 +55,42 @@ async def _seed(settings: Settings) -> str:
 
 
 # The schema is loaded when the module is imported (schemathesis parametrizes at collection), which
-# only reads /openapi.json; the database is migrated and seeded before the first case runs.
-# PostgreSQL when the suite has one: it rejects more inputs at the driver (NUL, int64 overflow).
+# only reads /openapi.json; the databases are migrated and seeded before the first case runs.
+# Both backends: PostgreSQL rejects more inputs at the driver (NUL, int64 overflow), SQLite has
+# its own limits (expression depth, variables per statement).
+EXAMPLES = int(os.environ.get("PLX_FUZZ_EXAMPLES") or (30 if os.environ.get("CI") else 10))
 _ROOT = Path(tempfile.mkdtemp(prefix="plx-fuzz-"))
 _PG_NAME = None
+_URLS = {"sqlite": f"sqlite+aiosqlite:///{_ROOT / 'plx.db'}"}
 if POSTGRES_URL:
     _PG = make_url(POSTGRES_URL)
     _PG_NAME = f"{_PG.database or 'plx_test'}_fuzz_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    _DATABASE_URL = _PG.set(database=_PG_NAME).render_as_string(hide_password=False)
+    _URLS["postgres"] = _PG.set(database=_PG_NAME).render_as_string(hide_password=False)
     _ADMIN_URL = _PG.set(database="postgres").render_as_string(hide_password=False)
-else:
-    _DATABASE_URL = f"sqlite+aiosqlite:///{_ROOT / 'plx.db'}"
-SETTINGS = Settings(
-    data_dir=_ROOT / "data",
-    database_url=_DATABASE_URL,
-    runtime="fake",
-    api_url="http://testserver",
-    reconciler_enabled=False,
-)
-APP = create_app(SETTINGS)
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+SETTINGS = {
+    backend: Settings(
+        data_dir=_ROOT / backend / "data",
+        database_url=url,
+        runtime="fake",
+        api_url="http://testserver",
+        reconciler_enabled=False,
+    )
+    for backend, url in _URLS.items()
+}
+APPS = {backend: create_app(config) for backend, config in SETTINGS.items()}
+schema = schemathesis.openapi.from_asgi("/openapi.json", APPS["sqlite"])
 
 
 @pytest.fixture(scope="module")
-def auth_headers() -> Iterator[dict[str, str]]:
+def backend_headers() -> Iterator[dict[str, dict[str, str]]]:
     if _PG_NAME:
         asyncio.run(_recreate_database(_ADMIN_URL, _PG_NAME))
-    upgrade(SETTINGS)
-    token = asyncio.run(_seed(SETTINGS))
-    yield {"Authorization": f"token {token}"}
+    headers = {}
+    for backend, config in SETTINGS.items():
+        upgrade(config)
+        token = asyncio.run(_seed(config))
+        headers[backend] = {"Authorization": f"token {token}"}
+    yield headers
     shutil.rmtree(_ROOT, ignore_errors=True)
 
 
@@ -90,11 +99,16 @@ def auth_headers() -> Iterator[dict[str, str]]:
 OPERATIONS = [result.ok() for result in schema.get_all_operations()]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.label)
-def test_no_server_errors(operation, auth_headers):
+def test_no_server_errors(operation, backend, backend_headers):
+    if backend not in APPS:
+        pytest.skip("PLX_TEST_POSTGRES_URL is not set")
+    app, auth_headers = APPS[backend], backend_headers[backend]
+
     @given(case=operation.as_strategy())
     @settings(
-        max_examples=15,
+        max_examples=EXAMPLES,
         deadline=None,
         derandomize=True,
         database=None,
@@ -102,7 +116,7 @@ def test_no_server_errors(operation, auth_headers):
         suppress_health_check=list(HealthCheck),
     )
     def check(case):
-        response = case.call(headers=auth_headers)
+        response = case.call(headers=auth_headers, app=app)
         assert response.status_code < 500, (
             case.method,
             case.formatted_path,
