@@ -184,8 +184,25 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Log out: revoke the caller's token */
+        /** Log out: revoke the token of this request */
         post: operations["logout_api_v1_users_logout_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Change the caller's password: revokes all their tokens, returns a new one */
+        post: operations["change_password_api_v1_users_password_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1300,7 +1317,7 @@ export interface paths {
         put?: never;
         /**
          * Stop the project's notebook; `commit` (default true) saves its work as a new version
-         * @description With `commit`, the notebook's working copy becomes a new code version. On the local runtime it is taken before answering (`commit` in the answer). On Kubernetes the work lives in the notebook's pod: its preStop hook uploads it while the pod is deleted, so the new version appears in `GET .../repo` shortly after this answer (`commit` null).
+         * @description With `commit`, the notebook's working copy becomes a new code version. On the local runtime it is taken before answering (`commit` in the answer). On Kubernetes the work lives in the notebook's pod: its preStop hook uploads it while the pod is deleted, so the new version appears in `GET .../repo` shortly after this answer (`commit` null). The stop never fails for the work's sake: an empty or unchanged workspace stores no version, and a failure to save it is told in `message` (and the notebook's status message, as `GET .../notebook` shows it).
          */
         post: operations["stop_notebook_api_v1__username___project__notebook_stop_post"];
         delete?: never;
@@ -1482,6 +1499,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/notebook/{username}/{project}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The project's notebook
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        get: operations["notebook_proxy_notebook__username___project__options"];
+        /**
+         * The project's notebook
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        put: operations["notebook_proxy_notebook__username___project__options"];
+        /**
+         * The project's notebook
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        post: operations["notebook_proxy_notebook__username___project__options"];
+        /**
+         * The project's notebook
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        delete: operations["notebook_proxy_notebook__username___project__options"];
+        /**
+         * The project's notebook
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        options: operations["notebook_proxy_notebook__username___project__options"];
+        /**
+         * The project's notebook
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        head: operations["notebook_proxy_notebook__username___project__options"];
+        /**
+         * The project's notebook
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        patch: operations["notebook_proxy_notebook__username___project__options"];
+        trace?: never;
+    };
+    "/notebook/{username}/{project}/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The project's notebook (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        get: operations["notebook_proxy_notebook__username___project___path__options"];
+        /**
+         * The project's notebook (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        put: operations["notebook_proxy_notebook__username___project___path__options"];
+        /**
+         * The project's notebook (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        post: operations["notebook_proxy_notebook__username___project___path__options"];
+        /**
+         * The project's notebook (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        delete: operations["notebook_proxy_notebook__username___project___path__options"];
+        /**
+         * The project's notebook (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        options: operations["notebook_proxy_notebook__username___project___path__options"];
+        /**
+         * The project's notebook (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        head: operations["notebook_proxy_notebook__username___project___path__options"];
+        /**
+         * The project's notebook (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        patch: operations["notebook_proxy_notebook__username___project___path__options"];
+        trace?: never;
+    };
     "/readyz": {
         parameters: {
             query?: never;
@@ -1497,6 +1602,270 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/tensorboard/{username}/{project}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The project's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        get: operations["project_tensorboard_proxy_tensorboard__username___project__options"];
+        /**
+         * The project's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        put: operations["project_tensorboard_proxy_tensorboard__username___project__options"];
+        /**
+         * The project's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        post: operations["project_tensorboard_proxy_tensorboard__username___project__options"];
+        /**
+         * The project's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        delete: operations["project_tensorboard_proxy_tensorboard__username___project__options"];
+        /**
+         * The project's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        options: operations["project_tensorboard_proxy_tensorboard__username___project__options"];
+        /**
+         * The project's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        head: operations["project_tensorboard_proxy_tensorboard__username___project__options"];
+        /**
+         * The project's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        patch: operations["project_tensorboard_proxy_tensorboard__username___project__options"];
+        trace?: never;
+    };
+    "/tensorboard/{username}/{project}/experiments/{experiment_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An experiment's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        get: operations["experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id__options"];
+        /**
+         * An experiment's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        put: operations["experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id__options"];
+        /**
+         * An experiment's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        post: operations["experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id__options"];
+        /**
+         * An experiment's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        delete: operations["experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id__options"];
+        /**
+         * An experiment's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        options: operations["experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id__options"];
+        /**
+         * An experiment's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        head: operations["experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id__options"];
+        /**
+         * An experiment's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        patch: operations["experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id__options"];
+        trace?: never;
+    };
+    "/tensorboard/{username}/{project}/experiments/{experiment_id}/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An experiment's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        get: operations["experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id___path__options"];
+        /**
+         * An experiment's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        put: operations["experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id___path__options"];
+        /**
+         * An experiment's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        post: operations["experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id___path__options"];
+        /**
+         * An experiment's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        delete: operations["experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id___path__options"];
+        /**
+         * An experiment's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        options: operations["experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id___path__options"];
+        /**
+         * An experiment's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        head: operations["experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id___path__options"];
+        /**
+         * An experiment's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        patch: operations["experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id___path__options"];
+        trace?: never;
+    };
+    "/tensorboard/{username}/{project}/groups/{group_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A group's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        get: operations["group_tensorboard_proxy_tensorboard__username___project__groups__group_id__options"];
+        /**
+         * A group's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        put: operations["group_tensorboard_proxy_tensorboard__username___project__groups__group_id__options"];
+        /**
+         * A group's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        post: operations["group_tensorboard_proxy_tensorboard__username___project__groups__group_id__options"];
+        /**
+         * A group's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        delete: operations["group_tensorboard_proxy_tensorboard__username___project__groups__group_id__options"];
+        /**
+         * A group's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        options: operations["group_tensorboard_proxy_tensorboard__username___project__groups__group_id__options"];
+        /**
+         * A group's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        head: operations["group_tensorboard_proxy_tensorboard__username___project__groups__group_id__options"];
+        /**
+         * A group's tensorboard
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        patch: operations["group_tensorboard_proxy_tensorboard__username___project__groups__group_id__options"];
+        trace?: never;
+    };
+    "/tensorboard/{username}/{project}/groups/{group_id}/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A group's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        get: operations["group_tensorboard_proxy_tensorboard__username___project__groups__group_id___path__options"];
+        /**
+         * A group's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        put: operations["group_tensorboard_proxy_tensorboard__username___project__groups__group_id___path__options"];
+        /**
+         * A group's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        post: operations["group_tensorboard_proxy_tensorboard__username___project__groups__group_id___path__options"];
+        /**
+         * A group's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        delete: operations["group_tensorboard_proxy_tensorboard__username___project__groups__group_id___path__options"];
+        /**
+         * A group's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        options: operations["group_tensorboard_proxy_tensorboard__username___project__groups__group_id___path__options"];
+        /**
+         * A group's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        head: operations["group_tensorboard_proxy_tensorboard__username___project__groups__group_id___path__options"];
+        /**
+         * A group's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        patch: operations["group_tensorboard_proxy_tensorboard__username___project__groups__group_id___path__options"];
+        trace?: never;
+    };
+    "/tensorboard/{username}/{project}/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The project's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        get: operations["project_tensorboard_proxy_tensorboard__username___project___path__options"];
+        /**
+         * The project's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        put: operations["project_tensorboard_proxy_tensorboard__username___project___path__options"];
+        /**
+         * The project's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        post: operations["project_tensorboard_proxy_tensorboard__username___project___path__options"];
+        /**
+         * The project's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        delete: operations["project_tensorboard_proxy_tensorboard__username___project___path__options"];
+        /**
+         * The project's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        options: operations["project_tensorboard_proxy_tensorboard__username___project___path__options"];
+        /**
+         * The project's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        head: operations["project_tensorboard_proxy_tensorboard__username___project___path__options"];
+        /**
+         * The project's tensorboard (any path below it)
+         * @description Forwarded to the workload (HTTP and websockets), for a caller who may open it: `Authorization: token <key>`, or the cookie that the `?plx_ticket=` of the plugin's `url` (from the API) sets. Tensorboards: readers of the project; notebooks: writers.
+         */
+        patch: operations["project_tensorboard_proxy_tensorboard__username___project___path__options"];
         trace?: never;
     };
 }
@@ -1658,7 +2027,7 @@ export interface components {
         /** ExperimentCreate */
         ExperimentCreate: {
             /** Config */
-            config: string | {
+            config?: string | {
                 [key: string]: unknown;
             };
             /** Declarations */
@@ -1671,6 +2040,10 @@ export interface components {
             experiment_group?: number | null;
             /** Name */
             name?: string | null;
+            /** Run Env */
+            run_env?: {
+                [key: string]: unknown;
+            } | null;
             /** Tags */
             tags?: string[] | null;
         };
@@ -2265,6 +2638,10 @@ export interface components {
         };
         /** JobUpdate */
         JobUpdate: {
+            /** Data Refs */
+            data_refs?: {
+                [key: string]: unknown;
+            } | null;
             /** Description */
             description?: string | null;
             /**
@@ -2325,6 +2702,11 @@ export interface components {
             id: number;
             /** Last Status */
             last_status: string | null;
+            /**
+             * Message
+             * @description its last status message: on a stop, what became of its work
+             */
+            message?: string | null;
             /** Name */
             name: string | null;
             /** Project */
@@ -2509,6 +2891,13 @@ export interface components {
                 [key: string]: unknown;
             }[];
         };
+        /** PasswordIn */
+        PasswordIn: {
+            /** New Password */
+            new_password: string;
+            /** Old Password */
+            old_password: string;
+        };
         /** PluginStart */
         PluginStart: {
             /**
@@ -2523,11 +2912,8 @@ export interface components {
         ProjectCreate: {
             /** Description */
             description?: string | null;
-            /**
-             * Is Public
-             * @default true
-             */
-            is_public: boolean;
+            /** Is Public */
+            is_public?: boolean | null;
             /** Name */
             name: string;
             /** Readme */
@@ -2641,6 +3027,10 @@ export interface components {
         };
         /** RunUpdate */
         RunUpdate: {
+            /** Data Refs */
+            data_refs?: {
+                [key: string]: unknown;
+            } | null;
             /** Declarations */
             declarations?: {
                 [key: string]: unknown;
@@ -3154,6 +3544,39 @@ export interface operations {
                     "application/json": {
                         [key: string]: string;
                     };
+                };
+            };
+        };
+    };
+    change_password_api_v1_users_password_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -3764,7 +4187,10 @@ export interface operations {
     };
     get_logs_api_v1__username___project__builds__run_id__logs_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description only the last N lines of the log */
+                tail?: number | null;
+            };
             header?: never;
             path: {
                 username: string;
@@ -3776,13 +4202,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The log (secrets masked) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/plain": string;
+                    "text/plain": unknown;
                 };
             };
             /** @description Validation Error */
@@ -4535,7 +4961,10 @@ export interface operations {
     };
     get_job_logs_api_v1__username___project__experiments__exp_id__jobs__job_id__logs_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description only the last N lines of the log */
+                tail?: number | null;
+            };
             header?: never;
             path: {
                 username: string;
@@ -4549,13 +4978,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The log (secrets masked) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/plain": string;
+                    "text/plain": unknown;
                 };
             };
             /** @description Validation Error */
@@ -4616,7 +5045,10 @@ export interface operations {
     };
     get_logs_api_v1__username___project__experiments__exp_id__logs_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description only the last N lines of the log */
+                tail?: number | null;
+            };
             header?: never;
             path: {
                 username: string;
@@ -4628,13 +5060,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The log (secrets masked) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/plain": string;
+                    "text/plain": unknown;
                 };
             };
             /** @description Validation Error */
@@ -4731,7 +5163,10 @@ export interface operations {
     };
     post_metrics_api_v1__username___project__experiments__exp_id__metrics_post: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description skip points already stored (same created_at and values) */
+                dedupe?: boolean;
+            };
             header?: never;
             path: {
                 username: string;
@@ -6041,7 +6476,10 @@ export interface operations {
     };
     get_logs_api_v1__username___project__jobs__run_id__logs_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description only the last N lines of the log */
+                tail?: number | null;
+            };
             header?: never;
             path: {
                 username: string;
@@ -6053,13 +6491,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The log (secrets masked) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/plain": string;
+                    "text/plain": unknown;
                 };
             };
             /** @description Validation Error */
@@ -6729,6 +7167,454 @@ export interface operations {
             };
         };
     };
+    notebook_proxy_notebook__username___project__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    notebook_proxy_notebook__username___project__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    notebook_proxy_notebook__username___project__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    notebook_proxy_notebook__username___project__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    notebook_proxy_notebook__username___project__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    notebook_proxy_notebook__username___project__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    notebook_proxy_notebook__username___project__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    notebook_proxy_notebook__username___project___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    notebook_proxy_notebook__username___project___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    notebook_proxy_notebook__username___project___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    notebook_proxy_notebook__username___project___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    notebook_proxy_notebook__username___project___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    notebook_proxy_notebook__username___project___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    notebook_proxy_notebook__username___project___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     readyz_readyz_get: {
         parameters: {
             query?: never;
@@ -6745,6 +7631,1378 @@ export interface operations {
                 };
                 content: {
                     "application/json": unknown;
+                };
+            };
+        };
+    };
+    project_tensorboard_proxy_tensorboard__username___project__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    project_tensorboard_proxy_tensorboard__username___project__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    project_tensorboard_proxy_tensorboard__username___project__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    project_tensorboard_proxy_tensorboard__username___project__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    project_tensorboard_proxy_tensorboard__username___project__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    project_tensorboard_proxy_tensorboard__username___project__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    project_tensorboard_proxy_tensorboard__username___project__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                experiment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                experiment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                experiment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                experiment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                experiment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                experiment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                experiment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                experiment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                experiment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                experiment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                experiment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                experiment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                experiment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    experiment_tensorboard_proxy_tensorboard__username___project__experiments__experiment_id___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                experiment_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    group_tensorboard_proxy_tensorboard__username___project__groups__group_id__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                group_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    group_tensorboard_proxy_tensorboard__username___project__groups__group_id__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                group_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    group_tensorboard_proxy_tensorboard__username___project__groups__group_id__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                group_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    group_tensorboard_proxy_tensorboard__username___project__groups__group_id__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                group_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    group_tensorboard_proxy_tensorboard__username___project__groups__group_id__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                group_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    group_tensorboard_proxy_tensorboard__username___project__groups__group_id__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                group_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    group_tensorboard_proxy_tensorboard__username___project__groups__group_id__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                group_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    group_tensorboard_proxy_tensorboard__username___project__groups__group_id___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                group_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    group_tensorboard_proxy_tensorboard__username___project__groups__group_id___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                group_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    group_tensorboard_proxy_tensorboard__username___project__groups__group_id___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                group_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    group_tensorboard_proxy_tensorboard__username___project__groups__group_id___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                group_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    group_tensorboard_proxy_tensorboard__username___project__groups__group_id___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                group_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    group_tensorboard_proxy_tensorboard__username___project__groups__group_id___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                group_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    group_tensorboard_proxy_tensorboard__username___project__groups__group_id___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+                group_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    project_tensorboard_proxy_tensorboard__username___project___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    project_tensorboard_proxy_tensorboard__username___project___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    project_tensorboard_proxy_tensorboard__username___project___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    project_tensorboard_proxy_tensorboard__username___project___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    project_tensorboard_proxy_tensorboard__username___project___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    project_tensorboard_proxy_tensorboard__username___project___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    project_tensorboard_proxy_tensorboard__username___project___path__options: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                username: string;
+                project: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
