@@ -21,7 +21,9 @@ from app.logic import plugin_access as access_logic
 from app.routers.streams import CLOSE_CODES
 from app.services import plugin_proxy as service
 
-router = APIRouter(tags=["plugins"])
+# Out of the OpenAPI: these forward whatever the workload serves, for every method (their
+# generated operation ids would change from run to run), and the README documents them.
+router = APIRouter(tags=["plugins"], include_in_schema=False)
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 NOTEBOOK = "/notebook/{username}/{project}"
 TENSORBOARD = "/tensorboard/{username}/{project}"

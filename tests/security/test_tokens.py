@@ -41,11 +41,19 @@ async def _stored_values(app: Any) -> list[str]:
 
 async def test_tokens_are_stored_only_as_digests(app: Any, client: Any, owner: Any) -> None:
     second = await _login(client, "alice")
+    # Run tokens of real runs: a token of a run that does not exist (or is done) is revoked.
+    r = await client.post("/api/v1/projects", json={"name": "p"}, headers=owner.headers)
+    assert r.status_code == 201
+    tracking = {"config": {"version": 1, "kind": "experiment"}}
+    runs = []
+    for _ in range(2):
+        r = await client.post("/api/v1/alice/p/experiments", json=tracking, headers=owner.headers)
+        runs.append(r.json()["id"])
     async with session_scope(app.state.sessionmaker) as session:
         user = await get_user(session, "alice")
         assert user is not None
         run_tokens = await create_run_tokens(
-            session, [(user, "experiment", 1), (user, "job", 1)]
+            session, [(user, "experiment", runs[0]), (user, "experiment", runs[1])]
         )
     stored = await _stored_values(app)
     for token in [owner.token, second, *run_tokens.values()]:
