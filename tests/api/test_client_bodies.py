@@ -84,7 +84,8 @@ def _validate(schema: type[Schema], data: dict) -> object:
 def test_null_keeps_meaning_clear_only_where_the_field_may_be_null():
     assert RunUpdate.model_validate({"description": None}).model_fields_set == {"description"}
     assert RunUpdate.model_validate({"merge": None}).merge is False
-    assert ProjectCreate.model_validate({"name": "p", "is_public": None}).is_public is True
+    # Not given: the create applies PLX_DEFAULT_PROJECT_VISIBILITY (public by default, as v0).
+    assert ProjectCreate.model_validate({"name": "p", "is_public": None}).is_public is None
     assert ProjectUpdate.model_validate({"merge": None, "tags": ["a"]}).merge is False
     assert GroupStop.model_validate({"pending": None}).pending is False
     assert NotebookStop.model_validate({"commit": None}).commit is True

@@ -80,7 +80,9 @@ def _postgres_url() -> str:
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PLX_", "PYTHON"))}
+    # This server starts no run: its runs may stay the server's user (no run user to set up).
     env.update(
+        PLX_LOCAL_RUN_USER="none",
         PLX_DATA_DIR=str(tmp_path / "data"),
         PLX_ADMIN_USERNAME=ADMIN[0],
         PLX_ADMIN_PASSWORD=ADMIN[1],
