@@ -5,7 +5,7 @@ apps on migrated databases (SQLite, and PostgreSQL when PLX_TEST_POSTGRES_URL is
 of using the async `app` fixture. Requests carry a superuser token, so every route gets past
 authentication and into its validation and service code.
 
-Examples per operation and backend: PLX_FUZZ_EXAMPLES, else 30 under CI (CI set) and 10 elsewhere.
+Examples per operation and backend: PLX_FUZZ_EXAMPLES, else 20 under CI (CI set) and 10 elsewhere.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ async def _seed(settings: Settings) -> str:
 # only reads /openapi.json; the databases are migrated and seeded before the first case runs.
 # Both backends: PostgreSQL rejects more inputs at the driver (NUL, int64 overflow), SQLite has
 # its own limits (expression depth, variables per statement).
-EXAMPLES = int(os.environ.get("PLX_FUZZ_EXAMPLES") or (30 if os.environ.get("CI") else 10))
+EXAMPLES = int(os.environ.get("PLX_FUZZ_EXAMPLES") or (20 if os.environ.get("CI") else 10))
 _ROOT = Path(tempfile.mkdtemp(prefix="plx-fuzz-"))
 _PG_NAME = None
 _URLS = {"sqlite": f"sqlite+aiosqlite:///{_ROOT / 'plx.db'}"}

@@ -280,6 +280,7 @@ class Tensorboard(_Plugin):
 
 class Notebook(_Plugin):
     commit: str | None = None
+    message: str | None = None  # its last status message: on a stop, what became of its work
 
 
 class Series(PlxModel):

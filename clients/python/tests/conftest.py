@@ -141,6 +141,10 @@ def make_server(data: Path, database: str | None, **overrides: Any) -> Server:
         "PLX_ADMIN_PASSWORD": ADMIN[1],
         "PLX_RECONCILE_INTERVAL": "0.5",
         "PLX_API_URL": f"http://127.0.0.1:{port}",
+        # These tests are about the client, not run isolation: the runs stay the server's user
+        # (as root, plx would otherwise need a run user that can reach this interpreter).
+        "PLX_LOCAL_RUN_USER": "none",
+        "PLX_LOCAL_TRUST_USERS": "true",
     }
     for key in ("PLX_DATABASE_URL", "PLX_TOKEN", "PLX_EXPERIMENT_ID", "PLX_CONFIG"):
         env.pop(key, None)
