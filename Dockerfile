@@ -1,12 +1,22 @@
 # plx API server. Build: docker build -t plx .   Run: docker run -p 8000:8000 plx
 
-# Build the wheel: it carries the package, its data files and the alembic revisions, so the final
-# image installs only the wheel and does not depend on its working directory.
+# Build the dashboard (ui/) into app/ui_dist, which the wheel carries.
+FROM node:20-slim AS ui
+WORKDIR /src/ui
+COPY ui/package.json ui/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY ui ./
+RUN npm run build
+
+# Build the wheel: it carries the package, its data files, the built dashboard and the alembic
+# revisions, so the final image installs only the wheel and does not depend on its working
+# directory.
 FROM python:3.11-slim AS wheel
 WORKDIR /src
 COPY pyproject.toml alembic.ini README.md ./
 COPY app ./app
 COPY migrations ./migrations
+COPY --from=ui /src/app/ui_dist ./app/ui_dist
 RUN pip install --no-cache-dir --disable-pip-version-check build \
     && python -m build --wheel --outdir /dist
 
