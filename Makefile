@@ -6,7 +6,7 @@ PORT ?= 8000
 UI_INDEX := app/ui_dist/index.html
 UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/vite.config.ts ui/package-lock.json
 
-.PHONY: run test install install-test lint bench ui ui-optional ui-test ui-types ui-types-check browser
+.PHONY: run test install install-test lint bench guards ui ui-optional ui-test ui-types ui-types-check browser
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -74,6 +74,11 @@ browser:
 
 run: install ui-optional
 	$(VENV)/bin/plx server --host $(HOST) --port $(PORT)
+
+# The layering and the types hold (pyproject.toml: [tool.importlinter], [tool.mypy]).
+guards: install-test
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 test: install-test ui ui-types-check ui-test browser
 	$(VENV)/bin/ruff check app tests bench $(CLIENT)

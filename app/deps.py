@@ -16,6 +16,7 @@ from app.config import Settings
 from app.errors import PermissionDenied, Unauthorized
 from app.services.listing import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, ListParams
 from app.services.logs import LogUsage
+from app.services.projects import ProjectAccess, get_project
 from app.services.users import Principal, authenticate
 
 # Declared as an API key header so the docs page's "Authorize" button works:
@@ -201,3 +202,21 @@ def wake_after_commit(session: AsyncSession, request: Request) -> None:
     reconciler = getattr(request.app.state, "reconciler", None)
     if reconciler is not None:
         session.info.setdefault("after_commit", []).append(reconciler.wake)
+
+
+async def read_project(
+    username: str, project: str, session: SessionDep, principal: AuthDep
+) -> ProjectAccess:
+    """The project of the path, readable by the caller (404 when it is not)."""
+    return await get_project(session, principal, username, project)
+
+
+async def write_project(
+    username: str, project: str, session: SessionDep, principal: AuthDep
+) -> ProjectAccess:
+    """The project of the path, writable by the caller (404 unseen, 403 read-only)."""
+    return await get_project(session, principal, username, project, write=True)
+
+
+ProjectRead = Annotated[ProjectAccess, Depends(read_project)]
+ProjectWrite = Annotated[ProjectAccess, Depends(write_project)]
