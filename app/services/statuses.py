@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -283,3 +285,35 @@ async def set_status(
     if flush:
         await session.flush()
     return True
+
+
+async def write_history(
+    session: AsyncSession,
+    model: type,
+    ids: Sequence[int],
+    status: str,
+    *,
+    at: datetime,
+    message: str | None = None,
+) -> None:
+    """The history rows of a bulk status write: one per id, in one multi-row INSERT. For the
+    callers that set `last_status` of many rows in the statement that locked them (a group's
+    stop, a sweep's new experiments), where per-row `set_status` would cost a round trip each."""
+    if not ids:
+        return
+    kind = KINDS[model]
+    if status not in rules_for(kind.table).values:
+        raise ValueError(f"{status!r} is not a status of {model.__name__}")
+    await session.execute(
+        insert(kind.status_model),
+        [
+            {
+                kind.fk: i,
+                "uuid": new_uuid(),
+                "created_at": at,
+                "status": status,
+                "message": message[:MESSAGE_MAX] if message else message,
+            }
+            for i in ids
+        ],
+    )
