@@ -23,7 +23,7 @@ from app.services.principal_cache import PrincipalCache
 READ_ONLY_KEY = "read_only"
 
 
-def _setup_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI types
+def _setup_sqlite(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers proceed while the reconciler writes.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -36,7 +36,7 @@ def _setup_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI ty
     cursor.close()
 
 
-def _begin_immediate(conn) -> None:  # noqa: ANN001
+def _begin_immediate(conn) -> None:
     # Take the write lock at BEGIN so two writers never deadlock upgrading read locks.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -52,7 +52,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
 
         # pysqlite's own transaction handling is off; we emit BEGIN ourselves.
         @event.listens_for(engine.sync_engine, "connect")
-        def _no_autobegin(dbapi_connection, _record) -> None:  # noqa: ANN001
+        def _no_autobegin(dbapi_connection, _record) -> None:
             dbapi_connection.isolation_level = None
 
         event.listen(engine.sync_engine, "begin", _begin_immediate)

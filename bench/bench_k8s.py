@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kubernetes_asyncio.client import ApiClient, Configuration  # noqa: E402
+from kubernetes_asyncio.client import ApiClient, Configuration
 
-from app.k8s.manifests import object_name  # noqa: E402
-from app.k8s.runtime import KubernetesRuntime  # noqa: E402
-from app.runtimes.base import WorkloadSpec  # noqa: E402
-from tests.k8s.fake_apiserver import FakeApiServer  # noqa: E402
+from app.k8s.manifests import object_name
+from app.k8s.runtime import KubernetesRuntime
+from app.runtimes.base import WorkloadSpec
+from tests.k8s.fake_apiserver import FakeApiServer
 
 NAMESPACE = "bench"
 

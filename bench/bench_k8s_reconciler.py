@@ -25,15 +25,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
-from common import recreate_database  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+import httpx
+from common import recreate_database
+from sqlalchemy import func, select
 
-from app.config import Settings  # noqa: E402
-from app.main import create_app  # noqa: E402
-from app.migrate import upgrade  # noqa: E402
-from app.models import Experiment  # noqa: E402
-from tests.k8s.fake_apiserver import FakeApiServer, FakeKubelet  # noqa: E402
+from app.config import Settings
+from app.main import create_app
+from app.migrate import upgrade
+from app.models import Experiment
+from tests.k8s.fake_apiserver import FakeApiServer, FakeKubelet
 
 NAMESPACE = "bench"
 

@@ -58,7 +58,7 @@ async def main(mib: int) -> None:
                 await _measure(app, url, query, token, size)
 
 
-async def _measure(app, url: str, query: str, token: str, size: int) -> None:  # noqa: ANN001
+async def _measure(app, url: str, query: str, token: str, size: int) -> None:
     """Call the app directly, dropping each body piece as it comes: httpx's ASGI transport
     would keep the whole answer, which is not what the server holds."""
     sent, requested, done = 0, False, asyncio.Event()
@@ -89,7 +89,7 @@ async def _measure(app, url: str, query: str, token: str, size: int) -> None:  #
     seconds = time.perf_counter() - start
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(  # noqa: T201
+    print(
         f"GET logs{'?' + query if query else ' (whole)'}: log {size / 2**20:.0f} MiB, sent "
         f"{sent / 2**20:.2f} MiB in {seconds:.2f} s (under tracemalloc), peak Python memory "
         f"{peak / 2**20:.1f} MiB"

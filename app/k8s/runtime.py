@@ -236,14 +236,21 @@ class KubernetesRuntime(Runtime):
                 return None  # its pods linger, but the workload itself is gone
             deployment = deployments[0]
             observed = deployment_status(
-                deployment, pods, container, stop_requested_at=stop_at, now=now,
+                deployment,
+                pods,
+                container,
+                stop_requested_at=stop_at,
+                now=now,
                 stuck_timeout=self.stuck_timeout,
             )
             url = _deployment_url(deployment, self.namespace)
         else:
             pod = max(pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "", _rv(p)))
             observed = pod_status(
-                pod, container, stop_requested_at=stop_at, now=now,
+                pod,
+                container,
+                stop_requested_at=stop_at,
+                now=now,
                 stuck_timeout=self.stuck_timeout,
             )
         return _state(key, observed, url)
@@ -262,8 +269,9 @@ class KubernetesRuntime(Runtime):
         if previous.done:
             self._final[key] = previous
         elif key in self._stop_requested:
-            self._final[key] = WorkloadState(key, "stopped", "Stopped by plx.",
-                                             details=previous.details)
+            self._final[key] = WorkloadState(
+                key, "stopped", "Stopped by plx.", details=previous.details
+            )
         return True
 
     def _refresh_keys(self, keys: set[str]) -> None:
@@ -350,16 +358,14 @@ class KubernetesRuntime(Runtime):
                 log.info("kubernetes: watch expired (410), relisting")
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the loop must survive anything
+            except Exception as exc:
                 self.stats["watch_errors"] += 1
                 log.warning("kubernetes: watch failed (%r), retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX)
             rv = None  # whatever ended the watch, continue from a fresh list
 
-    async def _watch(
-        self, cache: _Cache, lister: Callable[..., Awaitable[Any]], rv: str
-    ) -> None:
+    async def _watch(self, cache: _Cache, lister: Callable[..., Awaitable[Any]], rv: str) -> None:
         """Apply events until the stream ends, an error, or the resync deadline."""
         resp = await lister(
             self.namespace,
@@ -467,8 +473,12 @@ class KubernetesRuntime(Runtime):
         )
         for what, fn in calls:
             await self._api_call(
-                f"delete the {what} of {key}", fn, self.namespace, label_selector=selector,
-                grace_period_seconds=grace, propagation_policy="Background",
+                f"delete the {what} of {key}",
+                fn,
+                self.namespace,
+                label_selector=selector,
+                grace_period_seconds=grace,
+                propagation_policy="Background",
             )
 
     async def stop(self, key: str, *, grace_seconds: float = 10.0) -> None:
@@ -493,7 +503,9 @@ class KubernetesRuntime(Runtime):
         pods = self._pods.of_key(key)
         if not pods:
             body = await self._api_call(
-                f"list the pods of {key}", core.list_namespaced_pod, self.namespace,
+                f"list the pods of {key}",
+                core.list_namespaced_pod,
+                self.namespace,
                 label_selector=key_selector(key),
             )
             pods = body.get("items") or []
@@ -503,8 +515,11 @@ class KubernetesRuntime(Runtime):
         kind = _annotation(pod, KIND_ANNOTATION) or "job"
         try:
             resp = await core.read_namespaced_pod_log(
-                _name(pod), self.namespace, container=MAIN_CONTAINERS.get(kind),
-                _preload_content=False, _request_timeout=self.request_timeout,
+                _name(pod),
+                self.namespace,
+                container=MAIN_CONTAINERS.get(kind),
+                _preload_content=False,
+                _request_timeout=self.request_timeout,
             )
             try:
                 if resp.status in (400, 404):

@@ -65,7 +65,7 @@ def _container_status(pod: dict[str, Any], name: str, init: bool = False) -> dic
 
 
 def _exit_message(term: dict[str, Any], prefix: str = "") -> str:
-    """"OOMKilled", "exit code N", plus the container's termination message when it left one."""
+    """ "OOMKilled", "exit code N", plus the container's termination message when it left one."""
     code = term.get("exitCode")
     reason = term.get("reason")
     text = "OOMKilled" if reason == "OOMKilled" else f"exit code {code}"
@@ -175,8 +175,7 @@ def pod_status(
         return waiting
     running = (main.get("state") or {}).get("running")
     if running:
-        return Observed("running", started_at=parse_time(running.get("startedAt")),
-                        details=details)
+        return Observed("running", started_at=parse_time(running.get("startedAt")), details=details)
     if scheduled is None:
         return Observed("scheduled", "Pending", details=details)
     if status.get("phase") == "Pending":
@@ -200,8 +199,7 @@ def _crashed(main: dict[str, Any], details: dict) -> Observed | None:
     if waiting.get("reason") == "CrashLoopBackOff":
         term = (main.get("lastState") or {}).get("terminated") or term
         message = "CrashLoopBackOff" + (f", last {_exit_message(term)}" if term else "")
-        return Observed("failed", message, term.get("exitCode") if term else None,
-                        details=details)
+        return Observed("failed", message, term.get("exitCode") if term else None, details=details)
     if term:
         return Observed("failed", _exit_message(term), term.get("exitCode"), details=details)
     return None
@@ -223,8 +221,9 @@ def deployment_status(
         return _stopped(details)
     progressing = _condition(deployment, "Progressing") or {}
     if progressing.get("reason") == "ProgressDeadlineExceeded":
-        return Observed("failed", progressing.get("message") or "ProgressDeadlineExceeded",
-                        details=details)
+        return Observed(
+            "failed", progressing.get("message") or "ProgressDeadlineExceeded", details=details
+        )
     pod = _newest(pods)
     if (status.get("availableReplicas") or 0) >= 1:
         started = None
@@ -235,8 +234,7 @@ def deployment_status(
         return Observed("running", started_at=started, details=details)
     failure = _condition(deployment, "ReplicaFailure")
     if failure and failure.get("status") == "True":
-        return Observed("warning", failure.get("message") or failure.get("reason"),
-                        details=details)
+        return Observed("warning", failure.get("message") or failure.get("reason"), details=details)
     if pod is None:
         return Observed("scheduled", "Waiting for the deployment's pod.", details=details)
     details.update(_pod_details(pod))
@@ -247,5 +245,11 @@ def deployment_status(
     if observed.status == "running":
         # Running but not Ready yet: the server is still starting (readiness probe).
         return Observed("building", "Starting (not ready yet).", details=observed.details)
-    return Observed(observed.status, observed.message, observed.exit_code, observed.started_at,
-                    observed.finished_at, {**details, **observed.details})
+    return Observed(
+        observed.status,
+        observed.message,
+        observed.exit_code,
+        observed.started_at,
+        observed.finished_at,
+        {**details, **observed.details},
+    )

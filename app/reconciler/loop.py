@@ -88,7 +88,7 @@ class Reconciler:
             await self.runtime.setup()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a runtime that is down must not stop plx
+        except Exception as exc:
             log.warning("runtime %s: setup failed (%s); retrying", self.runtime.name, exc)
             return False
         self.setup_done = True

@@ -625,7 +625,7 @@ async def _launch(rec: Any, kind: str, run_id: int, specs: list[WorkloadSpec]) -
     return started
 
 
-async def _with_code(settings, kind, row, runtime, session, specs):  # noqa: ANN001, ANN202
+async def _with_code(settings, kind, row, runtime, session, specs):
     """Point the specs at the run's own code version (local: a writable copy of it)."""
     code = row.code_reference_id and await session.get(CodeReference, row.code_reference_id)
     if not code:
@@ -637,7 +637,7 @@ async def _with_code(settings, kind, row, runtime, session, specs):  # noqa: ANN
     return [replace(spec, workdir=str(workdir)) for spec in specs]
 
 
-def _spec(settings, kind, row, owner, project, token, job, runtime, build) -> WorkloadSpec:  # noqa: ANN001
+def _spec(settings, kind, row, owner, project, token, job, runtime, build) -> WorkloadSpec:
     project_unique = f"{owner.username}.{project.name}"
     if kind == "experiment":
         group = row.experiment_group_id
@@ -838,7 +838,7 @@ async def _stop(rec: Any, kind: str, row: Any, states: dict[str, WorkloadState])
             state = await rec.runtime.observe(key)
             if state is not None and state.done:
                 await rec.runtime.cleanup(key)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("cleanup of %s after its stop failed (retried later): %r", key, exc)
 
 

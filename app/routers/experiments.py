@@ -96,7 +96,7 @@ def _out(
     }
 
 
-async def _render(session, ra, principal, *, facts=None) -> dict[str, Any]:  # noqa: ANN001
+async def _render(session, ra, principal, *, facts=None) -> dict[str, Any]:
     """The detail of `ra.run`; `facts` when the caller knows them (a row it just created)."""
     exp = ra.run
     if facts is None:
@@ -121,7 +121,7 @@ async def _render(session, ra, principal, *, facts=None) -> dict[str, Any]:  # n
     return out
 
 
-async def _get(session, principal, username, project, exp_id, **kw):  # noqa: ANN001, ANN003, ANN202
+async def _get(session, principal, username, project, exp_id, **kw):
     return await runs.get_run(session, principal, username, project, "experiment", exp_id, **kw)
 
 
@@ -236,7 +236,7 @@ async def get_experiment(
     return await _render(session, ra, principal, facts=ra.facts)
 
 
-async def _update(username, project, exp_id, body, session, principal):  # noqa: ANN001, ANN202
+async def _update(username, project, exp_id, body, session, principal):
     # The tracking client updates its own experiment (log_tags, log_params, run_env).
     ra = await _get(session, principal, username, project, exp_id, run_write=True)
     changes = body.model_dump(exclude_unset=True, exclude={"merge"})
@@ -300,7 +300,7 @@ async def stop_experiment(
     return {"detail": "Stopping."}
 
 
-async def _clone(strategy, username, project, exp_id, body, request, session, principal):  # noqa: ANN001, ANN202
+async def _clone(strategy, username, project, exp_id, body, request, session, principal):
     ra = await _get(session, principal, username, project, exp_id, write=True)
     exp = await service.clone_experiment(
         session,
@@ -501,7 +501,7 @@ async def heartbeat(
     return {"detail": "ok"}
 
 
-def _job_out(job, exp_unique: str) -> dict[str, Any]:  # noqa: ANN001
+def _job_out(job, exp_unique: str) -> dict[str, Any]:
     return {
         "id": job.id,
         "uuid": job.uuid,

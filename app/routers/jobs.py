@@ -29,21 +29,21 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value else None
 
 
-async def _out(session, kind: str, row, project_unique: str, principal, *, detail: bool) -> dict:  # noqa: ANN001
+async def _out(session, kind: str, row, project_unique: str, principal, *, detail: bool) -> dict:
     page = await _page(session, kind, [row], project_unique, principal, detail=detail)
     if detail and kind == "build":
         page[0].update(await service.build_counts(session, row))
     return page[0]
 
 
-async def _page(session, kind: str, rows, project_unique: str, principal, *, detail: bool) -> list:  # noqa: ANN001
+async def _page(session, kind: str, rows, project_unique: str, principal, *, detail: bool) -> list:
     """Render rows with one query for their users and one for the caller's bookmarks."""
     names = await runs.usernames(session, (r.user_id for r in rows))
     marked = await bookmarked_ids(session, principal.user, kind, [r.id for r in rows])
     return [_row(kind, r, project_unique, names, marked, detail) for r in rows]
 
 
-def _row(kind: str, row, project_unique: str, names, marked, detail: bool) -> dict[str, Any]:  # noqa: ANN001
+def _row(kind: str, row, project_unique: str, names, marked, detail: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": row.id,
         "uuid": row.uuid,
@@ -87,7 +87,7 @@ def make_router(kind: str) -> APIRouter:
     router = APIRouter(prefix="/api/v1/{username}/{project}", tags=[f"{kind}s"])
     row_out, detail_out = (JobOut, JobDetailOut) if kind == "job" else (BuildOut, BuildDetailOut)
 
-    async def _get(session, principal, username, project, run_id, **kw):  # noqa: ANN001, ANN003, ANN202
+    async def _get(session, principal, username, project, run_id, **kw):
         return await runs.get_run(session, principal, username, project, kind, run_id, **kw)
 
     @router.get(path, summary=f"List the project's {kind}s", response_model=Page[row_out])
@@ -130,7 +130,7 @@ def make_router(kind: str) -> APIRouter:
         ra = await _get(session, principal, username, project, run_id)
         return await _out(session, kind, ra.run, ra.project_unique, principal, detail=True)
 
-    async def _update(username, project, run_id, body, session, principal):  # noqa: ANN001, ANN202
+    async def _update(username, project, run_id, body, session, principal):
         ra = await _get(session, principal, username, project, run_id, write=True)
         changes = body.model_dump(exclude_unset=True, exclude={"merge"})
         await service.update_run(session, ra.run, kind, changes=changes, merge=body.merge)

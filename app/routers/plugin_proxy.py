@@ -66,9 +66,7 @@ def _raw_path(scope: dict) -> str:
     return raw.decode("latin-1")
 
 
-async def _proxy(
-    request: Request, session: AsyncSession, route: service.PluginRoute
-) -> Response:
+async def _proxy(request: Request, session: AsyncSession, route: service.PluginRoute) -> Response:
     raw = _raw_path(request.scope)
     if access_logic.bad_path(raw):
         raise BadRequest("`..` is not allowed in a plugin path.")
@@ -227,7 +225,5 @@ async def group_tensorboard_proxy_ws(
 
 
 @router.websocket(TENSORBOARD + "/{path:path}")
-async def project_tensorboard_proxy_ws(
-    websocket: WebSocket, username: str, project: str
-) -> None:
+async def project_tensorboard_proxy_ws(websocket: WebSocket, username: str, project: str) -> None:
     await _proxy_ws(websocket, service.PluginRoute("tensorboard", username, project))

@@ -34,7 +34,7 @@ def _out(project: Project, owner: User, *, bookmarked: bool) -> dict:
     }
 
 
-async def _detail(session, access, principal, *, new: bool = False) -> ProjectDetailOut:  # noqa: ANN001
+async def _detail(session, access, principal, *, new: bool = False) -> ProjectDetailOut:
     project = access.project
     if new:
         counters = service.new_project_counters(project)
@@ -90,7 +90,7 @@ async def _update(
     project: str,
     body: ProjectUpdate,
     session,
-    principal,  # noqa: ANN001
+    principal,
 ) -> ProjectDetailOut:
     access = await service.get_project(session, principal, username, project, write=True)
     changes = body.model_dump(exclude_unset=True, exclude={"merge"})

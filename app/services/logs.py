@@ -64,7 +64,7 @@ def masker_for(settings: Settings, kind: str, run_id: int) -> Masker:
 # -- reads -----------------------------------------------------------------------------------
 
 
-def _tail_offset(f, size: int, lines: int) -> int:  # noqa: ANN001
+def _tail_offset(f, size: int, lines: int) -> int:
     """Byte offset where the last `lines` lines of a file of `size` bytes start."""
     pos, seen = size, 0
     if size and (f.seek(size - 1), f.read(1))[1] == b"\n":
@@ -157,9 +157,9 @@ async def _runs_of_user(session: AsyncSession, user_id: int) -> list[tuple[str, 
     out: list[tuple[str, int]] = []
     for kind, model in RUN_KINDS.items():
         ids = await session.scalars(
-            select(model.id).join(Project, Project.id == model.project_id).where(
-                Project.user_id == user_id
-            )
+            select(model.id)
+            .join(Project, Project.id == model.project_id)
+            .where(Project.user_id == user_id)
         )
         out.extend((kind, run_id) for run_id in ids)
     return out

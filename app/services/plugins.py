@@ -231,7 +231,7 @@ async def _save_workspace(
         # In a savepoint: a database error here must not take the stop down with it.
         async with session.begin_nested():
             return await _publish_snapshot(session, settings, access.project.id, staged)
-    except Exception as exc:  # noqa: BLE001 - any failure to save is reported, not raised
+    except Exception as exc:
         return None, save_failed_message(exc)
 
 

@@ -71,7 +71,7 @@ def _code() -> bytes:
     return buf.getvalue()
 
 
-def _wait(check, timeout: float = 60, what: str = "condition"):  # noqa: ANN001, ANN202
+def _wait(check, timeout: float = 60, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
@@ -88,7 +88,7 @@ def screenshots(tmp_path: Path) -> Path:
     return folder
 
 
-def test_dashboard_views_in_a_real_browser(server, screenshots: Path) -> None:  # noqa: PLR0915
+def test_dashboard_views_in_a_real_browser(server, screenshots: Path) -> None:
     if not Path(CHROMIUM).exists() or not UI_INDEX.exists():
         message = f"needs {CHROMIUM} and a built UI ({UI_INDEX}): `make test` installs both"
         if os.environ.get("CI"):

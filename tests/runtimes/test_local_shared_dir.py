@@ -30,7 +30,7 @@ def _spec(tmp_path: Path, run_id: int, command: str) -> WorkloadSpec:
     )
 
 
-async def _until(predicate, timeout: float = 10.0) -> None:  # noqa: ANN001
+async def _until(predicate, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not await predicate():
         assert time.monotonic() < deadline
@@ -38,7 +38,7 @@ async def _until(predicate, timeout: float = 10.0) -> None:  # noqa: ANN001
 
 
 @pytest.fixture
-async def pair(tmp_path: Path):  # noqa: ANN201
+async def pair(tmp_path: Path):
     state = tmp_path / "runtime"
     one, two = LocalRuntime(state, poll_interval=60), LocalRuntime(state, poll_interval=60)
     await one.setup()
@@ -125,7 +125,7 @@ async def test_one_unreadable_workload_does_not_hide_the_others(
     await one.start(bad)
     real = one._observe
 
-    def observe(workload):  # noqa: ANN001, ANN202
+    def observe(workload):
         if workload.key == bad.key:
             raise PermissionError(13, "Permission denied", str(workload.path))
         return real(workload)

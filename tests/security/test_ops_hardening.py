@@ -20,12 +20,12 @@ def _created(text: str) -> float:
 
 
 class _Statements:
-    def __init__(self, engine) -> None:  # noqa: ANN001
+    def __init__(self, engine) -> None:
         self.count = 0
         self.engine = engine.sync_engine
         event.listen(self.engine, "before_cursor_execute", self._seen)
 
-    def _seen(self, *args) -> None:  # noqa: ANN002
+    def _seen(self, *args) -> None:
         self.count += 1
 
     def close(self) -> None:
@@ -77,7 +77,7 @@ async def test_metrics_open_without_a_token_setting(client):
 class _BrokenEngine:
     """An engine whose connection fails with an error naming secrets, as drivers' errors do."""
 
-    def connect(self):  # noqa: ANN201
+    def connect(self):
         raise OSError("could not connect to db.internal.corp:5432 as user plx password=hunter2")
 
 

@@ -97,7 +97,7 @@ KINDS = [
 ]
 
 
-async def _run(client, owner, route: str, config) -> str:  # noqa: ANN001
+async def _run(client, owner, route: str, config) -> str:
     r = await client.post(
         f"/api/v1/alice/foo/{route}", json={"config": config}, headers=owner.headers
     )
