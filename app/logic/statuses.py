@@ -68,29 +68,30 @@ def _fs(*values: Status | None) -> frozenset[Status | None]:
     return frozenset(values)
 
 
-def _experiment_rules() -> StatusRules:
-    values: frozenset[Status] = frozenset(
-        {
-            S.CREATED,
-            S.RESUMING,
-            S.WARNING,
-            S.BUILDING,
-            S.SCHEDULED,
-            S.STARTING,
-            S.RUNNING,
-            S.SUCCEEDED,
-            S.FAILED,
-            S.STOPPED,
-            S.UNKNOWN,
-        }
-    )
+def _rules(
+    *,
+    pending: frozenset[Status],
+    running: frozenset[Status],
+    detours: frozenset[Status] = frozenset(),
+    moves: _Allowed,
+    starts_clock: frozenset[Status],
+) -> StatusRules:
+    """A table's rules. Unless `moves` says otherwise, a done status may follow any status not
+    done, and a detour (warning, unknown...) any status not done but itself."""
+    values = pending | running | DONE | detours
     not_done = values - DONE
-    return StatusRules(
-        values=values,
+    allowed: _Allowed = {done: frozenset(not_done) for done in DONE}
+    allowed |= {detour: frozenset(not_done - {detour}) for detour in detours}
+    allowed |= moves
+    return StatusRules(values, pending, running, DONE, allowed, starts_clock)
+
+
+def _experiment_rules() -> StatusRules:
+    return _rules(
         pending=EXPERIMENT_PENDING,
         running=EXPERIMENT_RUNNING,
-        done=DONE,
-        allowed_from={
+        detours=frozenset({S.WARNING, S.UNKNOWN}),
+        moves={
             S.CREATED: _fs(None),
             S.RESUMING: _fs(S.CREATED, S.WARNING),
             S.BUILDING: _fs(S.CREATED, S.RESUMING, S.WARNING, S.UNKNOWN),
@@ -99,11 +100,6 @@ def _experiment_rules() -> StatusRules:
             S.RUNNING: _fs(
                 S.CREATED, S.RESUMING, S.BUILDING, S.SCHEDULED, S.STARTING, S.WARNING, S.UNKNOWN
             ),
-            S.SUCCEEDED: frozenset(not_done),
-            S.FAILED: frozenset(not_done),
-            S.STOPPED: frozenset(not_done),
-            S.WARNING: frozenset(not_done - {S.WARNING}),
-            S.UNKNOWN: frozenset(not_done - {S.UNKNOWN}),
         },
         # v0 set it at `starting`; a local run may go straight to `running`.
         starts_clock=frozenset({S.STARTING, S.RUNNING}),
@@ -111,60 +107,33 @@ def _experiment_rules() -> StatusRules:
 
 
 def _job_rules() -> StatusRules:
-    values: frozenset[Status] = frozenset(
-        {
-            S.CREATED,
-            S.BUILDING,
-            S.SCHEDULED,
-            S.RUNNING,
-            S.SUCCEEDED,
-            S.FAILED,
-            S.STOPPED,
-            S.UNKNOWN,
-            S.WARNING,
-            S.UNSCHEDULABLE,
-        }
-    )
-    not_done = values - DONE
     # warning/unknown/unschedulable are detours a pod can come back from.
     detours = (S.WARNING, S.UNKNOWN, S.UNSCHEDULABLE)
-    return StatusRules(
-        values=values,
+    return _rules(
         pending=JOB_PENDING,
         running=JOB_RUNNING,
-        done=DONE,
-        allowed_from={
+        detours=frozenset(detours),
+        moves={
             S.CREATED: _fs(None),
             # a pod seen waiting after being scheduled maps back to `building` (v0 pod monitor)
             S.BUILDING: _fs(None, S.CREATED, S.SCHEDULED, *detours),
             S.SCHEDULED: _fs(S.CREATED, S.BUILDING, *detours),
             S.RUNNING: _fs(S.CREATED, S.BUILDING, S.SCHEDULED, *detours),
-            S.SUCCEEDED: frozenset(not_done),
-            S.FAILED: frozenset(not_done),
-            S.STOPPED: frozenset(not_done),
-            S.WARNING: frozenset(not_done - {S.WARNING}),
-            S.UNKNOWN: frozenset(not_done - {S.UNKNOWN}),
-            S.UNSCHEDULABLE: frozenset(not_done - {S.UNSCHEDULABLE}),
         },
-        starts_clock=frozenset({S.BUILDING, S.SCHEDULED, S.RUNNING}),
+        starts_clock=JOB_RUNNING,
     )
 
 
 def _group_rules() -> StatusRules:
-    values: frozenset[Status] = frozenset({S.CREATED, S.RUNNING, S.SUCCEEDED, S.FAILED, S.STOPPED})
-    return StatusRules(
-        values=values,
+    return _rules(
         pending=GROUP_PENDING,
         running=GROUP_RUNNING,
-        done=DONE,
-        allowed_from={
+        moves={
             S.CREATED: _fs(None),
             S.RUNNING: _fs(S.CREATED),
-            S.SUCCEEDED: _fs(S.RUNNING),
-            S.FAILED: _fs(S.CREATED, S.RUNNING),
-            S.STOPPED: _fs(S.CREATED, S.RUNNING),
+            S.SUCCEEDED: _fs(S.RUNNING),  # a group that never ran did not succeed
         },
-        starts_clock=frozenset({S.RUNNING}),
+        starts_clock=GROUP_RUNNING,
     )
 
 
