@@ -33,6 +33,7 @@ class ReadOnlySession(AppSession):
     """A GET request's session on Postgres (make_read_sessionmaker): a flush is a bug and raises."""
 
 
+# Once, at import: every sessionmaker below makes sessions of these classes.
 statuses.register_session_events(AppSession)
 principal_cache.register_session_events(AppSession)
 
