@@ -22,6 +22,13 @@ from app.services import code as service
 router = APIRouter(prefix="/api/v1/{username}/{project}/repo", tags=["code"])
 
 
+@router.get(
+    "", summary="The project's current code version and its history", response_model=RepoOut
+)
+async def get_repo(session: SessionDep, access: ProjectRead) -> RepoOut:
+    return RepoOut.of(access.unique_name, await service.repo_state(session, access.project))
+
+
 @router.put(
     "/upload",
     summary="Upload the project's code (multipart field `repo`, a .tar.gz) as a new version",
@@ -39,13 +46,6 @@ async def upload_repo(
         session, settings, access, headers=request.headers, stream=request.stream()
     )
     return CodeReferenceOut.model_validate(ref)
-
-
-@router.get(
-    "", summary="The project's current code version and its history", response_model=RepoOut
-)
-async def get_repo(session: SessionDep, access: ProjectRead) -> RepoOut:
-    return RepoOut.of(access.unique_name, await service.repo_state(session, access.project))
 
 
 @router.get(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends
 
 from app.deps import SessionDep, SettingsDep, SuperuserDep, UserAuthDep
 from app.schemas.common import Detail
@@ -58,13 +58,8 @@ async def me(principal: UserAuthDep) -> UserOut:
     return UserOut.of(principal.user)
 
 
-@router.post(
-    "",
-    summary="Create a user (superusers only)",
-    response_model=UserOut,
-    status_code=status.HTTP_201_CREATED,
-)
+@router.post("", summary="Create a user (superusers only)", response_model=UserOut, status_code=201)
 async def create_user(
-    body: UserCreate, session: SessionDep, settings: SettingsDep, _admin: SuperuserDep
+    body: UserCreate, settings: SettingsDep, session: SessionDep, _admin: SuperuserDep
 ) -> UserOut:
     return UserOut.of(await user_admin.create(session, settings, body))

@@ -19,6 +19,7 @@ import shutil
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 from python_multipart.exceptions import MultipartParseError
@@ -65,13 +66,9 @@ def version_dir(settings: Settings, project_id: int, commit: str) -> Path:
 
 async def check_no_live_notebook(session: AsyncSession, project_id: int) -> None:
     """A running notebook's working copy would diverge from new code (as in v0): 403."""
-    status = await session.scalar(
-        select(NotebookJob.last_status)
-        .where(NotebookJob.project_id == project_id)
-        .order_by(NotebookJob.id.desc())
-        .limit(1)
-    )
-    if status in NOTEBOOK_LIVE:
+    notebooks = select(NotebookJob.last_status).where(NotebookJob.project_id == project_id)
+    newest = await session.scalar(notebooks.order_by(NotebookJob.id.desc()).limit(1))
+    if newest in NOTEBOOK_LIVE:
         raise PermissionDenied(
             "The project's notebook is running: you must stop it before uploading code."
         )
@@ -308,7 +305,7 @@ async def publish_version(
 # -- quotas and retention (PLX_USER_CODE_QUOTA_*, PLX_CODE_VERSIONS_KEEP) ---------------------
 
 
-def _models_using_code() -> list[type]:
+def _models_using_code() -> list[Any]:
     """Every table whose rows run a code version (experiments, groups, jobs, builds, plugins)."""
     return [
         mapper.class_

@@ -84,13 +84,8 @@ class PluginRoute:
 
     @property
     def prefix(self) -> str:
-        return access_logic.plugin_prefix(
-            self.kind,
-            self.username,
-            self.project,
-            experiment_id=self.experiment_id,
-            group_id=self.group_id,
-        )
+        ids = {"experiment_id": self.experiment_id, "group_id": self.group_id}
+        return access_logic.plugin_prefix(self.kind, self.username, self.project, **ids)
 
 
 def route_of(conn: HTTPConnection) -> PluginRoute:
