@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from app.deps import SessionDep, SettingsDep, SuperuserDep, UserAuthDep
 from app.schemas.common import Detail
-from app.schemas.users import LOGIN_BODY_DOC, LoginIn, PasswordIn, TokenOut, UserCreate, UserOut
-from app.schemas.users import login_body as parse_login
+from app.schemas.users import LOGIN_BODY_DOC, LoginBody, PasswordIn, TokenOut, UserCreate, UserOut
 from app.services import user_admin
 from app.services import users as users_service
 
@@ -20,9 +17,7 @@ router = APIRouter(prefix="/api/v1/users", tags=["users"])
     response_model=TokenOut,
     openapi_extra=LOGIN_BODY_DOC,
 )
-async def login(
-    body: Annotated[LoginIn, Depends(parse_login)], session: SessionDep, settings: SettingsDep
-) -> TokenOut:
+async def login(body: LoginBody, session: SessionDep, settings: SettingsDep) -> TokenOut:
     token = await users_service.login(
         session, username=body.username, password=body.password, ttl=settings.token_ttl
     )

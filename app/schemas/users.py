@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
+from fastapi import Depends
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 from starlette.requests import Request
 
@@ -42,6 +43,7 @@ async def login_body(request: Request) -> LoginIn:
         raise BadRequest(fields) from None
 
 
+LoginBody = Annotated[LoginIn, Depends(login_body)]
 # The login body is read by hand (JSON or form), so the docs get its schema from here.
 LOGIN_BODY_DOC = {
     "requestBody": {
