@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import local_runs_env
-from tests.e2e.servers import ADMIN, Server, free_port
+from tests.e2e.servers import ADMIN as ADMIN  # the tests import it from here
+from tests.e2e.servers import Server, free_port, plx_overrides, server_env
 from tests.k8s.fake_apiserver_runner import FakeClusterThread
 
 
@@ -22,19 +22,11 @@ def server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
     def _start(data_dir: Path | None = None, **overrides: Any) -> Server:
         data = data_dir or tmp_path / f"plx{len(started)}"
-        data.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        env = {
-            **os.environ,
-            "PLX_DATA_DIR": str(data),
-            "PLX_ADMIN_USERNAME": ADMIN[0],
-            "PLX_ADMIN_PASSWORD": ADMIN[1],
-            "PLX_RECONCILE_INTERVAL": "0.5",
-        }
+        env = server_env(data)
         env.pop("PLX_DATABASE_URL", None)
         env.update(local_runs_env(data))
-        env.update({f"PLX_{k.upper()}": str(v) for k, v in overrides.items()})
-        srv = Server(data_dir=data, port=port, env=env)
+        env.update(plx_overrides(overrides))
+        srv = Server(data_dir=data, port=free_port(), env=env)
         started.append(srv)
         return srv.start()
 

@@ -9,8 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -21,6 +23,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def server_env(data: Path) -> dict[str, str]:
+    """The environment of a test server: the caller's, with `data` (created) as its data
+    directory, the admin account the helpers log in with, and a quick reconcile loop."""
+    data.mkdir(parents=True, exist_ok=True)
+    return {
+        **os.environ,
+        "PLX_DATA_DIR": str(data),
+        "PLX_ADMIN_USERNAME": ADMIN[0],
+        "PLX_ADMIN_PASSWORD": ADMIN[1],
+        "PLX_RECONCILE_INTERVAL": "0.5",
+    }
+
+
+def plx_overrides(overrides: Mapping[str, Any]) -> dict[str, str]:
+    """Settings given as keyword arguments (`runtime="fake"`) as PLX_* variables."""
+    return {f"PLX_{k.upper()}": str(v) for k, v in overrides.items()}
 
 
 def wait_for_token(

@@ -78,25 +78,17 @@ def module_database(backend: str) -> Iterator[str | None]:
 
 
 def make_server(data: Path, database: str | None, **overrides: Any) -> Server:
-    data.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {
-        **os.environ,
-        "PLX_DATA_DIR": str(data),
-        "PLX_ADMIN_USERNAME": ADMIN[0],
-        "PLX_ADMIN_PASSWORD": ADMIN[1],
-        "PLX_RECONCILE_INTERVAL": "0.5",
-        "PLX_API_URL": f"http://127.0.0.1:{port}",
-        # These tests are about the client, not run isolation: the runs stay the server's user
-        # (as root, plx would otherwise need a run user that can reach this interpreter).
-        "PLX_LOCAL_RUN_USER": "none",
-        "PLX_LOCAL_TRUST_USERS": "true",
-    }
+    env = servers.server_env(data)
+    env["PLX_API_URL"] = f"http://127.0.0.1:{port}"
+    # These tests are about the client, not run isolation: the runs stay the server's user
+    # (as root, plx would otherwise need a run user that can reach this interpreter).
+    env.update(PLX_LOCAL_RUN_USER="none", PLX_LOCAL_TRUST_USERS="true")
     for key in ("PLX_DATABASE_URL", "PLX_TOKEN", "PLX_EXPERIMENT_ID", "PLX_CONFIG"):
         env.pop(key, None)
     if database:
         env["PLX_DATABASE_URL"] = database
-    env.update({f"PLX_{k.upper()}": str(v) for k, v in overrides.items()})
+    env.update(servers.plx_overrides(overrides))
     return Server(data_dir=data, port=port, env=env)
 
 
