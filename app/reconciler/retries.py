@@ -114,7 +114,7 @@ class Retries:
         delay = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (failure.count - 1))
         failure.next_at = now + delay
         # The traceback once, on the first failure of an unexpected kind; then one line.
-        trace = failure.count == 1 and isinstance(error, BaseException) and not transient
+        trace = failure.count == 1 and not isinstance(error, str) and not transient
         log.warning(
             "%s of %s failed (%d in a row, next attempt in %.0f s): %s",
             what,
@@ -122,7 +122,7 @@ class Retries:
             failure.count,
             delay,
             text,
-            exc_info=error if trace else None,
+            exc_info=error if trace and not isinstance(error, str) else None,
         )
         return failure
 

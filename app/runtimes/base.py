@@ -30,6 +30,30 @@ ObservedStatus = Literal[
 ]
 DONE_OBSERVED: frozenset[str] = frozenset({"succeeded", "failed", "stopped"})
 
+# A notebook stopped with `commit` uploads its workspace before it ends (a preStop hook in a pod):
+# the upload may take NOTEBOOK_SNAPSHOT_TIMEOUT seconds, and the workload's grace period is that
+# plus NOTEBOOK_GRACE_MARGIN. Its run token must outlive both (app/services/run_tokens.py).
+NOTEBOOK_SNAPSHOT_TIMEOUT = 45
+NOTEBOOK_GRACE_MARGIN = 15
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a runtime does, declared by it: the reconciler asks these, never the runtime's name."""
+
+    # Workloads are processes of this machine: a run gets a writable copy of its code version,
+    # a plugin listens on loopback at a free port and its program is found on this PATH.
+    local_processes: bool = False
+    # False: a build is recorded as succeeded without a workload (no image is built).
+    builds_images: bool = True
+    # Workloads are containers of a cluster: builds push to the registry and runs use their
+    # build's image, replicas reach each other by pod name, notebooks fetch their code through
+    # the API.
+    in_cluster: bool = False
+    # Seconds a notebook stopped gracefully needs before its cleanup (its preStop upload);
+    # None: stopped like any workload.
+    notebook_drain_seconds: int | None = None
+
 
 @dataclass(frozen=True)
 class Resources:
@@ -187,7 +211,8 @@ class CapacityError(RuntimeError_):
 class Runtime(abc.ABC):
     """Start, stop and observe workloads. Every method is idempotent."""
 
-    name: str = "abstract"
+    name: str = "abstract"  # for logs and metrics; behaviour follows `capabilities`
+    capabilities: Capabilities = Capabilities()
 
     def __init__(self, notify: Callable[[], None] | None = None) -> None:
         # Called (from the event loop) whenever a workload may have changed, so the reconciler

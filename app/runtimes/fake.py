@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from app.runtimes.base import (
     DONE_OBSERVED,
+    Capabilities,
     CapacityError,
     ObservedStatus,
     Runtime,
@@ -37,6 +38,7 @@ class FakeRuntime(Runtime):
     """
 
     name = "fake"
+    capabilities = Capabilities()
 
     def __init__(
         self,

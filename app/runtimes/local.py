@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from app.runtimes.base import (
+    Capabilities,
     CapacityError,
     Runtime,
     RuntimeError_,
@@ -302,6 +303,7 @@ class LocalRuntime(Runtime):
     """Workloads as process groups under ``state_dir``; see the module docstring."""
 
     name = "local"
+    capabilities = Capabilities(local_processes=True, builds_images=False)
 
     def __init__(
         self,
