@@ -12,9 +12,10 @@ Layout of ``state_dir/<key>/`` (the only thing that survives the server):
   and not ``failed`` even across a restart.
 
 The process tree is ``wrapper (group + session leader) -> /bin/bash -c <command> -> ...``. The
-wrapper is a tiny stdlib-only Python program: it outlives the command to record its exact wait
-status (a shell only sees ``128 + signal``, which a program exiting 130 would fake), then clears
-what the command left in its group, as a container's end would.
+wrapper (app/runtimes/local_wrapper.py) is a tiny stdlib-only Python program: it outlives the
+command to record its exact wait status (a shell only sees ``128 + signal``, which a program
+exiting 130 would fake), then clears what the command left in its group, as a container's end
+would.
 
 Liveness is judged from ``exit.json`` and ``/proc/<pid>/stat`` (alive = same start time and not a
 zombie), never from ``kill(pid, 0)``: without an init, a wrapper that ended while the server was
@@ -74,120 +75,10 @@ _LAUNCH_TIMEOUT = 10.0
 PLUGIN_KINDS = frozenset({"tensorboard", "notebook"})
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-# Run as ``python -I -S -c _WRAPPER state_dir workdir command sweep_grace started_at uid gid``, with
-# stdout/stderr on the log file, as leader of a new session. Standard library only: it must not
-# depend on the server's package being importable from the run's directory.
-_WRAPPER = r"""
-import os, sys, time, _signal
-
-# Only built-in modules: this interpreter starts once per run, and `json`, `signal` (enum) and
-# `subprocess` would triple its start-up time, the largest cost of a short run.
-state_dir, workdir, command, sweep_grace, started_at, uid, gid = sys.argv[1:8]
-me = os.getpid()
-
-
-def stat(pid):
-    with open("/proc/%d/stat" % pid, "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    return fields[0], int(fields[2]), int(fields[19])
-
-
-def dumps(value):
-    if isinstance(value, str):
-        out = value.replace("\\", "\\\\").replace('"', '\\"')
-        return '"%s"' % "".join(c if c >= " " else "\\u%04x" % ord(c) for c in out)
-    if isinstance(value, dict):
-        return "{%s}" % ", ".join("%s: %s" % (dumps(k), dumps(v)) for k, v in value.items())
-    return repr(value)  # int, float
-
-
-def write(name, data):
-    path = os.path.join(state_dir, name)
-    tmp = "%s.%d.tmp" % (path, me)
-    with open(tmp, "w") as f:
-        f.write(dumps(data))
-        f.flush()
-        os.fsync(f.fileno())  # the run's outcome must survive a crash of the machine too
-    os.replace(tmp, path)
-
-
-def leftovers(ticks):
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            state, pgrp, start = stat(int(name))
-        except (OSError, ValueError, IndexError):
-            continue
-        if pgrp == me and state not in (b"Z", b"X", b"x") and start >= ticks:
-            found.append(name)
-    return found
-
-
-def keep_going(signum, frame):
-    pass
-
-
-def spawn(env):
-    # fork + exec rather than posix_spawn: the command starts in `workdir`. The pipe closes on
-    # exec; if exec fails the child writes why before exiting.
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        try:
-            if uid != "-":
-                # The command runs as the run user; this wrapper stays the server's user, so the
-                # run can neither signal it nor forge the files it writes (exit.json).
-                os.setgroups([])
-                os.setgid(int(gid))
-                os.setuid(int(uid))
-                os.umask(0o077)
-            os.chdir(workdir)
-            os.execve("/bin/bash", ["/bin/bash", "-c", command], env)
-        except OSError as exc:
-            os.write(write_end, str(exc).encode(errors="replace"))
-        os._exit(127)
-    os.close(write_end)
-    error = b""
-    while True:
-        chunk = os.read(read_end, 4096)
-        if not chunk:
-            break
-        error += chunk
-    os.close(read_end)
-    return pid, error.decode(errors="replace")
-
-
-# Catch (not ignore) the stop signals: the leader must outlive the command to record how it
-# ended, and a caught signal reverts to its default in the exec'd command, an ignored one not.
-for sig in (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP):
-    _signal.signal(sig, keep_going)
-ticks = stat(me)[2]
-write("pid.json", {"pid": me, "start_ticks": ticks, "started_at": float(started_at)})
-# Python coerces a C locale by setting LC_CTYPE in its own environment; give the command the
-# environment this process was started with, unchanged.
-with open("/proc/self/environ", "rb") as f:
-    env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
-child, error = spawn(env)
-if error:
-    os.waitpid(child, 0)
-    print("plx: could not start the command: %s" % error, file=sys.stderr)
-    write("exit.json", {"returncode": 127, "finished_at": time.time(), "error": error})
-    sys.exit(127)
-_, status = os.waitpid(child, 0)
-returncode = os.waitstatus_to_exitcode(status)
-write("exit.json", {"returncode": returncode, "finished_at": time.time()})
-# Like a container whose main process ended: what the command left in its group goes too.
-if leftovers(ticks):
-    os.killpg(me, _signal.SIGTERM)
-    deadline = time.monotonic() + float(sweep_grace)
-    while leftovers(ticks) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if leftovers(ticks):
-        os.killpg(me, _signal.SIGKILL)
-"""
+# The leader of each workload's group, run by path as ``python -I -S WRAPPER state_dir workdir
+# command sweep_grace started_at uid gid``: isolated from the server's package (app/runtimes/
+# local_wrapper.py says why and how).
+WRAPPER = str(Path(__file__).with_name("local_wrapper.py"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -514,7 +405,7 @@ class LocalRuntime(Runtime):
         }
         write_json(path / SPEC_FILE, info)
         started_at = time.time()
-        argv = [sys.executable, "-I", "-S", "-c", _WRAPPER, str(path), str(workdir)]
+        argv = [sys.executable, "-I", "-S", WRAPPER, str(path), str(workdir)]
         argv += [spec.command or "", str(self._sweep_grace), repr(started_at)]
         argv += [str(owner[0]), str(owner[1])] if owner else ["-", "-"]
         env = {**base_env(), **spec.env}
