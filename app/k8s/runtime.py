@@ -170,7 +170,9 @@ class KubernetesRuntime(Runtime):
             **{**base.__dict__, "namespace": namespace, "registry": registry or base.registry}
         )
         drain = self.options.notebook_snapshot_timeout + NOTEBOOK_GRACE_MARGIN
-        self.capabilities = Capabilities(in_cluster=True, notebook_drain_seconds=drain)
+        self.capabilities = Capabilities(
+            in_cluster=True, keeps_logs=True, notebook_drain_seconds=drain
+        )
         self.stuck_timeout = stuck_timeout
         self.request_timeout = request_timeout
         self._kubeconfig = kubeconfig

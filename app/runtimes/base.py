@@ -50,6 +50,8 @@ class Capabilities:
     # build's image, replicas reach each other by pod name, notebooks fetch their code through
     # the API.
     in_cluster: bool = False
+    # `read_logs` answers what the workload printed; else it is in the spec's `log_path`.
+    keeps_logs: bool = False
     # Seconds a notebook stopped gracefully needs before its cleanup (its preStop upload);
     # None: stopped like any workload.
     notebook_drain_seconds: int | None = None
@@ -251,7 +253,8 @@ class Runtime(abc.ABC):
         """Remove what is left of a finished workload (pod, deployment, pid files). Idempotent."""
 
     async def read_logs(self, key: str) -> str | None:
-        """Logs of the workload, when the runtime keeps them itself (k8s); local writes log_path."""
+        """Logs of the workload, when the runtime keeps them itself (`capabilities.keeps_logs`:
+        k8s); local writes the spec's log_path."""
         return None
 
     async def list_nodes(self) -> list[ClusterNode]:

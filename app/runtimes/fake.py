@@ -38,7 +38,7 @@ class FakeRuntime(Runtime):
     """
 
     name = "fake"
-    capabilities = Capabilities()
+    capabilities = Capabilities(keeps_logs=True)
 
     def __init__(
         self,
