@@ -431,17 +431,26 @@ def run_pod(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Pod:
         ports=[k8s.V1ContainerPort(container_port=p) for p in _ports(spec)] or None,
         volume_mounts=mounts or None,
     )
+    return _run_once_pod(
+        spec,
+        options,
+        containers=[container],
+        init_containers=_init_outputs(spec, options, mounts) or None,
+        volumes=volumes or None,
+    )
+
+
+def _run_once_pod(spec: WorkloadSpec, options: ManifestOptions, **pod_spec: Any) -> k8s.V1Pod:
+    """A pod that runs once (never restarted), with no Kubernetes API rights."""
     return k8s.V1Pod(
         api_version="v1",
         kind="Pod",
         metadata=_metadata(spec, object_name(spec), options),
         spec=k8s.V1PodSpec(
             restart_policy="Never",
-            containers=[container],
-            init_containers=_init_outputs(spec, options, mounts) or None,
-            volumes=volumes or None,
             service_account_name=options.service_account,
             automount_service_account_token=False,  # runs get no Kubernetes API rights
+            **pod_spec,
             **_scheduling(spec),
         ),
     )
@@ -558,19 +567,12 @@ def build_pod(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Pod:
         resources=build_resources(spec.resources, spec.key),
         volume_mounts=workspace,
     )
-    return k8s.V1Pod(
-        api_version="v1",
-        kind="Pod",
-        metadata=_metadata(spec, object_name(spec), options),
-        spec=k8s.V1PodSpec(
-            restart_policy="Never",
-            init_containers=[init],
-            containers=[kaniko],
-            volumes=[k8s.V1Volume(name="workspace", empty_dir=k8s.V1EmptyDirVolumeSource())],
-            service_account_name=options.service_account,
-            automount_service_account_token=False,  # runs get no Kubernetes API rights
-            **_scheduling(spec),
-        ),
+    return _run_once_pod(
+        spec,
+        options,
+        init_containers=[init],
+        containers=[kaniko],
+        volumes=[k8s.V1Volume(name="workspace", empty_dir=k8s.V1EmptyDirVolumeSource())],
     )
 
 

@@ -20,7 +20,7 @@ from app.config import Settings
 from app.db import session_scope
 from app.reconciler.retries import Retries
 from app.runtimes import build_runtime
-from app.runtimes.base import Runtime
+from app.runtimes.base import Runtime, cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -121,11 +121,8 @@ class Reconciler:
 
     async def stop(self) -> None:
         """Stop the loop and release the runtime; workloads keep running and are adopted later."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.runtime.aclose()
 
 

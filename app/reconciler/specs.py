@@ -181,18 +181,26 @@ def _run_fields(
     )
 
 
+@dataclass(frozen=True)
+class RunStart:
+    """What the start of one run read for its specs: its owner, token and succeeded build."""
+
+    owner: RunOwner
+    token: str
+    build: BuildJob | None = None
+
+
 def workload_spec(
     settings: Settings,
     caps: Capabilities,
     kind: str,
     row: Any,
     *,
-    owner: RunOwner,
-    token: str,
-    job: ExperimentJob | None = None,
-    build: BuildJob | None = None,
+    start: RunStart,
+    job: ExperimentJob | None,
 ) -> WorkloadSpec:
-    """The spec of one workload of a run (`job`: the experiment's replica)."""
+    """The spec of one workload of a run (`job`: the experiment's replica, else None)."""
+    owner, token = start.owner, start.token
     place = _placement(settings, kind, row, owner, job)
     env = run_env(
         settings,
@@ -210,7 +218,7 @@ def workload_spec(
     if kind == Kind.BUILD:
         extra = _build_fields(settings, caps, row, owner.project)
     else:
-        extra = _run_fields(settings, caps, kind, row, owner.project, job, build)
+        extra = _run_fields(settings, caps, kind, row, owner.project, job, start.build)
     env.update(extra.pop("env", {}))
     return WorkloadSpec(
         key=place.key,

@@ -22,7 +22,7 @@ from app.logic.statuses import Status, is_done
 from app.models import BuildJob, CodeReference, ExperimentJob, Project, User
 from app.reconciler.locking import RunRef, load_many, lock_run, lock_runs, replicas_of
 from app.reconciler.run_actions import each_alone, run_key, trouble
-from app.reconciler.specs import RunOwner, with_code, workload_spec
+from app.reconciler.specs import RunOwner, RunStart, with_code, workload_spec
 from app.runtimes.base import CapacityError, RuntimeError_, WorkloadSpec
 from app.services import leases
 from app.services.statuses import set_status
@@ -132,11 +132,9 @@ async def _specs_of(
     if getattr(row, "build_job_id", None) is not None:
         build = await session.get(BuildJob, row.build_job_id)
     caps = rec.runtime.capabilities
+    start = RunStart(owner, token, build)
     jobs: list[ExperimentJob | None] = list(replicas) if kind == Kind.EXPERIMENT else [None]
-    specs = [
-        workload_spec(rec.settings, caps, kind, row, owner=owner, token=token, job=job, build=build)
-        for job in jobs
-    ]
+    specs = [workload_spec(rec.settings, caps, kind, row, start=start, job=job) for job in jobs]
     return await with_code(session, rec.settings, caps, kind, row, specs)
 
 

@@ -12,6 +12,8 @@ reads ``observe``/``list_workloads`` (level-triggered: the full picture, not sin
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import os
 import platform
 import socket
@@ -195,6 +197,15 @@ def this_machine() -> ClusterNode:
         os_image=_os_image(),
         kernel_version=platform.release(),
     )
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a background task and wait until it has ended."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 class RuntimeError_(Exception):

@@ -53,6 +53,7 @@ from app.runtimes.base import (
     RuntimeError_,
     WorkloadSpec,
     WorkloadState,
+    cancel_and_wait,
     describe_error,
     unobservable,
 )
@@ -237,11 +238,8 @@ class LocalRuntime(Runtime):
 
     async def aclose(self) -> None:
         """Stop watching. Workloads keep running: the next server adopts them."""
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
+        await cancel_and_wait(self._watcher)
+        self._watcher = None
 
     # -- the interface -----------------------------------------------------------------------
 
