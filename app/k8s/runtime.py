@@ -39,6 +39,7 @@ from app.k8s.manifests import (
 )
 from app.k8s.nodes import cluster_node
 from app.k8s.status import DEFAULT_STUCK_TIMEOUT, Observed, deployment_status, pod_status
+from app.logic.statuses import Status
 from app.runtimes.base import (
     NOTEBOOK_GRACE_MARGIN,
     Capabilities,
@@ -276,7 +277,7 @@ class KubernetesRuntime(Runtime):
             self._final[key] = previous
         elif key in self._stop_requested:
             self._final[key] = WorkloadState(
-                key, "stopped", "Stopped by plx.", details=previous.details
+                key, Status.STOPPED, "Stopped by plx.", details=previous.details
             )
         return True
 
@@ -449,7 +450,7 @@ class KubernetesRuntime(Runtime):
             obj = await self._create(core.create_namespaced_pod, core.read_namespaced_pod, pod)
             self._remember(self._pods, obj)
         state = self._states.get(spec.key)
-        return state or WorkloadState(spec.key, "scheduled", url=manifests.url)
+        return state or WorkloadState(spec.key, Status.SCHEDULED, url=manifests.url)
 
     async def _create(
         self, create: Callable[..., Awaitable[Any]], read: Callable[..., Awaitable[Any]], body: Any

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.logic.statuses import is_done
+from app.logic.statuses import Status, is_done
 from app.runtimes.base import RuntimeError_, describe_error
 from app.services.statuses import set_status
 
@@ -197,7 +197,7 @@ async def report(rec: Any, failure: Failure, load: Loader, give_up: GiveUp | Non
                 if give_up is not None:
                     await give_up(session, row, message)
                 else:
-                    await set_status(session, row, "failed", message=message)
+                    await set_status(session, row, Status.FAILED, message=message)
                 log.error("%s: %s", failure.key, message)
                 return
             # The same status again (force: no transition), with the trouble as its message.

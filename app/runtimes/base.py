@@ -22,15 +22,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from app.logic.statuses import DONE, Status
+
 WorkloadKind = Literal["experiment", "job", "build", "tensorboard", "notebook"]
 
 # Observed statuses use the job-level values of polyaxon-v0.md 3.2 (plus ``warning``).
 # ``scheduled``: accepted, not yet running (pod pending, process queued);
 # ``building``: image pull / container creating; ``warning``: e.g. unschedulable, still alive.
 ObservedStatus = Literal[
-    "scheduled", "building", "running", "warning", "succeeded", "failed", "stopped", "unknown"
+    Status.SCHEDULED,
+    Status.BUILDING,
+    Status.RUNNING,
+    Status.WARNING,
+    Status.SUCCEEDED,
+    Status.FAILED,
+    Status.STOPPED,
+    Status.UNKNOWN,
 ]
-DONE_OBSERVED: frozenset[str] = frozenset({"succeeded", "failed", "stopped"})
+DONE_OBSERVED: frozenset[str] = DONE
 
 # A notebook stopped with `commit` uploads its workspace before it ends (a preStop hook in a pod):
 # the upload may take NOTEBOOK_SNAPSHOT_TIMEOUT seconds, and the workload's grace period is that
@@ -143,7 +152,7 @@ def describe_error(exc: BaseException) -> str:
 def unobservable(key: str, exc: BaseException) -> WorkloadState:
     """The state of a workload whose observation failed: listed, with the error, so that one
     workload in trouble neither hides the others nor passes for vanished."""
-    return WorkloadState(key=key, status="unknown", error=describe_error(exc))
+    return WorkloadState(key=key, status=Status.UNKNOWN, error=describe_error(exc))
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.logic.statuses import Status
 from app.runtimes.base import (
     Capabilities,
     CapacityError,
@@ -273,7 +274,7 @@ class LocalRuntime(Runtime):
             shutil.rmtree(path, ignore_errors=True)  # nothing runs: a retry may start it afresh
             raise
         self._workloads[spec.key] = workload
-        return self._safe_observe(workload) or self._state(workload, "running")
+        return self._safe_observe(workload) or self._state(workload, Status.RUNNING)
 
     async def stop(self, key: str, *, grace_seconds: float = 10.0) -> None:
         workload = self._get(key)
@@ -497,9 +498,9 @@ class LocalRuntime(Runtime):
         if result is None:
             if workload.pid is not None and workload.start_ticks is not None:
                 if is_alive(workload.pid, workload.start_ticks):
-                    return self._state(workload, "running")
+                    return self._state(workload, Status.RUNNING)
             elif self._is_launching(workload):
-                return self._state(workload, "scheduled")
+                return self._state(workload, Status.SCHEDULED)
             # Gone. It may have written its result between our two reads.
             result = read_json(workload.path / EXIT_FILE) or self._settle(workload)
             if result is None:
@@ -514,7 +515,7 @@ class LocalRuntime(Runtime):
         stopped through its pid); otherwise nothing is known here any more: forget it."""
         if workload.pid is not None and workload.start_ticks is not None:
             if is_alive(workload.pid, workload.start_ticks):
-                return self._state(workload, "running")
+                return self._state(workload, Status.RUNNING)
         if self._workloads.get(workload.key) is workload:
             del self._workloads[workload.key]
             self._notify_safely()
@@ -595,17 +596,17 @@ class LocalRuntime(Runtime):
             not isinstance(finished_at, int | float) or requested <= finished_at
         )
         if was_stopped:
-            status, message = "stopped", self._stopped_message(result, stop or {})
+            status, message = Status.STOPPED, self._stopped_message(result, stop or {})
         elif result.get("error"):
-            status, message = "failed", f"Could not start the command: {result['error']}."
+            status, message = Status.FAILED, f"Could not start the command: {result['error']}."
         elif returncode == 0:
-            status, message = "succeeded", "Process exited with code 0."
+            status, message = Status.SUCCEEDED, "Process exited with code 0."
         elif isinstance(returncode, int) and returncode > 0:
-            status, message = "failed", f"Process exited with code {returncode}."
+            status, message = Status.FAILED, f"Process exited with code {returncode}."
         elif isinstance(returncode, int):
-            status, message = "failed", f"Process was killed by {details['signal']}."
+            status, message = Status.FAILED, f"Process was killed by {details['signal']}."
         else:
-            status = "failed"
+            status = Status.FAILED
             message = (
                 f"Process vanished without recording an exit status (pid {workload.pid}); "
                 "it was killed from outside or the machine restarted."
