@@ -117,7 +117,7 @@ def _load(group: ExperimentGroup) -> tuple[PolyaxonFile, HPTuningConfig]:
 
 async def _fail(session: AsyncSession, group: ExperimentGroup, reason: str) -> None:
     await service.record_decision(
-        session, group, kind="failed", reason=reason, experiment_ids=None, inputs=None
+        session, group, kind=Status.FAILED, reason=reason, experiment_ids=None, inputs=None
     )
     await service.stop_pending_experiments(session, group.id, message=reason)
     await set_status(session, group, Status.FAILED, message=reason)

@@ -5,32 +5,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
+from pydantic import BaseModel
 
 from app.deps import (
     AuthDep,
     ListDep,
     ProjectRead,
     ProjectWrite,
-    read_project,
     SessionDep,
     SettingsDep,
     UserAuthDep,
+    read_project,
     wake_after_commit,
 )
 from app.routers import experiments as experiments_routes
+from app.schemas import groups as schemas
 from app.schemas.common import Page, RowId
-from app.schemas.groups import (
-    GroupCreate,
-    GroupDecisionOut,
-    GroupDetailOut,
-    GroupMetricOut,
-    GroupOut,
-    GroupStatusOut,
-    GroupStop,
-    GroupUpdate,
-    SweepPlanOut,
-    page_of,
-)
 from app.services import groups as service
 from app.services.groups import ProjectGroup
 
@@ -50,79 +40,80 @@ async def write_group(access: ProjectWrite, group_id: RowId, session: SessionDep
     return ProjectGroup(access, await service.get_group(session, access, group_id))
 
 
+async def max_group_experiments(settings: SettingsDep) -> int:
+    return settings.max_group_experiments
+
+
+async def wake_reconciler(request: Request, session: SessionDep) -> None:
+    """The reconciler takes a pass once this request's writes are committed (not on a failure)."""
+    wake_after_commit(session, request)
+
+
 GroupRead = Annotated[ProjectGroup, Depends(read_group)]
 GroupWrite = Annotated[ProjectGroup, Depends(write_group)]
+MaxExperiments = Annotated[int, Depends(max_group_experiments)]
+WAKES = [Depends(wake_reconciler)]
 
 
-async def _detail(session: SessionDep, group: ProjectGroup, principal: AuthDep) -> GroupDetailOut:
+async def _detail(
+    session: SessionDep, group: ProjectGroup, principal: AuthDep
+) -> schemas.GroupDetailOut:
     facts = await service.describe_group_detail(session, group, principal.user)
-    return GroupDetailOut.from_row(group.row, facts)
+    return schemas.GroupDetailOut.from_row(group.row, facts)
 
 
-@router.get("", summary="List a project's experiment groups", response_model=Page[GroupOut])
+@router.get("", summary="List a project's experiment groups")
 async def list_groups(
     access: ProjectRead, session: SessionDep, principal: AuthDep, params: ListDep
-) -> Page[GroupOut]:
+) -> Page[schemas.GroupOut]:
     listed = await service.list_groups(session, access, principal.user, params)
-    return page_of(listed, lambda pair: GroupOut.from_row(*pair))
+    return schemas.page_of(listed, lambda pair: schemas.GroupOut.from_row(*pair))
 
 
 @router.post(
     "",
     summary="Create an experiment group from a polyaxonfile",
-    response_model=GroupDetailOut,
-    status_code=status.HTTP_201_CREATED,
+    status_code=201,
+    dependencies=WAKES,
 )
 async def create_group(
     access: ProjectWrite,
-    body: GroupCreate,
-    request: Request,
+    body: schemas.GroupCreate,
     session: SessionDep,
     principal: AuthDep,
-    settings: SettingsDep,
-) -> GroupDetailOut:
-    checked = service.check_group(body.content, max_experiments=settings.max_group_experiments)
-    fields = body.model_dump(include={"name", "description", "readme", "tags"})
-    row = await service.create_group(session, access, principal.user, checked=checked, **fields)
-    wake_after_commit(session, request)
+    limit: MaxExperiments,
+) -> schemas.GroupDetailOut:
+    row = await service.create_group(session, access, principal.user, body, max_experiments=limit)
     return await _detail(session, ProjectGroup(access, row), principal)
 
 
 @router.post(
     "/plan",
     summary="Plan a sweep without creating anything",
-    response_model=SweepPlanOut,
-    dependencies=[Depends(read_project)],
+    dependencies=[Depends(read_project)],  # only callers who may read the project
 )
-async def plan_group(body: GroupCreate, settings: SettingsDep) -> SweepPlanOut:
-    checked = service.check_group(body.content, max_experiments=settings.max_group_experiments)
-    return SweepPlanOut.from_plan(checked.plan, concurrency=checked.hptuning.concurrency)
+async def plan_group(body: schemas.GroupCreate, limit: MaxExperiments) -> schemas.SweepPlanOut:
+    checked = service.check_group(body.content, max_experiments=limit)
+    return schemas.SweepPlanOut.from_plan(checked.plan, concurrency=checked.hptuning.concurrency)
 
 
-@router.get(ONE, summary="Get an experiment group", response_model=GroupDetailOut)
-async def get_group(group: GroupRead, session: SessionDep, principal: AuthDep) -> GroupDetailOut:
+@router.get(ONE, summary="Get an experiment group")
+async def get_group(
+    group: GroupRead, session: SessionDep, principal: AuthDep
+) -> schemas.GroupDetailOut:
     return await _detail(session, group, principal)
 
 
-@router.put(ONE, summary="Update an experiment group", response_model=GroupDetailOut)
-@router.patch(ONE, summary="Update an experiment group", response_model=GroupDetailOut)
+@router.put(ONE, summary="Update an experiment group", dependencies=WAKES)
+@router.patch(ONE, summary="Update an experiment group", dependencies=WAKES)
 async def update_group(
     group: GroupWrite,
-    body: GroupUpdate,
-    request: Request,
+    body: schemas.GroupUpdate,
     session: SessionDep,
     principal: AuthDep,
-    settings: SettingsDep,
-) -> GroupDetailOut:
-    changes = body.model_dump(exclude_unset=True, exclude={"merge"})
-    await service.update_group(
-        session,
-        group.row,
-        changes=changes,
-        merge=body.merge,
-        max_experiments=settings.max_group_experiments,
-    )
-    wake_after_commit(session, request)
+    limit: MaxExperiments,
+) -> schemas.GroupDetailOut:
+    await service.update_group(session, group.row, body, max_experiments=limit)
     return await _detail(session, group, principal)
 
 
@@ -131,57 +122,44 @@ async def update_group(
     summary="Delete an experiment group and its experiments (stopped first)",
     status_code=NO_CONTENT,
     response_class=Response,
+    dependencies=WAKES,
 )
-async def delete_group(group: GroupWrite, request: Request, session: SessionDep) -> None:
+async def delete_group(group: GroupWrite, session: SessionDep) -> None:
     await service.delete_group(session, group.row)
-    wake_after_commit(session, request)
 
 
 @router.post(
-    ONE + "/stop",
-    summary="Stop a group (pending experiments only, or all)",
+    ONE + "/stop", summary="Stop a group (pending experiments only, or all)", dependencies=WAKES
 )
 async def stop_group(
-    group: GroupWrite, request: Request, session: SessionDep, body: GroupStop | None = None
+    group: GroupWrite, session: SessionDep, body: schemas.GroupStop | None = None
 ) -> dict[str, str]:
-    pending = body.pending if body is not None else False
-    await service.stop_group(session, group.row, pending_only=pending, message=STOP_MESSAGE)
-    wake_after_commit(session, request)
+    pending_only = body is not None and body.pending
+    await service.stop_group(session, group.row, pending_only=pending_only, message=STOP_MESSAGE)
     return {"detail": "Stopping."}
 
 
-@router.get(
-    ONE + "/statuses", summary="A group's status history", response_model=Page[GroupStatusOut]
+def _group_list(path: str, summary: str, rows: Any, out: type[BaseModel]) -> None:
+    """A paged list of rows belonging to the group, oldest first."""
+
+    @router.get(ONE + path, summary=summary, response_model=Page[out])  # type: ignore[valid-type]
+    async def list_rows(group: GroupRead, session: SessionDep, params: ListDep) -> Page[Any]:
+        return schemas.page_of(await rows(session, group.row, params), out.model_validate)
+
+
+_group_list("/statuses", "A group's status history", service.list_statuses, schemas.GroupStatusOut)
+_group_list(
+    "/decisions",
+    "Why the sweep stopped experiments or itself: each decision with its inputs",
+    service.list_decisions,
+    schemas.GroupDecisionOut,
 )
-async def list_statuses(
-    group: GroupRead, session: SessionDep, params: ListDep
-) -> Page[GroupStatusOut]:
-    listed = await service.list_statuses(session, group.row, params)
-    return page_of(listed, GroupStatusOut.model_validate)
-
-
-@router.get(
-    ONE + "/decisions",
-    summary="Why the sweep stopped experiments or itself: each decision with its inputs",
-    response_model=Page[GroupDecisionOut],
+_group_list(
+    "/metrics",
+    "Metrics reported by the group's experiments",
+    service.list_metrics,
+    schemas.GroupMetricOut,
 )
-async def list_decisions(
-    group: GroupRead, session: SessionDep, params: ListDep
-) -> Page[GroupDecisionOut]:
-    listed = await service.list_decisions(session, group.row, params)
-    return page_of(listed, GroupDecisionOut.model_validate)
-
-
-@router.get(
-    ONE + "/metrics",
-    summary="Metrics reported by the group's experiments",
-    response_model=Page[GroupMetricOut],
-)
-async def list_metrics(
-    group: GroupRead, session: SessionDep, params: ListDep
-) -> Page[GroupMetricOut]:
-    listed = await service.list_metrics(session, group.row, params)
-    return page_of(listed, GroupMetricOut.model_validate)
 
 
 @router.get(ONE + "/experiments", summary="List a group's experiments")
@@ -194,25 +172,14 @@ async def list_group_experiments(
     declarations: bool = False,
 ) -> dict[str, Any]:
     # The project's experiment list filtered by group: one shape for both routes.
-    access = group.access
+    owner, project = group.access.owner.username, group.access.project.name
+    shape = {"metrics": metrics, "declarations": declarations}
     return await experiments_routes.list_experiments(
-        access.owner.username,
-        access.project.name,
-        session,
-        principal,
-        params,
-        metrics=metrics,
-        declarations=declarations,
-        group=group.row.id,
-        independent=False,
+        owner, project, session, principal, params, **shape, group=group.row.id, independent=False
     )
 
 
-@router.post(
-    ONE + "/bookmark",
-    summary="Bookmark a group",
-    status_code=status.HTTP_201_CREATED,
-)
+@router.post(ONE + "/bookmark", summary="Bookmark a group", status_code=201)
 async def bookmark_group(
     principal: UserAuthDep, group: GroupRead, session: SessionDep
 ) -> dict[str, str]:

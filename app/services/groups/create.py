@@ -21,6 +21,7 @@ from app.logic.statuses import Status
 from app.logic.sweep_plan import SweepPlan, plan_sweep
 from app.models import Bookmark, Experiment, ExperimentGroup, User
 from app.models.base import utcnow
+from app.schemas.groups import GroupCreate, GroupUpdate
 from app.services.groups.states import BOOKMARK
 from app.services.groups.stop import request_stop
 from app.services.projects import ProjectAccess, set_bookmark
@@ -82,21 +83,21 @@ async def create_group(
     session: AsyncSession,
     access: ProjectAccess,
     user: User,
+    body: GroupCreate,
     *,
-    checked: CheckedGroup,
-    name: str | None,
-    description: str | None,
-    readme: str | None,
-    tags: list[str] | None,
+    max_experiments: int,
 ) -> ExperimentGroup:
+    checked = check_group(body.content, max_experiments=max_experiments)
     config = checked.hptuning
     group = ExperimentGroup(
         user_id=user.id,
         project_id=access.project.id,
-        name=name,
-        description=description,
-        readme=readme,
-        tags=list(dict.fromkeys(tags)) if tags is not None else (checked.file.tags or None),
+        name=body.name,
+        description=body.description,
+        readme=body.readme,
+        tags=list(dict.fromkeys(body.tags))
+        if body.tags is not None
+        else (checked.file.tags or None),
         group_type="study",
         # The stored seed makes a re-run after a crash suggest the same points.
         seed=config.fixed_seed if config.fixed_seed is not None else secrets.randbelow(2**31),
@@ -105,7 +106,7 @@ async def create_group(
     _apply_file(group, checked)
     session.add(group)
     # No check before: two creates would both pass it; the constraint decides (issue 15).
-    async with unique_name(session, GROUP.kind, name):
+    async with unique_name(session, GROUP.kind, body.name):
         await session.flush()
     await set_status(session, group, Status.CREATED)
     return group
@@ -125,17 +126,18 @@ async def get_group(session: AsyncSession, access: ProjectAccess, group_id: int)
 async def update_group(
     session: AsyncSession,
     group: ExperimentGroup,
+    body: GroupUpdate,
     *,
-    changes: dict[str, Any],
-    merge: bool,
     max_experiments: int,
 ) -> ExperimentGroup:
+    """Apply the fields the body sets (PATCH and PUT alike); `merge` adds tags instead."""
+    changes = body.model_dump(exclude_unset=True, exclude={"merge"})
     for required in REQUIRED_ON_UPDATE:
         if required in changes and changes[required] is None:
             raise BadRequest(f"{required}: may not be null")
     if "content" in changes:
         await _replace_content(session, group, changes.pop("content"), max_experiments)
-    if merge and changes.get("tags") is not None:
+    if body.merge and changes.get("tags") is not None:
         changes["tags"] = list(dict.fromkeys([*(group.tags or []), *changes["tags"]]))
     if "concurrency" in changes:
         # Takes effect at the next group step: releases never exceed the new value.

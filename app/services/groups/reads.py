@@ -29,6 +29,7 @@ Listed = tuple[int, list[Any], str | None, str | None]
 # The fields a group's serialiser takes beside its row (app.schemas.groups.GroupOut.from_row).
 Facts = dict[str, Any]
 
+TIMES = ("created_at", "updated_at", "started_at", "finished_at")
 GROUP_FIELDS = FieldMap(
     fields={
         "id": (FieldKind.VALUE, ExperimentGroup.id),
@@ -36,18 +37,10 @@ GROUP_FIELDS = FieldMap(
         "status": (FieldKind.VALUE, ExperimentGroup.last_status),
         "search_algorithm": (FieldKind.VALUE, ExperimentGroup.search_algorithm),
         "concurrency": (FieldKind.SCALAR, ExperimentGroup.concurrency),
-        "created_at": (FieldKind.DATETIME, ExperimentGroup.created_at),
-        "updated_at": (FieldKind.DATETIME, ExperimentGroup.updated_at),
-        "started_at": (FieldKind.DATETIME, ExperimentGroup.started_at),
-        "finished_at": (FieldKind.DATETIME, ExperimentGroup.finished_at),
         "tags": (FieldKind.TAGS, ExperimentGroup.tags),
+        **{name: (FieldKind.DATETIME, getattr(ExperimentGroup, name)) for name in TIMES},
     },
-    sortable={
-        "created_at": ExperimentGroup.created_at,
-        "updated_at": ExperimentGroup.updated_at,
-        "started_at": ExperimentGroup.started_at,
-        "finished_at": ExperimentGroup.finished_at,
-    },
+    sortable={name: getattr(ExperimentGroup, name) for name in TIMES},
     default_sort=(ExperimentGroup.updated_at.desc(), ExperimentGroup.id.desc()),
 )
 
@@ -101,26 +94,30 @@ async def list_groups(
     return count, list(zip(rows, facts, strict=True)), next_url, previous
 
 
+async def _oldest_first(
+    session: AsyncSession,
+    model: type[ExperimentGroupStatus | GroupDecision],
+    group_id: int,
+    params: ListParams,
+) -> Listed:
+    stmt = (
+        select(model)
+        .where(model.experiment_group_id == group_id)
+        .order_by(model.created_at, model.id)
+    )
+    return await paginate(session, stmt, params)
+
+
 async def list_statuses(
     session: AsyncSession, group: ExperimentGroup, params: ListParams
 ) -> Listed:
-    stmt = (
-        select(ExperimentGroupStatus)
-        .where(ExperimentGroupStatus.experiment_group_id == group.id)
-        .order_by(ExperimentGroupStatus.created_at, ExperimentGroupStatus.id)
-    )
-    return await paginate(session, stmt, params)
+    return await _oldest_first(session, ExperimentGroupStatus, group.id, params)
 
 
 async def list_decisions(
     session: AsyncSession, group: ExperimentGroup, params: ListParams
 ) -> Listed:
-    stmt = (
-        select(GroupDecision)
-        .where(GroupDecision.experiment_group_id == group.id)
-        .order_by(GroupDecision.created_at, GroupDecision.id)
-    )
-    return await paginate(session, stmt, params)
+    return await _oldest_first(session, GroupDecision, group.id, params)
 
 
 async def list_metrics(session: AsyncSession, group: ExperimentGroup, params: ListParams) -> Listed:
