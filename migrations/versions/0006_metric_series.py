@@ -65,10 +65,13 @@ def upgrade() -> None:
         "metric_series",
         ["experiment_id", "name", "level", "step"],
     )
-    _copy_existing_metrics(op.get_bind().dialect.name == "postgresql")
+    for statement in copy_statements(op.get_bind().dialect.name == "postgresql"):
+        op.execute(statement)
 
 
-def _copy_existing_metrics(postgres: bool) -> None:
+def copy_statements(postgres: bool) -> list[str]:
+    """SQL that fills both tables from `experiment_metrics` (bench/bench_dashboard.py seeds
+    with it too)."""
     if postgres:
         each = 'jsonb_each(m."values"::jsonb) AS e'
         numeric = "jsonb_typeof(e.value) = 'number'"
@@ -82,7 +85,7 @@ def _copy_existing_metrics(postgres: bool) -> None:
         step_is_number = "json_type(m.\"values\", '$.step') IN ('integer', 'real')"
         step = "json_extract(m.\"values\", '$.step')"
     # Every point in the run's order; a point without `step` is at its position in the run.
-    op.execute(
+    points = (
         "INSERT INTO metric_series (experiment_id, name, level, bucket, points, step, at, value)"
         f" SELECT experiment_id, name, 0,"
         "  row_number() OVER (PARTITION BY experiment_id, name ORDER BY created_at, id) - 1,"
@@ -93,20 +96,19 @@ def _copy_existing_metrics(postgres: bool) -> None:
         "         ORDER BY created_at, id) - 1 AS position FROM experiment_metrics) AS m,"
         f"   {each} WHERE {numeric} AND e.key <> 'step') AS points"
     )
-    op.execute(
+    run_heads = (
         "INSERT INTO metric_series_heads (experiment_id, name, points)"
         " SELECT experiment_id, '', count(*) FROM experiment_metrics GROUP BY experiment_id"
     )
-    op.execute(
+    name_heads = (
         "INSERT INTO metric_series_heads (experiment_id, name, points)"
         " SELECT experiment_id, name, count(*) FROM metric_series WHERE level = 0"
         " GROUP BY experiment_id, name"
     )
-    for level in TIER_LEVELS:
-        _copy_tier(level)
+    return [points, run_heads, name_heads, *(_copy_tier(level) for level in TIER_LEVELS)]
 
 
-def _copy_tier(level: int) -> None:
+def _copy_tier(level: int) -> str:
     """Per bucket of 2^level points: the lowest and the highest point, the earliest on ties."""
     size = 2**level
 
@@ -118,7 +120,7 @@ def _copy_tier(level: int) -> None:
             f" WINDOW w AS (PARTITION BY experiment_id, name, bucket / {size})"
         )
 
-    op.execute(
+    return (
         "INSERT INTO metric_series (experiment_id, name, level, bucket, points, step, at, value,"
         " high_step, high_at, high_value)"
         f" SELECT lo.experiment_id, lo.name, {level}, lo.b, lo.n, lo.step, lo.at, lo.value,"
