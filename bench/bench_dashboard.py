@@ -3,10 +3,11 @@
     .venv/bin/python bench/bench_dashboard.py [--pg postgresql+asyncpg://postgres@127.0.0.1:5432/plx_bench_dash]
         [--rows 100000] [--group 10000] [--points 1000000] [--compare 20] [--compare-points 100000]
 
-Drops and recreates the database, seeds with INSERT ... SELECT over generate_series: a project of
-`--rows` experiments with a `loss` metric and declarations, a group of `--group` experiments, one
-run with `--points` metric points for `loss`, and `--compare` runs of `--compare-points` points
-(their series and tiers filled by revision 0006's copy, as the API's writes fill them).
+Drops and recreates the database (`--reuse`: measures the one an earlier run seeded), seeds with
+INSERT ... SELECT over generate_series: a project of `--rows` experiments with a `loss` metric
+and declarations, a group of `--group` experiments, one run with `--points` metric points for
+`loss`, and `--compare` runs of `--compare-points` points (their series and tiers filled by
+revision 0006's copy, as the API's writes fill them).
 Starts `plx server` (the built UI must be in app/ui_dist: `make ui`) and measures:
 - the experiments table's first page (100 rows, filtered and sorted by a metric), server time
   (wall time of the request on loopback, p50 of 10);
@@ -105,9 +106,31 @@ async def seed(url: str, rows: int, group: int, points: int, compare: int, per: 
         # Each name's series and tiers, as the API's writes (and revision 0006) make them.
         for statement in _migration("0006_metric_series").copy_statements(postgres=True):
             await conn.execute(text(statement))
+    await engine.dispose()
+    await analyze(url)
+    return [gid, *ids]
+
+
+async def analyze(url: str) -> None:
+    """Fresh planner statistics; in autocommit (a rolled-back ANALYZE leaves the old ones)."""
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
     async with engine.connect() as conn:
         await conn.execute(text("ANALYZE"))
     await engine.dispose()
+
+
+async def seeded(url: str, compare: int) -> list[int]:
+    """The group and the runs with metrics of a database seeded by an earlier run (--reuse)."""
+    engine = create_async_engine(url)
+    async with engine.connect() as conn:
+        gid = await conn.scalar(text("SELECT max(id) FROM experiment_groups"))
+        ids = (
+            await conn.scalars(
+                text("SELECT id FROM experiments ORDER BY id LIMIT :n"), {"n": compare + 1}
+            )
+        ).all()
+    await engine.dispose()
+    await analyze(url)
     return [gid, *ids]
 
 
@@ -207,10 +230,13 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--compare", type=int, default=20)
     parser.add_argument("--compare-points", type=int, default=100_000)
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure the database an earlier run seeded (sizes as it had them)")
     args = parser.parse_args()
     if not (ROOT / "app" / "ui_dist" / "index.html").is_file():
         raise SystemExit("build the UI first: make ui")
-    asyncio.run(recreate_database(args.pg))
+    if not args.reuse:
+        asyncio.run(recreate_database(args.pg))
     with tempfile.TemporaryDirectory() as data:
         port = free_port()
         proc = start_server(args.pg, Path(data), port)
@@ -220,11 +246,15 @@ def main() -> None:
                                json={"username": ADMIN, "password": PASSWORD}).json()["token"]
             auth = {"Authorization": f"token {token}"}
             c = httpx.Client(base_url=base, headers=auth, timeout=120)
-            c.post("/api/v1/projects", json={"name": "dash"}).raise_for_status()
             start = time.perf_counter()
-            gid, big, *compared = asyncio.run(seed(
-                args.pg, args.rows, args.group, args.points, args.compare, args.compare_points))
-            print(f"seeded in {time.perf_counter() - start:.1f} s ({load()})")
+            if args.reuse:
+                gid, big, *compared = asyncio.run(seeded(args.pg, args.compare))
+            else:
+                c.post("/api/v1/projects", json={"name": "dash"}).raise_for_status()
+                gid, big, *compared = asyncio.run(seed(
+                    args.pg, args.rows, args.group, args.points, args.compare,
+                    args.compare_points))
+                print(f"seeded in {time.perf_counter() - start:.1f} s ({load()})")
             ms, r = timed(c, "/api/v1/admin/dash/experiments?limit=100"
                              "&query=metric.loss:<0.5&sort=metric.loss")
             print(f"experiments first page (100, filtered + sorted by metric, count"
@@ -244,7 +274,10 @@ def main() -> None:
             print(f"group points ({r.json()['count']} experiments): p50 {ms:.0f} ms,"
                   f" {len(r.content) / 1e6:.1f} MB ({load()})")
             print(f"first page JavaScript: {first_page_js_gzip(base) / 1024:.0f} KiB gzip")
-            browser(base, token, gid, compared)
+            if Path(CHROMIUM).is_file():
+                browser(base, token, gid, compared)
+            else:
+                print(f"no browser figures: Chromium is not installed ({CHROMIUM})")
         finally:
             proc.terminate()
             proc.wait(30)

@@ -277,13 +277,16 @@ async def _whole(
             xs.append(_x(query.axis, step, at))
             ys.append(value)
         return _downsample(name, xs, ys, query.points)
-    ends = await session.execute(
-        select(MetricSeries.step, MetricSeries.at, MetricSeries.value)
-        .where(*_of(exp_id, name, 0), MetricSeries.bucket.in_([0, total - 1]))
-        .order_by(MetricSeries.bucket)
-    )
-    first, *rest = [(_x(query.axis, step, at), value) for step, at, value in ends]
-    last = rest[0] if rest else first
+    # The first and the last point, each an equality on the whole key (an IN list is not
+    # always used as an index condition: Postgres then filters the run's million rows).
+    first_last = [
+        select(MetricSeries.step, MetricSeries.at, MetricSeries.value).where(
+            *_of(exp_id, name, 0), MetricSeries.bucket == bucket
+        )
+        for bucket in (0, total - 1)
+    ]
+    ends = [(await session.execute(stmt)).one() for stmt in first_last]
+    first, last = [(_x(query.axis, step, at), value) for step, at, value in ends]
     tiers = await session.execute(
         select(
             MetricSeries.step,
