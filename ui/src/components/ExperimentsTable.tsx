@@ -102,7 +102,11 @@ export function ExperimentsTable({ user, project, group }: { user: string; proje
     overscan: 10,
   });
   const virtualRows = virtualizer.getVirtualItems();
-  useEffect(() => scroller.current?.scrollTo({ top: 0 }), [query, sort, offset]); // a new page starts at its top
+  // A new page starts at its top. (Braces: Chromium's scrollTo may return a promise, which React
+  // would take for the effect's cleanup.)
+  useEffect(() => {
+    scroller.current?.scrollTo({ top: 0 });
+  }, [query, sort, offset]);
   const padding = {
     top: virtualRows.length ? virtualRows[0].start : 0,
     bottom: virtualRows.length ? virtualizer.getTotalSize() - virtualRows[virtualRows.length - 1].end : 0,
