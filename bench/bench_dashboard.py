@@ -205,7 +205,8 @@ def browser(base: str, token: str, gid: int, compare: list[int]) -> None:
             print(f"  {label}: {(time.perf_counter() - start) * 1000:.0f} ms after navigation"
                   f" ({load()})")
         # Brush the first axis of the parallel coordinates, time until the table follows.
-        box = page.locator("[data-testid=parallel] canvas").bounding_box()
+        # ECharts draws 10,000 lines progressively on several stacked canvases: the first one.
+        box = page.locator("[data-testid=parallel] canvas").first.bounding_box()
         before = page.get_by_test_id("brushed").inner_text()
         x = box["x"] + 40
         start = time.perf_counter()
