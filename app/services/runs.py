@@ -234,7 +234,7 @@ async def post_status(
     kind = kind_of(run)
     return await session.scalar(
         select(kind.status_model)
-        .where(getattr(kind.status_model, kind.fk) == run.id)
+        .where(getattr(kind.status_model, kind.status_fk) == run.id)
         .order_by(kind.status_model.id.desc())
         .limit(1)
     )
@@ -245,7 +245,7 @@ async def list_statuses(session: AsyncSession, run: Any, params: ListParams) -> 
     model = kind.status_model
     stmt = (
         select(model)
-        .where(getattr(model, kind.fk) == run.id)
+        .where(getattr(model, kind.status_fk) == run.id)
         .order_by(model.created_at.asc(), model.id.asc())
     )
     return await paginate(session, stmt, params)
