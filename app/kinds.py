@@ -52,6 +52,15 @@ class RunKind:
     bookmark: str | None  # Bookmark.content_type, None when it cannot be bookmarked
     unique_infix: str | None  # `{project}.{infix}.{id}`; None: `{project}[.{group}].{id}`
     workload: bool = True  # the reconciler starts a workload for it
+    id_param: str = "run_id"  # the path parameter naming one run under `segment`
+    stop_message: str = "Stopped on request."  # the status message of a stop asked for
+    clones: tuple[str, ...] = ()  # the cloning strategies its routes offer (restart, ...)
+    self_update: bool = False  # its own run token may update it (the tracking client)
+
+    @property
+    def label(self) -> str:
+        """How summaries name one of it ("a job", "an experiment")."""
+        return str(self.kind.value)
 
     def unique_name(self, project_unique: str, run_id: int, group_id: int | None = None) -> str:
         if self.unique_infix is not None:
@@ -63,13 +72,17 @@ class RunKind:
 
 EXPERIMENT = RunKind(
     Kind.EXPERIMENT, Experiment, ExperimentStatus, "experiment_id", "experiment",
-    "experiments", "experiment", None,
+    "experiments", "experiment", None, id_param="exp_id",
+    stop_message="Experiment was stopped.", clones=("restart", "resume", "copy"),
+    self_update=True,
 )  # fmt: skip
 EXPERIMENT_JOB = RunKind(
     Kind.EXPERIMENT_JOB, ExperimentJob, ExperimentJobStatus, "job_id", "job",
     None, None, None, workload=False,
 )  # fmt: skip
-JOB = RunKind(Kind.JOB, Job, JobStatus, "job_id", "job", "jobs", "job", "jobs")
+JOB = RunKind(
+    Kind.JOB, Job, JobStatus, "job_id", "job", "jobs", "job", "jobs", clones=("restart",),
+)  # fmt: skip
 BUILD = RunKind(Kind.BUILD, BuildJob, BuildJobStatus, "job_id", "job", "builds", "build", "builds")
 TENSORBOARD = RunKind(
     Kind.TENSORBOARD, TensorboardJob, TensorboardJobStatus, "job_id", "job",
@@ -91,8 +104,18 @@ BY_MODEL: dict[type[Any], RunKind] = {k.model: k for k in KINDS.values()}
 # The kinds the reconciler runs as workloads of their own (an experiment's jobs are its replicas).
 RUNS: tuple[RunKind, ...] = (EXPERIMENT, JOB, BUILD)
 PLUGINS: tuple[RunKind, ...] = (TENSORBOARD, NOTEBOOK)
+BY_SEGMENT: dict[str, RunKind] = {k.segment: k for k in KINDS.values() if k.segment is not None}
 # The kinds whose rows carry run-scoped tokens (Token.run_kind).
 TOKEN_KINDS: tuple[RunKind, ...] = (*RUNS, *PLUGINS)
+
+
+def project_unique_name(owner: str, project: str) -> str:
+    return f"{owner}.{project}"
+
+
+def replica_unique_name(experiment_unique: str, job_id: int, role: str) -> str:
+    """An experiment's job (replica) is named after its experiment, its id and its role."""
+    return f"{experiment_unique}.{job_id}.{role}"
 
 
 def kind_of(row: Any) -> RunKind:

@@ -1,8 +1,11 @@
-"""Shared schema pieces: the base class, v0-style timestamps, names, the list envelope."""
+"""Shared schema pieces: the base class, v0-style timestamps, names, the list envelope and the
+context serialisers render rows with."""
 
 from __future__ import annotations
 
 import types
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeVar, Union, get_args, get_origin
 
@@ -98,6 +101,27 @@ class Page(BaseModel, Generic[T]):
     previous: str | None
     results: list[T]
 
+    @classmethod
+    def of(
+        cls, found: tuple[int, list[Any], str | None, str | None], render: Callable[[Any], T]
+    ) -> Page[T]:
+        """A page of `paginate`'s answer (count, rows, next, previous), each row rendered."""
+        count, rows, next_url, previous_url = found
+        results = [render(row) for row in rows]
+        return cls(count=count, next=next_url, previous=previous_url, results=results)
+
 
 class Detail(BaseModel):
     detail: str
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """What rendering rows needs besides the rows, looked up once per page by the service:
+    the project's unique name, the creators' usernames, the caller's bookmarked ids and, for
+    cloned experiments, the group of each original (part of its unique_name)."""
+
+    project: str
+    usernames: Mapping[int, str] = field(default_factory=dict)
+    bookmarked: Collection[int] = frozenset()
+    original_groups: Mapping[int, int | None] = field(default_factory=dict)

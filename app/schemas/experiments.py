@@ -1,20 +1,39 @@
-"""Bodies and responses of the experiment routes."""
+"""Bodies and responses of the experiment routes, with their serialisers."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, Self
 
 from pydantic import Field
 
+from app.kinds import BUILD, EXPERIMENT, GROUP, replica_unique_name
 from app.schemas.common import (
     BodyRowId,
     Description,
     OutSchema,
+    RowContext,
     RunName,
     Schema,
     Tags,
     Timestamp,
 )
+
+# The fields of the `?metrics=true` and `?declarations=true` list rows.
+METRIC_FIELDS = ("id", "uuid", "name", "unique_name", "last_metric", "started_at", "finished_at")
+DECLARATION_FIELDS = ("id", "uuid", "name", "unique_name", "declarations")
+
+
+@dataclass(frozen=True)
+class ExperimentFacts:
+    """What an experiment's detail shows besides its own columns."""
+
+    bookmarked: bool
+    num_jobs: int
+    has_tensorboard: bool
+    original_group_id: int | None
+    creator: str
 
 
 def _tracking_only() -> dict[str, Any]:
@@ -78,6 +97,41 @@ class ExperimentOut(OutSchema):
     declarations: dict[str, Any] | None = None
     bookmarked: bool | None = None
 
+    @classmethod
+    def from_row(cls, row: Any, ctx: RowContext, only: Collection[str] = ()) -> Self:
+        """`only`: the fields of a narrowed row (the others are absent, not null)."""
+        values = cls.fields_of(row, ctx)
+        return cls(**({k: values[k] for k in only} if only else values))
+
+    @classmethod
+    def fields_of(cls, row: Any, ctx: RowContext) -> dict[str, Any]:
+        group, original, build = row.experiment_group_id, row.original_id, row.build_job_id
+        original_group = ctx.original_groups.get(original) if original else None
+        return {
+            "id": row.id,
+            "uuid": row.uuid,
+            "name": row.name,
+            "unique_name": EXPERIMENT.unique_name(ctx.project, row.id, group),
+            "user": ctx.usernames.get(row.user_id, ""),
+            "description": row.description,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+            "started_at": row.started_at,
+            "finished_at": row.finished_at,
+            "last_status": row.last_status,
+            "original": (
+                EXPERIMENT.unique_name(ctx.project, original, original_group) if original else None
+            ),
+            "cloning_strategy": row.cloning_strategy,
+            "project": ctx.project,
+            "experiment_group": GROUP.unique_name(ctx.project, group) if group else None,
+            "build_job": BUILD.unique_name(ctx.project, build) if build else None,
+            "tags": row.tags,
+            "last_metric": row.last_metric,
+            "declarations": row.declarations,
+            "bookmarked": row.id in ctx.bookmarked,
+        }
+
 
 class ExperimentDetailOut(ExperimentOut):
     readme: str | None = None
@@ -90,6 +144,32 @@ class ExperimentDetailOut(ExperimentOut):
     is_managed: bool | None = None
     code_reference: int | None = None
     has_tensorboard: bool | None = None
+
+    @classmethod
+    def from_facts(cls, row: Any, project: str, facts: ExperimentFacts) -> Self:
+        ctx = RowContext(
+            project,
+            usernames={row.user_id: facts.creator},
+            bookmarked={row.id} if facts.bookmarked else (),
+            original_groups={row.original_id: facts.original_group_id} if row.original_id else {},
+        )
+        metric = row.last_metric
+        return cls(
+            **{
+                **cls.fields_of(row, ctx),
+                "last_metric": {k: round(v, 7) for k, v in metric.items()} if metric else metric,
+            },
+            readme=row.readme,
+            config=row.config,
+            resources=row.resources,
+            run_env=row.run_env,
+            data_refs=row.data_refs,
+            num_jobs=facts.num_jobs,
+            is_clone=row.original_id is not None,
+            is_managed=row.is_managed,
+            code_reference=row.code_reference_id,
+            has_tensorboard=facts.has_tensorboard,
+        )
 
 
 class ExperimentJobOut(OutSchema):
@@ -108,9 +188,35 @@ class ExperimentJobOut(OutSchema):
     resources: dict[str, Any] | None
     node_scheduled: str | None
 
+    @classmethod
+    def from_row(cls, row: Any, experiment_unique: str) -> Self:
+        return cls(
+            id=row.id,
+            uuid=row.uuid,
+            unique_name=replica_unique_name(experiment_unique, row.id, row.role),
+            role=row.role,
+            experiment=row.experiment_id,
+            last_status=row.last_status,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            resources=row.resources,
+            node_scheduled=row.node_scheduled,
+            **cls.detail_of(row),
+        )
+
+    @classmethod
+    def detail_of(cls, row: Any) -> dict[str, Any]:
+        return {}
+
 
 class ExperimentJobDetailOut(ExperimentJobOut):
     definition: dict[str, Any] | None = None
+
+    @classmethod
+    def detail_of(cls, row: Any) -> dict[str, Any]:
+        return {"definition": row.definition}
 
 
 class MetricOut(OutSchema):

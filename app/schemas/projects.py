@@ -1,7 +1,12 @@
+"""Bodies and responses of the project routes, with their serialisers."""
+
 from __future__ import annotations
+
+from typing import Any, Self
 
 from pydantic import BaseModel
 
+from app.kinds import project_unique_name
 from app.schemas.common import Description, OutSchema, ProjectName, Schema, Tags, Timestamp
 
 
@@ -35,6 +40,24 @@ class ProjectOut(OutSchema):
     is_public: bool
     bookmarked: bool = False
 
+    @classmethod
+    def from_row(cls, project: Any, owner: Any, *, bookmarked: bool, **extra: Any) -> Self:
+        """`extra`: the detail's counters."""
+        return cls(
+            id=project.id,
+            uuid=project.uuid,
+            user=owner.username,
+            name=project.name,
+            unique_name=project_unique_name(owner.username, project.name),
+            description=project.description,
+            tags=project.tags,
+            created_at=project.created_at,
+            updated_at=project.updated_at,
+            is_public=project.is_public,
+            bookmarked=bookmarked,
+            **extra,
+        )
+
 
 class ProjectDetailOut(ProjectOut):
     readme: str | None
@@ -49,4 +72,4 @@ class ProjectDetailOut(ProjectOut):
 
 
 class BookmarkOut(BaseModel):
-    content_object: dict
+    content_object: dict[str, Any]

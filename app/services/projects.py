@@ -10,8 +10,11 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.dialects import dialect_name
 from app.errors import NotFound, PermissionDenied
+from app.kinds import TOKEN_KINDS, project_unique_name
 from app.logic.query import FieldKind
+from app.logic.statuses import Status
 from app.models import (
     Bookmark,
     BuildJob,
@@ -27,7 +30,7 @@ from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, 
 from app.services.unique_names import unique_name
 from app.services.users import Principal, delete_run_tokens
 
-PLUGIN_RUNNING = ("building", "scheduled", "running")
+PLUGIN_RUNNING = (Status.BUILDING, Status.SCHEDULED, Status.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class ProjectAccess:
 
     @property
     def unique_name(self) -> str:
-        return f"{self.owner.username}.{self.project.name}"
+        return project_unique_name(self.owner.username, self.project.name)
 
 
 def _can_write(principal: Principal, owner_id: int) -> bool:
@@ -138,13 +141,7 @@ async def update_project(
 
 
 # The run kinds whose rows carry run-scoped tokens (Token.run_kind), by model.
-RUN_MODELS: dict[str, Any] = {
-    "experiment": Experiment,
-    "job": Job,
-    "build": BuildJob,
-    "notebook": NotebookJob,
-    "tensorboard": TensorboardJob,
-}
+RUN_MODELS: dict[str, Any] = {k.kind.value: k.model for k in TOKEN_KINDS}
 
 
 async def delete_project(session: AsyncSession, access: ProjectAccess) -> None:
@@ -187,9 +184,10 @@ async def list_projects(
     stmt = select(Project).where(Project.user_id == owner.id)
     if not _can_write(principal, owner.id):
         stmt = stmt.where(Project.is_public.is_(True))
-    dialect = session.bind.dialect.name
     stmt = apply_sort(
-        apply_query(stmt, params.query, PROJECT_FIELDS, dialect), params.sort, PROJECT_FIELDS
+        apply_query(stmt, params.query, PROJECT_FIELDS, dialect_name(session)),
+        params.sort,
+        PROJECT_FIELDS,
     )
     return await paginate(session, stmt, params)
 
