@@ -176,6 +176,7 @@ async def get_user_principal(principal: AuthDep) -> Principal:
 
 
 UserAuthDep = Annotated[Principal, Depends(get_user_principal)]
+USER_ONLY = Depends(get_user_principal)  # for `dependencies=[...]`: refuse run tokens
 
 
 async def get_superuser(principal: UserAuthDep) -> Principal:
