@@ -12,13 +12,24 @@ from app.deps import WAKE, AuthDep, ListDep, ProjectRead, ProjectWrite, SessionD
 from app.kinds import JOB, Kind, RunKind
 from app.routers.runs import CLONE_SUMMARIES, RunRoutes, add_run_routes, article
 from app.schemas.common import Page
-from app.schemas.jobs import BuildDetailOut, BuildOut, JobCreate, JobDetailOut, JobOut, JobUpdate
+from app.schemas.jobs import (
+    BuildDetailOut,
+    BuildOut,
+    JobCreate,
+    JobDetailOut,
+    JobOut,
+    JobUpdate,
+    RunOut,
+)
 from app.services import jobs as service
 from app.services import runs
 from app.services.runs import RunAccess
 from app.services.users import Principal
 
-SCHEMAS = {Kind.JOB: (JobOut, JobDetailOut), Kind.BUILD: (BuildOut, BuildDetailOut)}
+SCHEMAS: dict[Kind, tuple[type[RunOut], type[RunOut]]] = {
+    Kind.JOB: (JobOut, JobDetailOut),
+    Kind.BUILD: (BuildOut, BuildDetailOut),
+}
 
 
 def make_router(kind: RunKind) -> APIRouter:
@@ -31,7 +42,7 @@ def make_router(kind: RunKind) -> APIRouter:
         ctx = await runs.row_context(session, ra.project_unique, [ra.run], principal.user)
         return detail_out.from_row(ra.run, ctx, **await service.detail_counts(session, ra.run))
 
-    @router.get(path, summary=f"List the project's {kind.segment}", response_model=Page[row_out])
+    @router.get(path, summary=f"List the project's {kind.segment}", response_model=Page[row_out])  # type: ignore[valid-type]
     async def list_runs(
         access: ProjectRead, session: SessionDep, principal: AuthDep, params: ListDep
     ) -> Any:

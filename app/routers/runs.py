@@ -108,7 +108,9 @@ def add_run_routes(router: APIRouter, kind: RunKind, api: RunRoutes) -> None:
         return STOPPING
 
     @router.get(
-        one + "/statuses", summary="Status history, oldest first", response_model=Page[status_out]
+        one + "/statuses",
+        summary="Status history, oldest first",
+        response_model=Page[status_out],  # type: ignore[valid-type]
     )
     @own_run
     async def list_statuses(

@@ -74,11 +74,12 @@ def _group(group: ExperimentGroup, owner: User, project_unique: str) -> dict[str
     }
 
 
-def _statement(kind: BookmarkKind, user: User) -> Select[Any]:
+def _statement(kind: BookmarkKind, user: User) -> Any:
     """(object, project owner, project, creator) per visible bookmarked object, newest first."""
     model = kind.model
     project_owner = aliased(User)
     creator = aliased(User)
+    stmt: Select[Any, User, Project, User]
     if model is Project:
         stmt = select(model, project_owner, Project, project_owner).join(
             project_owner, project_owner.id == Project.user_id

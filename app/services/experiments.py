@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,7 +10,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.dialects import dialect_name
 from app.errors import BadRequest, NotFound
-from app.logic.polyaxonfile import experiment_spec_for
+from app.logic.polyaxonfile import ExperimentSpec, experiment_spec_for
 from app.logic.query import Condition, FieldKind
 from app.logic.statuses import Status
 from app.models import Experiment, ExperimentGroup, ExperimentJob, User
@@ -47,7 +47,7 @@ async def create_experiment(
     """A new experiment; `run_env` as the tracking client's `create()` sends it."""
     parsed = parse_config(config, "experiment")
     rendered, merged = experiment_spec_for(parsed, declarations or {})
-    spec = rendered.spec
+    spec = cast(ExperimentSpec, rendered.spec)  # experiment_spec_for renders an experiment
     group = None
     if group_id is not None:
         group = await session.scalar(

@@ -172,7 +172,7 @@ async def clone_job(
         access,
         user,
         kind=JOB.kind,
-        config=original.config,
+        config=original.config or {},
         description=original.description,
         tags=original.tags,
         original=original,

@@ -21,10 +21,10 @@ import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
-from sqlalchemy import Select, select, update
+from sqlalchemy import CursorResult, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -327,7 +327,7 @@ async def _claim_snapshot(session: AsyncSession, row_id: int) -> bool:
         .values(commit_on_stop=False)
         .execution_options(synchronize_session=False)
     )
-    return claimed.rowcount == 1
+    return cast(CursorResult[Any], claimed).rowcount == 1
 
 
 async def receive_snapshot(
