@@ -251,3 +251,29 @@ def read_replica_log(
     """The log of one replica of an experiment (the master's is the experiment's)."""
     replica = f"{job.role}-{job.replica_index}"
     return open_log(settings, EXPERIMENT.kind, job.experiment_id, replica, tail=tail)
+
+
+@dataclass
+class LogFollower:
+    """A run's log as it grows (a live stream): the complete lines written since the last read,
+    masked; a partial last line waits for its newline."""
+
+    settings: Settings
+    kind: str
+    run_id: int
+    offset: int = 0
+
+    def new_lines(self) -> list[str]:
+        path = log_path(self.settings, self.kind, self.run_id)
+        try:
+            with path.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        lines = data[: end + 1].decode(errors="replace").splitlines()
+        return masked_lines(self.settings, self.kind, self.run_id, lines) if lines else lines
