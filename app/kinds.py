@@ -10,23 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from app import models as m
 from app.logic.statuses import StatusTable
-from app.models import (
-    BuildJob,
-    BuildJobStatus,
-    Experiment,
-    ExperimentGroup,
-    ExperimentGroupStatus,
-    ExperimentJob,
-    ExperimentJobStatus,
-    ExperimentStatus,
-    Job,
-    JobStatus,
-    NotebookJob,
-    NotebookJobStatus,
-    TensorboardJob,
-    TensorboardJobStatus,
-)
 
 
 class Kind(StrEnum):
@@ -71,29 +56,31 @@ class RunKind:
 
 
 EXPERIMENT = RunKind(
-    Kind.EXPERIMENT, Experiment, ExperimentStatus, "experiment_id", "experiment",
+    Kind.EXPERIMENT, m.Experiment, m.ExperimentStatus, "experiment_id", "experiment",
     "experiments", "experiment", None, id_param="exp_id",
-    stop_message="Experiment was stopped.", clones=("restart", "resume", "copy"),
+    stop_message="m.Experiment was stopped.", clones=("restart", "resume", "copy"),
     self_update=True,
 )  # fmt: skip
 EXPERIMENT_JOB = RunKind(
-    Kind.EXPERIMENT_JOB, ExperimentJob, ExperimentJobStatus, "job_id", "job",
+    Kind.EXPERIMENT_JOB, m.ExperimentJob, m.ExperimentJobStatus, "job_id", "job",
     None, None, None, workload=False,
 )  # fmt: skip
 JOB = RunKind(
-    Kind.JOB, Job, JobStatus, "job_id", "job", "jobs", "job", "jobs", clones=("restart",),
+    Kind.JOB, m.Job, m.JobStatus, "job_id", "job", "jobs", "job", "jobs", clones=("restart",),
 )  # fmt: skip
-BUILD = RunKind(Kind.BUILD, BuildJob, BuildJobStatus, "job_id", "job", "builds", "build", "builds")
+BUILD = RunKind(
+    Kind.BUILD, m.BuildJob, m.BuildJobStatus, "job_id", "job", "builds", "build", "builds"
+)
 TENSORBOARD = RunKind(
-    Kind.TENSORBOARD, TensorboardJob, TensorboardJobStatus, "job_id", "job",
+    Kind.TENSORBOARD, m.TensorboardJob, m.TensorboardJobStatus, "job_id", "job",
     "tensorboards", None, "tensorboards",
 )  # fmt: skip
 NOTEBOOK = RunKind(
-    Kind.NOTEBOOK, NotebookJob, NotebookJobStatus, "job_id", "job",
+    Kind.NOTEBOOK, m.NotebookJob, m.NotebookJobStatus, "job_id", "job",
     "notebooks", None, "notebooks",
 )  # fmt: skip
 GROUP = RunKind(
-    Kind.GROUP, ExperimentGroup, ExperimentGroupStatus, "experiment_group_id", "group",
+    Kind.GROUP, m.ExperimentGroup, m.ExperimentGroupStatus, "experiment_group_id", "group",
     "groups", "experiment_group", None, workload=False,
 )  # fmt: skip
 

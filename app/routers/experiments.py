@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from app.deps import (
@@ -28,6 +28,7 @@ from app.schemas.experiments import (
     CloneBody,
     ExperimentCreate,
     ExperimentDetailOut,
+    ExperimentFilters,
     ExperimentJobDetailOut,
     ExperimentJobOut,
     ExperimentOut,
@@ -73,15 +74,9 @@ async def list_project_experiments(
     session: SessionDep,
     principal: AuthDep,
     params: ListDep,
-    metrics: bool = False,
-    declarations: bool = False,
-    group: Annotated[int | None, Query()] = None,
-    independent: bool = False,
+    filters: Annotated[ExperimentFilters, Depends()],
 ) -> Any:
-    return await service.experiment_page(
-        session, access, principal.user, params, metrics=metrics, declarations=declarations,
-        group=group, independent=independent,
-    )  # fmt: skip
+    return await service.experiment_page(session, access, principal.user, params, filters)
 
 
 async def list_experiments(
@@ -94,7 +89,8 @@ async def list_experiments(
 ) -> dict[str, Any]:
     """The list as JSON, for routers/groups.py (a group's list is the project's, filtered)."""
     access = await get_project(session, principal, username, project)
-    page = await service.experiment_page(session, access, principal.user, params, **flags)
+    filters = ExperimentFilters(**flags)
+    page = await service.experiment_page(session, access, principal.user, params, filters)
     return page.model_dump(mode="json", exclude_unset=True)
 
 
@@ -106,17 +102,9 @@ async def create_experiment(
     session: SessionDep,
     principal: AuthDep,
 ) -> Any:
+    fields = body.model_dump(exclude={"experiment_group"})
     exp = await service.create_experiment(
-        session,
-        access,
-        principal.user,
-        config=body.config,
-        declarations=body.declarations,
-        name=body.name,
-        description=body.description,
-        tags=body.tags,
-        group_id=body.experiment_group,
-        run_env=body.run_env,
+        session, access, principal.user, **fields, group_id=body.experiment_group
     )
     if service.owes_reconcile(exp):
         wake_after_commit(session, request)

@@ -61,14 +61,7 @@ def make_router(kind: RunKind) -> APIRouter:
         access: ProjectWrite, body: JobCreate, session: SessionDep, principal: AuthDep
     ) -> Any:
         row = await service.create_job(
-            session,
-            access,
-            principal.user,
-            kind=kind.kind,
-            config=body.config,
-            name=body.name,
-            description=body.description,
-            tags=body.tags,
+            session, access, principal.user, kind=kind.kind, **body.model_dump()
         )
         return await render(session, RunAccess(access, row, kind.kind), principal)
 

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.kinds import RunKind
 from app.logic.names import validate_name, validate_project_name
 
 T = TypeVar("T")
@@ -113,6 +114,51 @@ class Page(BaseModel, Generic[T]):
 
 class Detail(BaseModel):
     detail: str
+
+
+def columns(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The fields a serialiser copies from its row as they are."""
+    return {name: getattr(row, name) for name in names}
+
+
+# The columns every run (and group) row has, shown as they are.
+RUN_COLUMNS = (
+    "id",
+    "uuid",
+    "name",
+    "description",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "last_status",
+    "tags",
+)
+
+
+class RunFields(OutSchema):
+    """The fields every run's row shows: jobs, builds, tensorboards and notebooks."""
+
+    kind: ClassVar[RunKind]
+
+    id: int
+    uuid: str
+    name: str | None
+    unique_name: str
+    user: str | None
+    description: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    last_status: str | None
+    tags: list[str] | None
+    project: str
+
+    @classmethod
+    def run_fields(cls, row: Any, project: str) -> dict[str, Any]:
+        unique_name = cls.kind.unique_name(project, row.id)
+        return {**columns(row, RUN_COLUMNS), "unique_name": unique_name, "project": project}
 
 
 @dataclass(frozen=True)

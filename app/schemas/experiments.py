@@ -10,6 +10,7 @@ from pydantic import Field
 
 from app.kinds import BUILD, EXPERIMENT, GROUP, replica_unique_name
 from app.schemas.common import (
+    RUN_COLUMNS,
     BodyRowId,
     Description,
     OutSchema,
@@ -18,11 +19,33 @@ from app.schemas.common import (
     Schema,
     Tags,
     Timestamp,
+    columns,
 )
 
 # The fields of the `?metrics=true` and `?declarations=true` list rows.
 METRIC_FIELDS = ("id", "uuid", "name", "unique_name", "last_metric", "started_at", "finished_at")
 DECLARATION_FIELDS = ("id", "uuid", "name", "unique_name", "declarations")
+
+
+EXPERIMENT_COLUMNS = (*RUN_COLUMNS, "cloning_strategy", "last_metric", "declarations")
+REPLICA_COLUMNS = (
+    *("id", "uuid", "role", "last_status", "created_at", "updated_at"),
+    *("started_at", "finished_at", "resources", "node_scheduled"),
+)
+
+
+@dataclass(frozen=True)
+class ExperimentFilters:
+    """The query parameters of an experiment list besides paging (`Depends()` reads them)."""
+
+    metrics: bool = False  # rows narrowed to their identity and last metric
+    declarations: bool = False  # rows narrowed to their identity and declarations
+    group: int | None = None
+    independent: bool = False
+
+    @property
+    def only(self) -> tuple[str, ...]:
+        return METRIC_FIELDS if self.metrics else DECLARATION_FIELDS if self.declarations else ()
 
 
 @dataclass(frozen=True)
@@ -108,27 +131,15 @@ class ExperimentOut(OutSchema):
         group, original, build = row.experiment_group_id, row.original_id, row.build_job_id
         original_group = ctx.original_groups.get(original) if original else None
         return {
-            "id": row.id,
-            "uuid": row.uuid,
-            "name": row.name,
+            **columns(row, EXPERIMENT_COLUMNS),
             "unique_name": EXPERIMENT.unique_name(ctx.project, row.id, group),
             "user": ctx.usernames.get(row.user_id, ""),
-            "description": row.description,
-            "created_at": row.created_at,
-            "updated_at": row.updated_at,
-            "started_at": row.started_at,
-            "finished_at": row.finished_at,
-            "last_status": row.last_status,
             "original": (
                 EXPERIMENT.unique_name(ctx.project, original, original_group) if original else None
             ),
-            "cloning_strategy": row.cloning_strategy,
             "project": ctx.project,
             "experiment_group": GROUP.unique_name(ctx.project, group) if group else None,
             "build_job": BUILD.unique_name(ctx.project, build) if build else None,
-            "tags": row.tags,
-            "last_metric": row.last_metric,
-            "declarations": row.declarations,
             "bookmarked": row.id in ctx.bookmarked,
         }
 
@@ -159,14 +170,9 @@ class ExperimentDetailOut(ExperimentOut):
                 **cls.fields_of(row, ctx),
                 "last_metric": {k: round(v, 7) for k, v in metric.items()} if metric else metric,
             },
-            readme=row.readme,
-            config=row.config,
-            resources=row.resources,
-            run_env=row.run_env,
-            data_refs=row.data_refs,
+            **columns(row, ("readme", "config", "resources", "run_env", "data_refs", "is_managed")),
             num_jobs=facts.num_jobs,
             is_clone=row.original_id is not None,
-            is_managed=row.is_managed,
             code_reference=row.code_reference_id,
             has_tensorboard=facts.has_tensorboard,
         )
@@ -191,18 +197,9 @@ class ExperimentJobOut(OutSchema):
     @classmethod
     def from_row(cls, row: Any, experiment_unique: str) -> Self:
         return cls(
-            id=row.id,
-            uuid=row.uuid,
+            **columns(row, REPLICA_COLUMNS),
             unique_name=replica_unique_name(experiment_unique, row.id, row.role),
-            role=row.role,
             experiment=row.experiment_id,
-            last_status=row.last_status,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            resources=row.resources,
-            node_scheduled=row.node_scheduled,
             **cls.detail_of(row),
         )
 

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
-from app.kinds import BUILD, JOB, RunKind
-from app.schemas.common import (
-    Description,
-    OutSchema,
-    RowContext,
-    RunName,
-    Schema,
-    Tags,
-    Timestamp,
-)
+from app.kinds import BUILD, JOB
+from app.schemas.common import Description, RowContext, RunFields, RunName, Schema, Tags, columns
 
 
 class JobCreate(Schema):
@@ -32,24 +24,9 @@ class JobUpdate(Schema):
     merge: bool = False
 
 
-class RunOut(OutSchema):
-    """The list fields jobs, builds (and the rows bookmarks show) have in common."""
+class RunOut(RunFields):
+    """A job's or build's list row."""
 
-    kind: ClassVar[RunKind]
-
-    id: int
-    uuid: str
-    name: str | None
-    unique_name: str
-    user: str | None
-    description: str | None
-    created_at: Timestamp
-    updated_at: Timestamp
-    started_at: Timestamp | None
-    finished_at: Timestamp | None
-    last_status: str | None
-    tags: list[str] | None
-    project: str
     bookmarked: bool
 
     @classmethod
@@ -60,19 +37,8 @@ class RunOut(OutSchema):
     @classmethod
     def fields_of(cls, row: Any, ctx: RowContext) -> dict[str, Any]:
         return {
-            "id": row.id,
-            "uuid": row.uuid,
-            "name": row.name,
-            "unique_name": cls.kind.unique_name(ctx.project, row.id),
+            **cls.run_fields(row, ctx.project),
             "user": ctx.usernames.get(row.user_id),
-            "description": row.description,
-            "created_at": row.created_at,
-            "updated_at": row.updated_at,
-            "started_at": row.started_at,
-            "finished_at": row.finished_at,
-            "last_status": row.last_status,
-            "tags": row.tags,
-            "project": ctx.project,
             "bookmarked": row.id in ctx.bookmarked,
         }
 
@@ -90,14 +56,8 @@ class JobOut(RunOut):
         return {**super().fields_of(row, ctx), "build_job": build_job}
 
 
-def _spec_of(row: Any) -> dict[str, Any]:
-    """The detail fields jobs and builds share."""
-    return {
-        "readme": row.readme,
-        "config": row.config,
-        "resources": row.resources,
-        "node_scheduled": row.node_scheduled,
-    }
+# The detail fields jobs and builds share.
+SPEC_COLUMNS = ("readme", "config", "resources", "node_scheduled")
 
 
 class JobDetailOut(JobOut):
@@ -114,7 +74,7 @@ class JobDetailOut(JobOut):
         original = JOB.unique_name(ctx.project, row.original_id) if row.original_id else None
         return {
             **super().fields_of(row, ctx),
-            **_spec_of(row),
+            **columns(row, SPEC_COLUMNS),
             "is_clone": row.original_id is not None,
             "data_refs": row.data_refs,
             "original": original,
@@ -141,7 +101,6 @@ class BuildDetailOut(BuildOut):
     def fields_of(cls, row: Any, ctx: RowContext) -> dict[str, Any]:
         return {
             **super().fields_of(row, ctx),
-            **_spec_of(row),
-            "dockerfile": row.dockerfile,
-            "commit": row.commit,
+            **columns(row, SPEC_COLUMNS),
+            **columns(row, ("dockerfile", "commit")),
         }

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 from pydantic import Field
 
-from app.kinds import NOTEBOOK, TENSORBOARD, RunKind
-from app.schemas.common import OutSchema, Schema, Timestamp
+from app.kinds import NOTEBOOK, TENSORBOARD
+from app.schemas.common import RunFields, Schema
 
 
 class PluginStart(Schema):
@@ -18,45 +18,15 @@ class NotebookStop(Schema):
     commit: bool = Field(default=True, description="commit the notebook's work as a new version")
 
 
-class PluginOut(OutSchema):
-    kind: ClassVar[RunKind]
-
-    id: int
-    uuid: str
-    name: str | None
-    unique_name: str
+class PluginOut(RunFields):
     user: str
-    description: str | None
-    created_at: Timestamp
-    updated_at: Timestamp
-    started_at: Timestamp | None
-    finished_at: Timestamp | None
-    last_status: str | None
-    tags: list[str] | None
-    project: str
     url: str | None
 
     @classmethod
     def from_row(cls, row: Any, project: str, *, user: str, **extra: Any) -> Self:
         """`user`: the project's owner (v0 showed it for plugins); `extra`: the URL where it is
         served and what the row does not carry."""
-        return cls(
-            id=row.id,
-            uuid=row.uuid,
-            name=row.name,
-            unique_name=cls.kind.unique_name(project, row.id),
-            user=user,
-            description=row.description,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            last_status=row.last_status,
-            tags=row.tags,
-            project=project,
-            **cls.row_fields(row),
-            **extra,
-        )
+        return cls(**cls.run_fields(row, project), user=user, **cls.row_fields(row), **extra)
 
     @classmethod
     def row_fields(cls, row: Any) -> dict[str, Any]:

@@ -7,7 +7,15 @@ from typing import Any, Self
 from pydantic import BaseModel
 
 from app.kinds import project_unique_name
-from app.schemas.common import Description, OutSchema, ProjectName, Schema, Tags, Timestamp
+from app.schemas.common import (
+    Description,
+    OutSchema,
+    ProjectName,
+    Schema,
+    Tags,
+    Timestamp,
+    columns,
+)
 
 
 class ProjectCreate(Schema):
@@ -27,6 +35,18 @@ class ProjectUpdate(Schema):
     merge: bool = False  # tags are merged instead of replaced
 
 
+PROJECT_COLUMNS = (
+    "id",
+    "uuid",
+    "name",
+    "description",
+    "tags",
+    "created_at",
+    "updated_at",
+    "is_public",
+)
+
+
 class ProjectOut(OutSchema):
     id: int
     uuid: str
@@ -44,16 +64,9 @@ class ProjectOut(OutSchema):
     def from_row(cls, project: Any, owner: Any, *, bookmarked: bool, **extra: Any) -> Self:
         """`extra`: the detail's counters."""
         return cls(
-            id=project.id,
-            uuid=project.uuid,
+            **columns(project, PROJECT_COLUMNS),
             user=owner.username,
-            name=project.name,
             unique_name=project_unique_name(owner.username, project.name),
-            description=project.description,
-            tags=project.tags,
-            created_at=project.created_at,
-            updated_at=project.updated_at,
-            is_public=project.is_public,
             bookmarked=bookmarked,
             **extra,
         )

@@ -7,13 +7,16 @@ from typing import Any, Self
 from pydantic import Field
 
 from app.kinds import RunKind
-from app.schemas.common import OutSchema, Schema, Timestamp
+from app.schemas.common import OutSchema, Schema, Timestamp, columns
 
 
 class StatusCreate(Schema):
     status: str = Field(max_length=32)
     message: str | None = Field(default=None, max_length=10_000)
     traceback: str | None = Field(default=None, max_length=1_000_000)
+
+
+STATUS_COLUMNS = ("id", "uuid", "created_at", "message", "traceback", "status")
 
 
 class StatusOut(OutSchema):
@@ -26,15 +29,7 @@ class StatusOut(OutSchema):
 
     @classmethod
     def from_row(cls, row: Any) -> Self:
-        return cls(
-            id=row.id,
-            uuid=row.uuid,
-            created_at=row.created_at,
-            message=row.message,
-            traceback=row.traceback,
-            status=row.status,
-            **cls.run_fields(row),
-        )
+        return cls(**columns(row, STATUS_COLUMNS), **cls.run_fields(row))
 
     @classmethod
     def run_fields(cls, row: Any) -> dict[str, Any]:

@@ -15,12 +15,7 @@ from app.logic.query import Condition, FieldKind
 from app.logic.statuses import Status
 from app.models import Experiment, ExperimentGroup, ExperimentJob, User
 from app.schemas.common import Page
-from app.schemas.experiments import (
-    DECLARATION_FIELDS,
-    METRIC_FIELDS,
-    CloneBody,
-    ExperimentOut,
-)
+from app.schemas.experiments import CloneBody, ExperimentFilters, ExperimentOut
 from app.services.groups import starts_experiments
 from app.services.jobs import ensure_build, parse_config
 from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, paginate
@@ -147,13 +142,9 @@ EXPERIMENT_FIELDS = FieldMap(
 
 
 async def list_experiments(
-    session: AsyncSession,
-    access: ProjectAccess,
-    params: ListParams,
-    *,
-    group: int | None = None,
-    independent: bool = False,
+    session: AsyncSession, access: ProjectAccess, params: ListParams, filters: ExperimentFilters
 ) -> tuple[int, list[Experiment], str | None, str | None]:
+    group, independent = filters.group, filters.independent
     if group is not None and independent:
         raise BadRequest("group and independent cannot be used together.")
     stmt = select(Experiment).where(Experiment.project_id == access.project.id)
@@ -170,17 +161,13 @@ async def experiment_page(
     access: ProjectAccess,
     viewer: User,
     params: ListParams,
-    *,
-    metrics: bool = False,
-    declarations: bool = False,
-    group: int | None = None,
-    independent: bool = False,
+    filters: ExperimentFilters,
 ) -> Page[ExperimentOut]:
-    """A page of the project's experiments as the viewer sees them; `metrics` / `declarations`:
-    rows narrowed to their identity and those fields."""
-    found = await list_experiments(session, access, params, group=group, independent=independent)
+    """A page of the project's experiments as the viewer sees them (`filters.only` narrows the
+    rows)."""
+    found = await list_experiments(session, access, params, filters)
     ctx = await row_context(session, access.unique_name, found[1], viewer)
-    only = METRIC_FIELDS if metrics else DECLARATION_FIELDS if declarations else ()
+    only = filters.only
     return Page[ExperimentOut].of(found, lambda row: ExperimentOut.from_row(row, ctx, only))
 
 
