@@ -15,6 +15,7 @@ from starlette.exceptions import WebSocketException
 from starlette.requests import HTTPConnection
 
 from app.config import Settings
+from app.db import session_scope
 from app.errors import PermissionDenied, Unauthorized
 from app.kinds import RunKind
 from app.schemas.common import RowId
@@ -42,13 +43,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     state = request.app.state
     reader = getattr(state, "read_sessionmaker", None)
     maker = reader if reader is not None and request.method in READ_METHODS else state.sessionmaker
-    async with maker() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with session_scope(maker) as session:
+        yield session
     # Work queued during the request is only woken once its rows are committed.
     for callback in session.info.get("after_commit", ()):
         callback()

@@ -8,18 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from app.deps import (
-    USER_ONLY,
-    WAKE,
-    AuthDep,
-    ListDep,
-    ProjectRead,
-    ProjectWrite,
-    SessionDep,
-    SettingsDep,
-    UserAuthDep,
-    run_token_route,
-)
+from app import deps
 from app.errors import PlxError
 from app.kinds import NOTEBOOK
 from app.models import NotebookJob, TensorboardJob
@@ -70,12 +59,14 @@ async def _whole_project() -> service.Target:
     return service.Target()
 
 
-async def _group(access: ProjectWrite, group_id: RowId, session: SessionDep) -> service.Target:
+async def _group(
+    access: deps.ProjectWrite, group_id: RowId, session: deps.SessionDep
+) -> service.Target:
     return service.Target(group=await service.get_group(session, access, group_id))
 
 
 async def _experiment(
-    access: ProjectWrite, experiment_id: RowId, session: SessionDep
+    access: deps.ProjectWrite, experiment_id: RowId, session: deps.SessionDep
 ) -> service.Target:
     return service.Target(experiment=await service.get_experiment(session, access, experiment_id))
 
@@ -96,15 +87,15 @@ def add_tensorboard_routes(path: str, whose: str, resolve: Any) -> None:
         summary=f"Start {whose} tensorboard (201; 200 with the same when already running)",
         response_model=TensorboardOut,
         status_code=status.HTTP_201_CREATED,
-        dependencies=[WAKE],
+        dependencies=[deps.WAKE],
     )
     async def start_tensorboard(
-        principal: UserAuthDep,
-        access: ProjectWrite,
+        principal: deps.UserAuthDep,
+        access: deps.ProjectWrite,
         target: Annotated[service.Target, target],
         request: Request,
         response: Response,
-        session: SessionDep,
+        session: deps.SessionDep,
         body: PluginStart | None = None,
     ) -> TensorboardOut:
         row, created = await service.start_tensorboard(
@@ -117,12 +108,12 @@ def add_tensorboard_routes(path: str, whose: str, resolve: Any) -> None:
         PROJECT + path + "/tensorboard/stop",
         summary=f"Stop {whose} tensorboard",
         response_model=TensorboardOut | None,
-        dependencies=[USER_ONLY, WAKE],
+        dependencies=[deps.USER_ONLY, deps.WAKE],
     )
     async def stop_tensorboard(
-        access: ProjectWrite,
+        access: deps.ProjectWrite,
         target: Annotated[service.Target, target],
-        session: SessionDep,
+        session: deps.SessionDep,
     ) -> TensorboardOut | None:
         row = await service.stop_tensorboard(session, access, target=target)
         return _tensorboard_out(row, access) if row else None
@@ -138,7 +129,11 @@ for target_path, target_whose, target_resolve in TARGETS:
     response_model=Page[TensorboardOut],
 )
 async def list_tensorboards(
-    access: ProjectRead, request: Request, session: SessionDep, principal: AuthDep, params: ListDep
+    access: deps.ProjectRead,
+    request: Request,
+    session: deps.SessionDep,
+    principal: deps.AuthDep,
+    params: deps.ListDep,
 ) -> Any:
     links = plugin_proxy.links_for(request, principal)
     found = await service.list_tensorboards(session, access, params)
@@ -150,14 +145,14 @@ async def list_tensorboards(
     summary="Start the project's notebook (201; 200 with the same when already running)",
     response_model=NotebookOut,
     status_code=status.HTTP_201_CREATED,
-    dependencies=[WAKE],
+    dependencies=[deps.WAKE],
 )
 async def start_notebook(
-    principal: UserAuthDep,
-    access: ProjectWrite,
+    principal: deps.UserAuthDep,
+    access: deps.ProjectWrite,
     request: Request,
     response: Response,
-    session: SessionDep,
+    session: deps.SessionDep,
     body: PluginStart | None = None,
 ) -> NotebookOut:
     row, created = await service.start_notebook(
@@ -180,12 +175,12 @@ async def start_notebook(
         "message, as `GET .../notebook` shows it)."
     ),
     response_model=NotebookOut | None,
-    dependencies=[USER_ONLY, WAKE],
+    dependencies=[deps.USER_ONLY, deps.WAKE],
 )
 async def stop_notebook(
-    access: ProjectWrite,
-    session: SessionDep,
-    settings: SettingsDep,
+    access: deps.ProjectWrite,
+    session: deps.SessionDep,
+    settings: deps.SettingsDep,
     body: NotebookStop | None = None,
 ) -> NotebookOut | None:
     done = await service.stop_notebook(
@@ -203,7 +198,7 @@ async def stop_notebook(
     response_model=NotebookOut,
 )
 async def get_notebook(
-    access: ProjectRead, request: Request, session: SessionDep, principal: AuthDep
+    access: deps.ProjectRead, request: Request, session: deps.SessionDep, principal: deps.AuthDep
 ) -> NotebookOut:
     row = await service.last_notebook(session, access)
     links = plugin_proxy.links_for(request, principal)
@@ -227,14 +222,14 @@ async def get_notebook(
     responses={204: {"description": "Not stopped with `commit`, or already stored"}},
     openapi_extra=REPO_ARCHIVE_BODY,
 )
-@run_token_route(NOTEBOOK.kind, id_param="notebook_id")
+@deps.run_token_route(NOTEBOOK.kind, id_param="notebook_id")
 async def upload_notebook_snapshot(
-    access: ProjectRead,
+    access: deps.ProjectRead,
     notebook_id: RowId,
     request: Request,
-    session: SessionDep,
-    principal: AuthDep,
-    settings: SettingsDep,
+    session: deps.SessionDep,
+    principal: deps.AuthDep,
+    settings: deps.SettingsDep,
 ) -> CodeReferenceOut | Response:
     row = await service.get_notebook(session, access, notebook_id)
     service.check_snapshot_caller(principal, access, row)

@@ -6,16 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from app.deps import (
-    USER_ONLY,
-    AuthDep,
-    ListDep,
-    ProjectRead,
-    ProjectWrite,
-    SessionDep,
-    SettingsDep,
-    UserAuthDep,
-)
+from app import deps
 from app.schemas.common import Page
 from app.schemas.projects import ProjectCreate, ProjectDetailOut, ProjectOut, ProjectUpdate
 from app.services import projects as service
@@ -34,7 +25,7 @@ def _detail(access: ProjectAccess, counters: dict[str, Any]) -> ProjectDetailOut
     return ProjectDetailOut.from_row(project, access.owner, readme=project.readme, **counters)
 
 
-async def _read_detail(session: SessionDep, access: ProjectAccess, viewer: Principal) -> Any:
+async def _read_detail(session: deps.SessionDep, access: ProjectAccess, viewer: Principal) -> Any:
     return _detail(access, await service.project_counters(session, access.project, viewer.user.id))
 
 
@@ -45,7 +36,10 @@ async def _read_detail(session: SessionDep, access: ProjectAccess, viewer: Princ
     status_code=status.HTTP_201_CREATED,
 )
 async def create_project(
-    body: ProjectCreate, session: SessionDep, principal: UserAuthDep, settings: SettingsDep
+    body: ProjectCreate,
+    session: deps.SessionDep,
+    principal: deps.UserAuthDep,
+    settings: deps.SettingsDep,
 ) -> ProjectDetailOut:
     access = await service.create_project(
         session,
@@ -58,7 +52,7 @@ async def create_project(
 
 @router.get("/{username}", summary="List a user's projects", response_model=Page[ProjectOut])
 async def list_projects(
-    username: str, session: SessionDep, principal: AuthDep, params: ListDep
+    username: str, session: deps.SessionDep, principal: deps.AuthDep, params: deps.ListDep
 ) -> Any:
     owner = await get_user_or_404(session, username)
     found, marked = await service.list_projects(session, principal, owner, params)
@@ -66,12 +60,17 @@ async def list_projects(
 
 
 @router.get(ONE, summary="Get a project", response_model=ProjectDetailOut)
-async def get_project(access: ProjectRead, session: SessionDep, principal: AuthDep) -> Any:
+async def get_project(
+    access: deps.ProjectRead, session: deps.SessionDep, principal: deps.AuthDep
+) -> Any:
     return await _read_detail(session, access, principal)
 
 
 async def update_project(
-    access: ProjectWrite, body: ProjectUpdate, session: SessionDep, principal: AuthDep
+    access: deps.ProjectWrite,
+    body: ProjectUpdate,
+    session: deps.SessionDep,
+    principal: deps.AuthDep,
 ) -> Any:
     changes = body.model_dump(exclude_unset=True, exclude={"merge"})
     await service.update_project(session, access, changes=changes, merge=body.merge)
@@ -85,7 +84,7 @@ for method, summary in (("PATCH", "Update some fields of a project"), ("PUT", "U
 
 
 @router.delete(ONE, summary="Delete a project, its runs (stopped first) and its code", **NO_CONTENT)
-async def delete_project(access: ProjectWrite, session: SessionDep) -> Response:
+async def delete_project(access: deps.ProjectWrite, session: deps.SessionDep) -> Response:
     await service.delete_project(session, access)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -94,10 +93,10 @@ async def delete_project(access: ProjectWrite, session: SessionDep) -> Response:
     ONE + "/bookmark",
     summary="Bookmark a project",
     status_code=status.HTTP_201_CREATED,
-    dependencies=[USER_ONLY],
+    dependencies=[deps.USER_ONLY],
 )
 async def bookmark_project(
-    access: ProjectRead, session: SessionDep, principal: AuthDep
+    access: deps.ProjectRead, session: deps.SessionDep, principal: deps.AuthDep
 ) -> dict[str, str]:
     await service.set_project_bookmark(session, principal.user, access, on=True)
     return BOOKMARKED
@@ -106,11 +105,11 @@ async def bookmark_project(
 @router.delete(
     ONE + "/unbookmark",
     summary="Remove a project bookmark",
-    dependencies=[USER_ONLY],
+    dependencies=[deps.USER_ONLY],
     **NO_CONTENT,
 )
 async def unbookmark_project(
-    access: ProjectRead, session: SessionDep, principal: AuthDep
+    access: deps.ProjectRead, session: deps.SessionDep, principal: deps.AuthDep
 ) -> Response:
     await service.set_project_bookmark(session, principal.user, access, on=False)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

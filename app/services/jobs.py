@@ -125,6 +125,9 @@ async def create_job(
     return row
 
 
+TIMESTAMPS = ("created_at", "updated_at", "started_at", "finished_at")
+
+
 def _fields(model: Any) -> FieldMap:
     fields: dict[str, tuple[FieldKind, Any]] = {
         "id": (FieldKind.VALUE, model.id),
@@ -140,12 +143,7 @@ def _fields(model: Any) -> FieldMap:
         fields["build"] = (FieldKind.VALUE, Job.build_job_id)
     return FieldMap(
         fields=fields,
-        sortable={
-            "created_at": model.created_at,
-            "updated_at": model.updated_at,
-            "started_at": model.started_at,
-            "finished_at": model.finished_at,
-        },
+        sortable={name: getattr(model, name) for name in TIMESTAMPS},
         default_sort=(model.updated_at.desc(), model.id.desc()),
     )
 
