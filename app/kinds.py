@@ -91,7 +91,6 @@ BY_MODEL: dict[type[Any], RunKind] = {k.model: k for k in KINDS.values()}
 # The kinds the reconciler runs as workloads of their own (an experiment's jobs are its replicas).
 RUNS: tuple[RunKind, ...] = (EXPERIMENT, JOB, BUILD)
 PLUGINS: tuple[RunKind, ...] = (TENSORBOARD, NOTEBOOK)
-BY_SEGMENT: dict[str, RunKind] = {k.segment: k for k in KINDS.values() if k.segment is not None}
 # The kinds whose rows carry run-scoped tokens (Token.run_kind).
 TOKEN_KINDS: tuple[RunKind, ...] = (*RUNS, *PLUGINS)
 

@@ -141,13 +141,6 @@ async def usernames(session: AsyncSession, user_ids: Any) -> dict[int, str]:
     return dict(rows.all())
 
 
-def check_project_write(principal: Principal, access: ProjectAccess) -> None:
-    if not access.can_write:
-        raise PermissionDenied()
-    if principal.is_run_scoped:
-        raise PermissionDenied("A run token may only act on its own run.")
-
-
 async def flush_unique_name(session: AsyncSession, kind: str, name: str | None) -> None:
     """Flush the pending writes of a run named `name`; a taken name is a 400."""
     async with unique_name(session, kind, name):
