@@ -55,6 +55,14 @@ def _notebook_out(
     )
 
 
+async def _links(request: Request, principal: deps.AuthDep) -> plugin_proxy.Links:
+    return plugin_proxy.links_for(request, principal)
+
+
+# Where the caller's browser reaches a plugin (the proxy's address, with a ticket).
+Links = Annotated[plugin_proxy.Links, Depends(_links)]
+
+
 async def _whole_project() -> service.Target:
     return service.Target()
 
@@ -93,7 +101,7 @@ def add_tensorboard_routes(path: str, whose: str, resolve: Any) -> None:
         principal: deps.UserAuthDep,
         access: deps.ProjectWrite,
         target: Annotated[service.Target, target],
-        request: Request,
+        links: Links,
         response: Response,
         session: deps.SessionDep,
         body: PluginStart | None = None,
@@ -102,7 +110,7 @@ def add_tensorboard_routes(path: str, whose: str, resolve: Any) -> None:
             session, access, principal.user.id, target=target, config=body.config if body else None
         )
         response.status_code = STARTED[created]
-        return _tensorboard_out(row, access, plugin_proxy.links_for(request, principal))
+        return _tensorboard_out(row, access, links)
 
     @router.post(
         PROJECT + path + "/tensorboard/stop",
@@ -129,13 +137,8 @@ for target_path, target_whose, target_resolve in TARGETS:
     response_model=Page[TensorboardOut],
 )
 async def list_tensorboards(
-    access: deps.ProjectRead,
-    request: Request,
-    session: deps.SessionDep,
-    principal: deps.AuthDep,
-    params: deps.ListDep,
+    access: deps.ProjectRead, links: Links, session: deps.SessionDep, params: deps.ListDep
 ) -> Any:
-    links = plugin_proxy.links_for(request, principal)
     found = await service.list_tensorboards(session, access, params)
     return Page.of(found, lambda row: _tensorboard_out(row, access, links))
 
@@ -150,7 +153,7 @@ async def list_tensorboards(
 async def start_notebook(
     principal: deps.UserAuthDep,
     access: deps.ProjectWrite,
-    request: Request,
+    links: Links,
     response: Response,
     session: deps.SessionDep,
     body: PluginStart | None = None,
@@ -159,7 +162,7 @@ async def start_notebook(
         session, access, principal.user.id, config=body.config if body else None
     )
     response.status_code = STARTED[created]
-    return _notebook_out(row, access, links=plugin_proxy.links_for(request, principal))
+    return _notebook_out(row, access, links)
 
 
 @router.post(
@@ -198,10 +201,9 @@ async def stop_notebook(
     response_model=NotebookOut,
 )
 async def get_notebook(
-    access: deps.ProjectRead, request: Request, session: deps.SessionDep, principal: deps.AuthDep
+    access: deps.ProjectRead, links: Links, session: deps.SessionDep
 ) -> NotebookOut:
     row = await service.last_notebook(session, access)
-    links = plugin_proxy.links_for(request, principal)
     return _notebook_out(row, access, links, message=await service.stop_message(session, row))
 
 
