@@ -261,8 +261,9 @@ async def post_status(
     traceback: str | None,
 ) -> Any:
     """A client-reported status (v0 skipped the transition check); a done run stays done."""
-    check_status_value(type(run), status)
-    if not await set_status(session, run, status, message=message, traceback=traceback, force=True):
+    check_status_value(type(run), status)  # so it is one of Status's values
+    new = Status(status)
+    if not await set_status(session, run, new, message=message, traceback=traceback, force=True):
         raise BadRequest(f"status: the run is already `{run.last_status}` and cannot change.")
     kind = kind_of(run)
     return await session.scalar(
