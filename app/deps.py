@@ -1,10 +1,12 @@
-"""Named dependencies: session (commits before the response), principal, list parameters."""
+"""Named dependencies: session (commits before the response), principal, list parameters, the
+project and the run of the path (resolved or 404, with read or write access)."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader
@@ -13,10 +15,14 @@ from starlette.exceptions import WebSocketException
 from starlette.requests import HTTPConnection
 
 from app.config import Settings
+from app.db import session_scope
 from app.errors import PermissionDenied, Unauthorized
+from app.kinds import RunKind
+from app.schemas.common import RowId
 from app.services.listing import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, ListParams
 from app.services.logs import LogUsage
 from app.services.projects import ProjectAccess, get_project
+from app.services.runs import RunAccess, get_run
 from app.services.users import Principal, authenticate
 
 # Declared as an API key header so the docs page's "Authorize" button works:
@@ -37,13 +43,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     state = request.app.state
     reader = getattr(state, "read_sessionmaker", None)
     maker = reader if reader is not None and request.method in READ_METHODS else state.sessionmaker
-    async with maker() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    async with session_scope(maker) as session:
+        yield session
     # Work queued during the request is only woken once its rows are committed.
     for callback in session.info.get("after_commit", ()):
         callback()
@@ -171,6 +172,7 @@ async def get_user_principal(principal: AuthDep) -> Principal:
 
 
 UserAuthDep = Annotated[Principal, Depends(get_user_principal)]
+USER_ONLY = Depends(get_user_principal)  # for `dependencies=[...]`: refuse run tokens
 
 
 async def get_superuser(principal: UserAuthDep) -> Principal:
@@ -220,3 +222,45 @@ async def write_project(
 
 ProjectRead = Annotated[ProjectAccess, Depends(read_project)]
 ProjectWrite = Annotated[ProjectAccess, Depends(write_project)]
+
+
+async def wake_reconciler(request: Request, session: SessionDep) -> None:
+    """For `dependencies=[WAKE]`: a reconcile pass once the request's changes are committed
+    (a request that fails commits nothing, and wakes nothing)."""
+    wake_after_commit(session, request)
+
+
+WAKE = Depends(wake_reconciler)
+
+# read: whoever may see the project; write: its owner (a run token is refused); run_write: the
+# owner or the run itself with its own token (statuses, logs, metrics, heartbeats).
+RunMode = Literal["read", "write", "run_write"]
+
+
+def run_dependency(kind: RunKind, mode: RunMode = "read", *, facts: bool = False) -> Any:
+    """`Depends` on the run `{kind.id_param}` of the path's project: project, owner and run in
+    one query (with `facts`, an experiment's detail facts too); 404 when the caller cannot see
+    it, 403 when `mode` asks more than the caller may. Use as
+    `Annotated[RunAccess, run_dependency(kind, mode)]`."""
+
+    async def resolve(
+        username: str, project: str, session: SessionDep, principal: AuthDep, **path: int
+    ) -> RunAccess:
+        return await get_run(
+            session,
+            principal,
+            username,
+            project,
+            kind,
+            path[kind.id_param],
+            write=mode == "write",
+            run_write=mode == "run_write",
+            facts_for=principal.user.id if facts else None,
+        )
+
+    # The id's name comes from the kind (`exp_id`, `run_id`): FastAPI reads the signature.
+    params = inspect.signature(resolve, eval_str=True).parameters.values()
+    fixed = [p for p in params if p.name != "path"]
+    run_id = inspect.Parameter(kind.id_param, inspect.Parameter.KEYWORD_ONLY, annotation=RowId)
+    resolve.__signature__ = inspect.Signature([*fixed, run_id])  # type: ignore[attr-defined]
+    return Depends(resolve)

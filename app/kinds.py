@@ -10,23 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from app import models as m
 from app.logic.statuses import StatusTable
-from app.models import (
-    BuildJob,
-    BuildJobStatus,
-    Experiment,
-    ExperimentGroup,
-    ExperimentGroupStatus,
-    ExperimentJob,
-    ExperimentJobStatus,
-    ExperimentStatus,
-    Job,
-    JobStatus,
-    NotebookJob,
-    NotebookJobStatus,
-    TensorboardJob,
-    TensorboardJobStatus,
-)
 
 
 class Kind(StrEnum):
@@ -52,6 +37,15 @@ class RunKind:
     bookmark: str | None  # Bookmark.content_type, None when it cannot be bookmarked
     unique_infix: str | None  # `{project}.{infix}.{id}`; None: `{project}[.{group}].{id}`
     workload: bool = True  # the reconciler starts a workload for it
+    id_param: str = "run_id"  # the path parameter naming one run under `segment`
+    stop_message: str = "Stopped on request."  # the status message of a stop asked for
+    clones: tuple[str, ...] = ()  # the cloning strategies its routes offer (restart, ...)
+    self_update: bool = False  # its own run token may update it (the tracking client)
+
+    @property
+    def label(self) -> str:
+        """How summaries name one of it ("a job", "an experiment")."""
+        return str(self.kind.value)
 
     def unique_name(self, project_unique: str, run_id: int, group_id: int | None = None) -> str:
         if self.unique_infix is not None:
@@ -62,25 +56,31 @@ class RunKind:
 
 
 EXPERIMENT = RunKind(
-    Kind.EXPERIMENT, Experiment, ExperimentStatus, "experiment_id", "experiment",
-    "experiments", "experiment", None,
+    Kind.EXPERIMENT, m.Experiment, m.ExperimentStatus, "experiment_id", "experiment",
+    "experiments", "experiment", None, id_param="exp_id",
+    stop_message="m.Experiment was stopped.", clones=("restart", "resume", "copy"),
+    self_update=True,
 )  # fmt: skip
 EXPERIMENT_JOB = RunKind(
-    Kind.EXPERIMENT_JOB, ExperimentJob, ExperimentJobStatus, "job_id", "job",
+    Kind.EXPERIMENT_JOB, m.ExperimentJob, m.ExperimentJobStatus, "job_id", "job",
     None, None, None, workload=False,
 )  # fmt: skip
-JOB = RunKind(Kind.JOB, Job, JobStatus, "job_id", "job", "jobs", "job", "jobs")
-BUILD = RunKind(Kind.BUILD, BuildJob, BuildJobStatus, "job_id", "job", "builds", "build", "builds")
+JOB = RunKind(
+    Kind.JOB, m.Job, m.JobStatus, "job_id", "job", "jobs", "job", "jobs", clones=("restart",),
+)  # fmt: skip
+BUILD = RunKind(
+    Kind.BUILD, m.BuildJob, m.BuildJobStatus, "job_id", "job", "builds", "build", "builds"
+)
 TENSORBOARD = RunKind(
-    Kind.TENSORBOARD, TensorboardJob, TensorboardJobStatus, "job_id", "job",
+    Kind.TENSORBOARD, m.TensorboardJob, m.TensorboardJobStatus, "job_id", "job",
     "tensorboards", None, "tensorboards",
 )  # fmt: skip
 NOTEBOOK = RunKind(
-    Kind.NOTEBOOK, NotebookJob, NotebookJobStatus, "job_id", "job",
+    Kind.NOTEBOOK, m.NotebookJob, m.NotebookJobStatus, "job_id", "job",
     "notebooks", None, "notebooks",
 )  # fmt: skip
 GROUP = RunKind(
-    Kind.GROUP, ExperimentGroup, ExperimentGroupStatus, "experiment_group_id", "group",
+    Kind.GROUP, m.ExperimentGroup, m.ExperimentGroupStatus, "experiment_group_id", "group",
     "groups", "experiment_group", None, workload=False,
 )  # fmt: skip
 
@@ -93,6 +93,15 @@ RUNS: tuple[RunKind, ...] = (EXPERIMENT, JOB, BUILD)
 PLUGINS: tuple[RunKind, ...] = (TENSORBOARD, NOTEBOOK)
 # The kinds whose rows carry run-scoped tokens (Token.run_kind).
 TOKEN_KINDS: tuple[RunKind, ...] = (*RUNS, *PLUGINS)
+
+
+def project_unique_name(owner: str, project: str) -> str:
+    return f"{owner}.{project}"
+
+
+def replica_unique_name(experiment_unique: str, job_id: int, role: str) -> str:
+    """An experiment's job (replica) is named after its experiment, its id and its role."""
+    return f"{experiment_unique}.{job_id}.{role}"
 
 
 def kind_of(row: Any) -> RunKind:

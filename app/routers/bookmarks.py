@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from app.deps import AuthDep, ListDep, SessionDep
 from app.schemas.common import Page
+from app.schemas.projects import BookmarkOut
 from app.services import bookmarks as service
 
 router = APIRouter(prefix="/api/v1/bookmarks", tags=["bookmarks"])
@@ -20,8 +21,6 @@ router = APIRouter(prefix="/api/v1/bookmarks", tags=["bookmarks"])
 )
 async def list_bookmarks(
     username: str, kind: str, session: SessionDep, principal: AuthDep, params: ListDep
-) -> Page[dict[str, Any]]:
-    count, items, next_url, prev_url = await service.list_bookmarks(
-        session, principal, username, kind, params
-    )
-    return Page(count=count, next=next_url, previous=prev_url, results=items)
+) -> Any:
+    found = await service.list_bookmarks(session, principal, username, kind, params)
+    return Page.of(found, BookmarkOut.model_dump)

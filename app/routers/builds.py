@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.kinds import BUILD
 from app.routers.jobs import make_router
 
-router = make_router("build")
+router = make_router(BUILD)

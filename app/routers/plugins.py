@@ -1,20 +1,16 @@
 """Tensorboards (project, group, experiment) and the project notebook: start, stop, list, and the
-upload of a stopped notebook's workspace by its pod (Kubernetes)."""
+upload of a stopped notebook's workspace by its pod (Kubernetes).
 
-from __future__ import annotations
+No `from __future__ import annotations`: the tensorboard routes are built per target.
+"""
 
-from fastapi import APIRouter, Request, Response, status
+from typing import Annotated, Any
 
-from app.deps import (
-    AuthDep,
-    ListDep,
-    SessionDep,
-    SettingsDep,
-    UserAuthDep,
-    run_token_route,
-    wake_after_commit,
-)
+from fastapi import APIRouter, Depends, Request, Response, status
+
+from app import deps
 from app.errors import PlxError
+from app.kinds import NOTEBOOK
 from app.models import NotebookJob, TensorboardJob
 from app.routers.code import REPO_ARCHIVE_BODY
 from app.schemas.code import CodeReferenceOut
@@ -23,195 +19,116 @@ from app.schemas.plugins import NotebookOut, NotebookStop, PluginStart, Tensorbo
 from app.services import code as code_service
 from app.services import plugin_proxy
 from app.services import plugins as service
-from app.services.projects import ProjectAccess, get_project
+from app.services.projects import ProjectAccess
 
 router = APIRouter(prefix="/api/v1", tags=["plugins"])
 PROJECT = "/{username}/{project}"
+STARTED = {True: status.HTTP_201_CREATED, False: status.HTTP_200_OK}
 
 
-def _common(
-    row: TensorboardJob | NotebookJob,
-    access: ProjectAccess,
-    kind: str,
-    links: plugin_proxy.Links | None,
-) -> dict:
+def _url(
+    row: TensorboardJob | NotebookJob, access: ProjectAccess, links: plugin_proxy.Links | None
+) -> str | None:
     # The workload's own address (row.url) stays internal: callers get the proxy's, with a
     # ticket for their browser (app/routers/plugin_proxy.py).
     live = service.is_live(row) and row.url and links is not None
-    return {
-        "id": row.id,
-        "uuid": row.uuid,
-        "name": row.name,
-        "unique_name": f"{access.unique_name}.{kind}.{row.id}",
-        "user": access.owner.username,
-        "description": row.description,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-        "started_at": row.started_at,
-        "finished_at": row.finished_at,
-        "last_status": row.last_status,
-        "tags": row.tags,
-        "project": access.unique_name,
-        "url": links.url(plugin_proxy.row_prefix(row, access)) if live else None,
-    }
+    return links.url(plugin_proxy.row_prefix(row, access)) if live and links else None
 
 
 def _tensorboard_out(
     row: TensorboardJob, access: ProjectAccess, links: plugin_proxy.Links | None = None
 ) -> TensorboardOut:
-    return TensorboardOut(
-        **_common(row, access, "tensorboards", links),
-        experiment_group=row.experiment_group_id,
-        experiment=row.experiment_id,
-    )
+    user = access.owner.username
+    return TensorboardOut.from_row(row, access.unique_name, user=user, url=_url(row, access, links))
 
 
 def _notebook_out(
     row: NotebookJob,
     access: ProjectAccess,
-    commit: str | None = None,
     links: plugin_proxy.Links | None = None,
-    message: str | None = None,
+    **extra: Any,
 ) -> NotebookOut:
     # A notebook is a shell on its workload: only those who may write the project get its URL.
-    out = _common(row, access, "notebooks", links if access.can_write else None)
-    return NotebookOut(**out, commit=commit, message=message)
-
-
-async def _start_tensorboard(
-    request: Request,
-    response: Response,
-    session: SessionDep,
-    principal: UserAuthDep,
-    access: ProjectAccess,
-    target: service.Target,
-    body: PluginStart | None,
-) -> TensorboardOut:
-    row, created = await service.start_tensorboard(
-        session, access, principal.user.id, target=target, config=body.config if body else None
-    )
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    wake_after_commit(session, request)
-    return _tensorboard_out(row, access, plugin_proxy.links_for(request, principal))
-
-
-async def _stop_tensorboard(
-    request: Request, session: SessionDep, access: ProjectAccess, target: service.Target
-) -> TensorboardOut | None:
-    row = await service.stop_tensorboard(session, access, target=target)
-    wake_after_commit(session, request)
-    return _tensorboard_out(row, access) if row else None
-
-
-@router.post(
-    PROJECT + "/tensorboard/start",
-    summary="Start the project's tensorboard (201; 200 with the same when already running)",
-    response_model=TensorboardOut,
-    status_code=status.HTTP_201_CREATED,
-)
-async def start_project_tensorboard(
-    username: str,
-    project: str,
-    request: Request,
-    response: Response,
-    session: SessionDep,
-    principal: UserAuthDep,
-    body: PluginStart | None = None,
-) -> TensorboardOut:
-    access = await get_project(session, principal, username, project, write=True)
-    return await _start_tensorboard(
-        request, response, session, principal, access, service.Target(), body
+    url = _url(row, access, links if access.can_write else None)
+    return NotebookOut.from_row(
+        row, access.unique_name, user=access.owner.username, url=url, **extra
     )
 
 
-@router.post(
-    PROJECT + "/tensorboard/stop",
-    summary="Stop the project's tensorboard",
-    response_model=TensorboardOut | None,
+async def _links(request: Request, principal: deps.AuthDep) -> plugin_proxy.Links:
+    return plugin_proxy.links_for(request, principal)
+
+
+# Where the caller's browser reaches a plugin (the proxy's address, with a ticket).
+Links = Annotated[plugin_proxy.Links, Depends(_links)]
+
+
+async def _whole_project() -> service.Target:
+    return service.Target()
+
+
+async def _group(
+    access: deps.ProjectWrite, group_id: RowId, session: deps.SessionDep
+) -> service.Target:
+    return service.Target(group=await service.get_group(session, access, group_id))
+
+
+async def _experiment(
+    access: deps.ProjectWrite, experiment_id: RowId, session: deps.SessionDep
+) -> service.Target:
+    return service.Target(experiment=await service.get_experiment(session, access, experiment_id))
+
+
+# What a tensorboard shows: (path under the project, whose in summaries, target dependency).
+TARGETS = (
+    ("", "the project's", _whole_project),
+    ("/groups/{group_id}", "a group's", _group),
+    ("/experiments/{experiment_id}", "an experiment's", _experiment),
 )
-async def stop_project_tensorboard(
-    username: str, project: str, request: Request, session: SessionDep, principal: UserAuthDep
-) -> TensorboardOut | None:
-    access = await get_project(session, principal, username, project, write=True)
-    return await _stop_tensorboard(request, session, access, service.Target())
 
 
-@router.post(
-    PROJECT + "/groups/{group_id}/tensorboard/start",
-    summary="Start a group's tensorboard (201; 200 with the same when already running)",
-    response_model=TensorboardOut,
-    status_code=status.HTTP_201_CREATED,
-)
-async def start_group_tensorboard(
-    username: str,
-    project: str,
-    group_id: RowId,
-    request: Request,
-    response: Response,
-    session: SessionDep,
-    principal: UserAuthDep,
-    body: PluginStart | None = None,
-) -> TensorboardOut:
-    access = await get_project(session, principal, username, project, write=True)
-    target = service.Target(group=await service.get_group(session, access, group_id))
-    return await _start_tensorboard(request, response, session, principal, access, target, body)
+def add_tensorboard_routes(path: str, whose: str, resolve: Any) -> None:
+    target = Depends(resolve)
+
+    @router.post(
+        PROJECT + path + "/tensorboard/start",
+        summary=f"Start {whose} tensorboard (201; 200 with the same when already running)",
+        response_model=TensorboardOut,
+        status_code=status.HTTP_201_CREATED,
+        dependencies=[deps.WAKE],
+    )
+    async def start_tensorboard(
+        principal: deps.UserAuthDep,
+        access: deps.ProjectWrite,
+        target: Annotated[service.Target, target],
+        links: Links,
+        response: Response,
+        session: deps.SessionDep,
+        body: PluginStart | None = None,
+    ) -> TensorboardOut:
+        row, created = await service.start_tensorboard(
+            session, access, principal.user.id, target=target, config=body.config if body else None
+        )
+        response.status_code = STARTED[created]
+        return _tensorboard_out(row, access, links)
+
+    @router.post(
+        PROJECT + path + "/tensorboard/stop",
+        summary=f"Stop {whose} tensorboard",
+        response_model=TensorboardOut | None,
+        dependencies=[deps.USER_ONLY, deps.WAKE],
+    )
+    async def stop_tensorboard(
+        access: deps.ProjectWrite,
+        target: Annotated[service.Target, target],
+        session: deps.SessionDep,
+    ) -> TensorboardOut | None:
+        row = await service.stop_tensorboard(session, access, target=target)
+        return _tensorboard_out(row, access) if row else None
 
 
-@router.post(
-    PROJECT + "/groups/{group_id}/tensorboard/stop",
-    summary="Stop a group's tensorboard",
-    response_model=TensorboardOut | None,
-)
-async def stop_group_tensorboard(
-    username: str,
-    project: str,
-    group_id: RowId,
-    request: Request,
-    session: SessionDep,
-    principal: UserAuthDep,
-) -> TensorboardOut | None:
-    access = await get_project(session, principal, username, project, write=True)
-    target = service.Target(group=await service.get_group(session, access, group_id))
-    return await _stop_tensorboard(request, session, access, target)
-
-
-@router.post(
-    PROJECT + "/experiments/{experiment_id}/tensorboard/start",
-    summary="Start an experiment's tensorboard (201; 200 with the same when already running)",
-    response_model=TensorboardOut,
-    status_code=status.HTTP_201_CREATED,
-)
-async def start_experiment_tensorboard(
-    username: str,
-    project: str,
-    experiment_id: RowId,
-    request: Request,
-    response: Response,
-    session: SessionDep,
-    principal: UserAuthDep,
-    body: PluginStart | None = None,
-) -> TensorboardOut:
-    access = await get_project(session, principal, username, project, write=True)
-    target = service.Target(experiment=await service.get_experiment(session, access, experiment_id))
-    return await _start_tensorboard(request, response, session, principal, access, target, body)
-
-
-@router.post(
-    PROJECT + "/experiments/{experiment_id}/tensorboard/stop",
-    summary="Stop an experiment's tensorboard",
-    response_model=TensorboardOut | None,
-)
-async def stop_experiment_tensorboard(
-    username: str,
-    project: str,
-    experiment_id: RowId,
-    request: Request,
-    session: SessionDep,
-    principal: UserAuthDep,
-) -> TensorboardOut | None:
-    access = await get_project(session, principal, username, project, write=True)
-    target = service.Target(experiment=await service.get_experiment(session, access, experiment_id))
-    return await _stop_tensorboard(request, session, access, target)
+for target_path, target_whose, target_resolve in TARGETS:
+    add_tensorboard_routes(target_path, target_whose, target_resolve)
 
 
 @router.get(
@@ -220,18 +137,10 @@ async def stop_experiment_tensorboard(
     response_model=Page[TensorboardOut],
 )
 async def list_tensorboards(
-    username: str,
-    project: str,
-    request: Request,
-    session: SessionDep,
-    principal: AuthDep,
-    params: ListDep,
-) -> Page[TensorboardOut]:
-    access = await get_project(session, principal, username, project)
-    count, rows, next_url, prev_url = await service.list_tensorboards(session, access, params)
-    links = plugin_proxy.links_for(request, principal)
-    results = [_tensorboard_out(row, access, links) for row in rows]
-    return Page(count=count, next=next_url, previous=prev_url, results=results)
+    access: deps.ProjectRead, links: Links, session: deps.SessionDep, params: deps.ListDep
+) -> Any:
+    found = await service.list_tensorboards(session, access, params)
+    return Page.of(found, lambda row: _tensorboard_out(row, access, links))
 
 
 @router.post(
@@ -239,23 +148,21 @@ async def list_tensorboards(
     summary="Start the project's notebook (201; 200 with the same when already running)",
     response_model=NotebookOut,
     status_code=status.HTTP_201_CREATED,
+    dependencies=[deps.WAKE],
 )
 async def start_notebook(
-    username: str,
-    project: str,
-    request: Request,
+    principal: deps.UserAuthDep,
+    access: deps.ProjectWrite,
+    links: Links,
     response: Response,
-    session: SessionDep,
-    principal: UserAuthDep,
+    session: deps.SessionDep,
     body: PluginStart | None = None,
 ) -> NotebookOut:
-    access = await get_project(session, principal, username, project, write=True)
     row, created = await service.start_notebook(
         session, access, principal.user.id, config=body.config if body else None
     )
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    wake_after_commit(session, request)
-    return _notebook_out(row, access, links=plugin_proxy.links_for(request, principal))
+    response.status_code = STARTED[created]
+    return _notebook_out(row, access, links)
 
 
 @router.post(
@@ -271,25 +178,21 @@ async def start_notebook(
         "message, as `GET .../notebook` shows it)."
     ),
     response_model=NotebookOut | None,
+    dependencies=[deps.USER_ONLY, deps.WAKE],
 )
 async def stop_notebook(
-    username: str,
-    project: str,
-    request: Request,
-    session: SessionDep,
-    principal: UserAuthDep,
-    settings: SettingsDep,
+    access: deps.ProjectWrite,
+    session: deps.SessionDep,
+    settings: deps.SettingsDep,
     body: NotebookStop | None = None,
 ) -> NotebookOut | None:
-    access = await get_project(session, principal, username, project, write=True)
     done = await service.stop_notebook(
         session, settings, access, commit=body.commit if body else True
     )
-    wake_after_commit(session, request)
     if done.row is None:
         return None
     commit = done.ref.commit if done.ref else None
-    return _notebook_out(done.row, access, commit, message=done.message)
+    return _notebook_out(done.row, access, commit=commit, message=done.message)
 
 
 @router.get(
@@ -298,12 +201,10 @@ async def stop_notebook(
     response_model=NotebookOut,
 )
 async def get_notebook(
-    username: str, project: str, request: Request, session: SessionDep, principal: AuthDep
+    access: deps.ProjectRead, links: Links, session: deps.SessionDep
 ) -> NotebookOut:
-    access = await get_project(session, principal, username, project)
     row = await service.last_notebook(session, access)
-    links = plugin_proxy.links_for(request, principal)
-    return _notebook_out(row, access, links=links, message=await service.stop_message(session, row))
+    return _notebook_out(row, access, links, message=await service.stop_message(session, row))
 
 
 @router.post(
@@ -323,17 +224,15 @@ async def get_notebook(
     responses={204: {"description": "Not stopped with `commit`, or already stored"}},
     openapi_extra=REPO_ARCHIVE_BODY,
 )
-@run_token_route("notebook", id_param="notebook_id")
+@deps.run_token_route(NOTEBOOK.kind, id_param="notebook_id")
 async def upload_notebook_snapshot(
-    username: str,
-    project: str,
+    access: deps.ProjectRead,
     notebook_id: RowId,
     request: Request,
-    session: SessionDep,
-    principal: AuthDep,
-    settings: SettingsDep,
+    session: deps.SessionDep,
+    principal: deps.AuthDep,
+    settings: deps.SettingsDep,
 ) -> CodeReferenceOut | Response:
-    access = await get_project(session, principal, username, project)
     row = await service.get_notebook(session, access, notebook_id)
     service.check_snapshot_caller(principal, access, row)
     if not service.snapshot_wanted(row):

@@ -1,50 +1,32 @@
+"""Project routes: create, list a user's, get, update, delete, bookmark."""
+
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, UserAuthDep
-from app.errors import BadRequest
-from app.models import Project, User
+from app import deps
 from app.schemas.common import Page
-from app.schemas.projects import (
-    ProjectCreate,
-    ProjectDetailOut,
-    ProjectOut,
-    ProjectUpdate,
-)
+from app.schemas.projects import ProjectCreate, ProjectDetailOut, ProjectOut, ProjectUpdate
 from app.services import projects as service
-from app.services.users import get_user_or_404
+from app.services.projects import ProjectAccess
+from app.services.users import Principal, get_user_or_404
 
 router = APIRouter(prefix="/api/v1", tags=["projects"])
+ONE = "/{username}/{project}"
+NO_CONTENT: dict[str, Any] = {"status_code": status.HTTP_204_NO_CONTENT, "response_class": Response}
+# The contract answers a bare object here (no response model), as v0 did.
+BOOKMARKED = {"detail": "Bookmarked."}
 
 
-def _out(project: Project, owner: User, *, bookmarked: bool) -> dict:
-    return {
-        "id": project.id,
-        "uuid": project.uuid,
-        "user": owner.username,
-        "name": project.name,
-        "unique_name": f"{owner.username}.{project.name}",
-        "description": project.description,
-        "tags": project.tags,
-        "created_at": project.created_at,
-        "updated_at": project.updated_at,
-        "is_public": project.is_public,
-        "bookmarked": bookmarked,
-    }
-
-
-async def _detail(session, access, principal, *, new: bool = False) -> ProjectDetailOut:
+def _detail(access: ProjectAccess, counters: dict[str, Any]) -> ProjectDetailOut:
     project = access.project
-    if new:
-        counters = service.new_project_counters(project)
-    else:
-        counters = await service.project_counters(session, project, principal.user.id)
-    return ProjectDetailOut(
-        **_out(project, access.owner, bookmarked=counters.pop("bookmarked")),
-        readme=project.readme,
-        **counters,
-    )
+    return ProjectDetailOut.from_row(project, access.owner, readme=project.readme, **counters)
+
+
+async def _read_detail(session: deps.SessionDep, access: ProjectAccess, viewer: Principal) -> Any:
+    return _detail(access, await service.project_counters(session, access.project, viewer.user.id))
 
 
 @router.post(
@@ -54,107 +36,80 @@ async def _detail(session, access, principal, *, new: bool = False) -> ProjectDe
     status_code=status.HTTP_201_CREATED,
 )
 async def create_project(
-    body: ProjectCreate, session: SessionDep, principal: UserAuthDep, settings: SettingsDep
+    body: ProjectCreate,
+    session: deps.SessionDep,
+    principal: deps.UserAuthDep,
+    settings: deps.SettingsDep,
 ) -> ProjectDetailOut:
-    project = await service.create_project(
+    access = await service.create_project(
         session,
         principal,
         data=body.model_dump(),
         default_public=settings.default_project_visibility == "public",
     )
-    access = service.ProjectAccess(project=project, owner=principal.user, can_write=True)
-    return await _detail(session, access, principal, new=True)
+    return _detail(access, service.new_project_counters(access.project))
 
 
 @router.get("/{username}", summary="List a user's projects", response_model=Page[ProjectOut])
 async def list_projects(
-    username: str, session: SessionDep, principal: AuthDep, params: ListDep
-) -> Page[ProjectOut]:
+    username: str, session: deps.SessionDep, principal: deps.AuthDep, params: deps.ListDep
+) -> Any:
     owner = await get_user_or_404(session, username)
-    count, rows, next_url, prev_url = await service.list_projects(session, principal, owner, params)
-    marked = await service.bookmarked_ids(session, principal.user, "project", [p.id for p in rows])
-    results = [ProjectOut(**_out(p, owner, bookmarked=p.id in marked)) for p in rows]
-    return Page(count=count, next=next_url, previous=prev_url, results=results)
+    found, marked = await service.list_projects(session, principal, owner, params)
+    return Page.of(found, lambda p: ProjectOut.from_row(p, owner, bookmarked=p.id in marked))
 
 
-@router.get("/{username}/{project}", summary="Get a project", response_model=ProjectDetailOut)
+@router.get(ONE, summary="Get a project", response_model=ProjectDetailOut)
 async def get_project(
-    username: str, project: str, session: SessionDep, principal: AuthDep
-) -> ProjectDetailOut:
-    access = await service.get_project(session, principal, username, project)
-    return await _detail(session, access, principal)
+    access: deps.ProjectRead, session: deps.SessionDep, principal: deps.AuthDep
+) -> Any:
+    return await _read_detail(session, access, principal)
 
 
-async def _update(
-    username: str,
-    project: str,
+async def update_project(
+    access: deps.ProjectWrite,
     body: ProjectUpdate,
-    session,
-    principal,
-) -> ProjectDetailOut:
-    access = await service.get_project(session, principal, username, project, write=True)
+    session: deps.SessionDep,
+    principal: deps.AuthDep,
+) -> Any:
     changes = body.model_dump(exclude_unset=True, exclude={"merge"})
-    for required in ("name", "is_public"):
-        if required in changes and changes[required] is None:
-            raise BadRequest(f"{required}: may not be null")
     await service.update_project(session, access, changes=changes, merge=body.merge)
-    return await _detail(session, access, principal)
+    return await _read_detail(session, access, principal)
 
 
-@router.patch(
-    "/{username}/{project}",
-    summary="Update some fields of a project",
-    response_model=ProjectDetailOut,
-)
-async def patch_project(
-    username: str, project: str, body: ProjectUpdate, session: SessionDep, principal: AuthDep
-) -> ProjectDetailOut:
-    return await _update(username, project, body, session, principal)
+for method, summary in (("PATCH", "Update some fields of a project"), ("PUT", "Update a project")):
+    router.add_api_route(
+        ONE, update_project, methods=[method], summary=summary, response_model=ProjectDetailOut
+    )
 
 
-@router.put("/{username}/{project}", summary="Update a project", response_model=ProjectDetailOut)
-async def put_project(
-    username: str, project: str, body: ProjectUpdate, session: SessionDep, principal: AuthDep
-) -> ProjectDetailOut:
-    return await _update(username, project, body, session, principal)
-
-
-@router.delete(
-    "/{username}/{project}",
-    summary="Delete a project, its runs (stopped first) and its code",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-)
-async def delete_project(
-    username: str, project: str, session: SessionDep, principal: AuthDep
-) -> Response:
-    access = await service.get_project(session, principal, username, project, write=True)
+@router.delete(ONE, summary="Delete a project, its runs (stopped first) and its code", **NO_CONTENT)
+async def delete_project(access: deps.ProjectWrite, session: deps.SessionDep) -> Response:
     await service.delete_project(session, access)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(
-    "/{username}/{project}/bookmark",
+    ONE + "/bookmark",
     summary="Bookmark a project",
     status_code=status.HTTP_201_CREATED,
+    dependencies=[deps.USER_ONLY],
 )
 async def bookmark_project(
-    username: str, project: str, session: SessionDep, principal: UserAuthDep
+    access: deps.ProjectRead, session: deps.SessionDep, principal: deps.AuthDep
 ) -> dict[str, str]:
-    access = await service.get_project(session, principal, username, project)
-    await service.set_bookmark(session, principal.user, "project", access.project.id, on=True)
-    return {"detail": "Bookmarked."}
+    await service.set_project_bookmark(session, principal.user, access, on=True)
+    return BOOKMARKED
 
 
 @router.delete(
-    "/{username}/{project}/unbookmark",
+    ONE + "/unbookmark",
     summary="Remove a project bookmark",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
+    dependencies=[deps.USER_ONLY],
+    **NO_CONTENT,
 )
 async def unbookmark_project(
-    username: str, project: str, session: SessionDep, principal: UserAuthDep
+    access: deps.ProjectRead, session: deps.SessionDep, principal: deps.AuthDep
 ) -> Response:
-    access = await service.get_project(session, principal, username, project)
-    await service.set_bookmark(session, principal.user, "project", access.project.id, on=False)
+    await service.set_project_bookmark(session, principal.user, access, on=False)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

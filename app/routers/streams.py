@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Literal
 
 from fastapi import APIRouter, WebSocket
@@ -16,42 +15,26 @@ from starlette.websockets import WebSocketDisconnect
 
 from app.deps import PRINCIPAL_STATE, check_run_scope, websocket_credentials
 from app.errors import PlxError
+from app.kinds import RUNS, RunKind
 from app.logic.statuses import is_done
 from app.schemas.common import RowId
-from app.services.logs import masked_lines
-from app.services.runs import get_run, log_path
+from app.services.logs import LogFollower
+from app.services.runs import get_run
 from app.services.users import authenticate
 
 router = APIRouter(tags=["logs"])
 
-KINDS = {"experiments": "experiment", "jobs": "job", "builds": "build"}
+KINDS = {k.segment: k for k in RUNS}
 POLL_SECONDS = 0.5
 MAX_LINES_PER_MESSAGE = 500
 # Close codes in the private range (4000-4999), named after the HTTP status they stand for.
 CLOSE_CODES = {401: 4401, 403: 4403, 404: 4404}
 
 
-async def _status(websocket: WebSocket, kind: str, run_id: int) -> str | None:
-    from app.services.runs import RUN_KINDS
-
+async def _status(websocket: WebSocket, kind: RunKind, run_id: int) -> str | None:
     async with websocket.app.state.sessionmaker() as session:
-        run = await session.get(RUN_KINDS[kind], run_id)
+        run = await session.get(kind.model, run_id)
         return None if run is None else run.last_status
-
-
-def _read_new(path: Path, offset: int) -> tuple[list[str], int]:
-    """Complete lines written since `offset` (a partial last line waits for its newline)."""
-    try:
-        with path.open("rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except FileNotFoundError:
-        return [], offset
-    end = data.rfind(b"\n")
-    if end < 0:
-        return [], offset
-    text = data[: end + 1].decode(errors="replace")
-    return text.splitlines(), offset + end + 1
 
 
 async def _send_lines(websocket: WebSocket, lines: list[str], status: str | None) -> None:
@@ -84,26 +67,22 @@ async def stream_logs(
             await websocket.close(code=CLOSE_CODES.get(exc.status_code, 4400), reason=exc.message)
             return
     await websocket.accept(subprotocol=subprotocol)
-    settings = websocket.app.state.settings
-    path = log_path(settings, run_kind, run_id)
-    offset, last_status = 0, None
+    follower = LogFollower(websocket.app.state.settings, run_kind.kind.value, run_id)
+    last_status = None
     # A client that goes away must end the stream: a quiet run's loop never sends, so it would
     # never notice, and each abandoned stream would poll the database for ever.
     gone = asyncio.create_task(_until_disconnect(websocket))
     try:
         while not gone.done():
             status = await _status(websocket, run_kind, run_id)
-            lines, offset = _read_new(path, offset)
-            lines = masked_lines(settings, run_kind, run_id, lines) if lines else lines
+            lines = follower.new_lines()
             changed = status != last_status
             if lines or changed:
                 await _send_lines(websocket, lines or [], status if changed else None)
                 last_status = status
             if status is None or is_done(status):
                 # The run is over (or deleted): send what is left, then end the session.
-                lines, offset = _read_new(path, offset)
-                if lines:
-                    lines = masked_lines(settings, run_kind, run_id, lines)
+                if lines := follower.new_lines():
                     await _send_lines(websocket, lines, None)
                 await websocket.close()
                 return

@@ -1,8 +1,11 @@
-"""Shared schema pieces: the base class, v0-style timestamps, names, the list envelope."""
+"""Shared schema pieces: the base class, v0-style timestamps, names, the list envelope and the
+context serialisers render rows with."""
 
 from __future__ import annotations
 
 import types
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeVar, Union, get_args, get_origin
 
@@ -17,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from app.kinds import RunKind
 from app.logic.names import validate_name, validate_project_name
 
 T = TypeVar("T")
@@ -98,6 +102,72 @@ class Page(BaseModel, Generic[T]):
     previous: str | None
     results: list[T]
 
+    @classmethod
+    def of(
+        cls, found: tuple[int, list[Any], str | None, str | None], render: Callable[[Any], T]
+    ) -> Page[T]:
+        """A page of `paginate`'s answer (count, rows, next, previous), each row rendered."""
+        count, rows, next_url, previous_url = found
+        results = [render(row) for row in rows]
+        return cls(count=count, next=next_url, previous=previous_url, results=results)
+
 
 class Detail(BaseModel):
     detail: str
+
+
+def columns(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The fields a serialiser copies from its row as they are."""
+    return {name: getattr(row, name) for name in names}
+
+
+# The columns every run (and group) row has, shown as they are.
+RUN_COLUMNS = (
+    "id",
+    "uuid",
+    "name",
+    "description",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "last_status",
+    "tags",
+)
+
+
+class RunFields(OutSchema):
+    """The fields every run's row shows: jobs, builds, tensorboards and notebooks."""
+
+    kind: ClassVar[RunKind]
+
+    id: int
+    uuid: str
+    name: str | None
+    unique_name: str
+    user: str | None
+    description: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    last_status: str | None
+    tags: list[str] | None
+    project: str
+
+    @classmethod
+    def run_fields(cls, row: Any, project: str) -> dict[str, Any]:
+        unique_name = cls.kind.unique_name(project, row.id)
+        return {**columns(row, RUN_COLUMNS), "unique_name": unique_name, "project": project}
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """What rendering rows needs besides the rows, looked up once per page by the service:
+    the project's unique name, the creators' usernames, the caller's bookmarked ids and, for
+    cloned experiments, the group of each original (part of its unique_name)."""
+
+    project: str
+    usernames: Mapping[int, str] = field(default_factory=dict)
+    bookmarked: Collection[int] = frozenset()
+    original_groups: Mapping[int, int | None] = field(default_factory=dict)

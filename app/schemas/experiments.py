@@ -1,20 +1,62 @@
-"""Bodies and responses of the experiment routes."""
+"""Bodies and responses of the experiment routes, with their serialisers."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, Self
 
 from pydantic import Field
 
+from app.kinds import BUILD, EXPERIMENT, GROUP, replica_unique_name
 from app.schemas.common import (
+    RUN_COLUMNS,
     BodyRowId,
     Description,
     OutSchema,
+    RowContext,
     RunName,
     Schema,
     Tags,
     Timestamp,
+    columns,
 )
+
+# The fields of the `?metrics=true` and `?declarations=true` list rows.
+METRIC_FIELDS = ("id", "uuid", "name", "unique_name", "last_metric", "started_at", "finished_at")
+DECLARATION_FIELDS = ("id", "uuid", "name", "unique_name", "declarations")
+
+
+EXPERIMENT_COLUMNS = (*RUN_COLUMNS, "cloning_strategy", "last_metric", "declarations")
+REPLICA_COLUMNS = (
+    *("id", "uuid", "role", "last_status", "created_at", "updated_at"),
+    *("started_at", "finished_at", "resources", "node_scheduled"),
+)
+
+
+@dataclass(frozen=True)
+class ExperimentFilters:
+    """The query parameters of an experiment list besides paging (`Depends()` reads them)."""
+
+    metrics: bool = False  # rows narrowed to their identity and last metric
+    declarations: bool = False  # rows narrowed to their identity and declarations
+    group: int | None = None
+    independent: bool = False
+
+    @property
+    def only(self) -> tuple[str, ...]:
+        return METRIC_FIELDS if self.metrics else DECLARATION_FIELDS if self.declarations else ()
+
+
+@dataclass(frozen=True)
+class ExperimentFacts:
+    """What an experiment's detail shows besides its own columns."""
+
+    bookmarked: bool
+    num_jobs: int
+    has_tensorboard: bool
+    original_group_id: int | None
+    creator: str
 
 
 def _tracking_only() -> dict[str, Any]:
@@ -78,6 +120,29 @@ class ExperimentOut(OutSchema):
     declarations: dict[str, Any] | None = None
     bookmarked: bool | None = None
 
+    @classmethod
+    def from_row(cls, row: Any, ctx: RowContext, only: Collection[str] = ()) -> Self:
+        """`only`: the fields of a narrowed row (the others are absent, not null)."""
+        values = cls.fields_of(row, ctx)
+        return cls(**({k: values[k] for k in only} if only else values))
+
+    @classmethod
+    def fields_of(cls, row: Any, ctx: RowContext) -> dict[str, Any]:
+        group, original, build = row.experiment_group_id, row.original_id, row.build_job_id
+        original_group = ctx.original_groups.get(original) if original else None
+        return {
+            **columns(row, EXPERIMENT_COLUMNS),
+            "unique_name": EXPERIMENT.unique_name(ctx.project, row.id, group),
+            "user": ctx.usernames.get(row.user_id, ""),
+            "original": (
+                EXPERIMENT.unique_name(ctx.project, original, original_group) if original else None
+            ),
+            "project": ctx.project,
+            "experiment_group": GROUP.unique_name(ctx.project, group) if group else None,
+            "build_job": BUILD.unique_name(ctx.project, build) if build else None,
+            "bookmarked": row.id in ctx.bookmarked,
+        }
+
 
 class ExperimentDetailOut(ExperimentOut):
     readme: str | None = None
@@ -90,6 +155,27 @@ class ExperimentDetailOut(ExperimentOut):
     is_managed: bool | None = None
     code_reference: int | None = None
     has_tensorboard: bool | None = None
+
+    @classmethod
+    def from_facts(cls, row: Any, project: str, facts: ExperimentFacts) -> Self:
+        ctx = RowContext(
+            project,
+            usernames={row.user_id: facts.creator},
+            bookmarked={row.id} if facts.bookmarked else (),
+            original_groups={row.original_id: facts.original_group_id} if row.original_id else {},
+        )
+        metric = row.last_metric
+        return cls(
+            **{
+                **cls.fields_of(row, ctx),
+                "last_metric": {k: round(v, 7) for k, v in metric.items()} if metric else metric,
+            },
+            **columns(row, ("readme", "config", "resources", "run_env", "data_refs", "is_managed")),
+            num_jobs=facts.num_jobs,
+            is_clone=row.original_id is not None,
+            code_reference=row.code_reference_id,
+            has_tensorboard=facts.has_tensorboard,
+        )
 
 
 class ExperimentJobOut(OutSchema):
@@ -108,9 +194,26 @@ class ExperimentJobOut(OutSchema):
     resources: dict[str, Any] | None
     node_scheduled: str | None
 
+    @classmethod
+    def from_row(cls, row: Any, experiment_unique: str) -> Self:
+        return cls(
+            **columns(row, REPLICA_COLUMNS),
+            unique_name=replica_unique_name(experiment_unique, row.id, row.role),
+            experiment=row.experiment_id,
+            **cls.detail_of(row),
+        )
+
+    @classmethod
+    def detail_of(cls, row: Any) -> dict[str, Any]:
+        return {}
+
 
 class ExperimentJobDetailOut(ExperimentJobOut):
     definition: dict[str, Any] | None = None
+
+    @classmethod
+    def detail_of(cls, row: Any) -> dict[str, Any]:
+        return {"definition": row.definition}
 
 
 class MetricOut(OutSchema):

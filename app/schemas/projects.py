@@ -1,8 +1,21 @@
+"""Bodies and responses of the project routes, with their serialisers."""
+
 from __future__ import annotations
+
+from typing import Any, Self
 
 from pydantic import BaseModel
 
-from app.schemas.common import Description, OutSchema, ProjectName, Schema, Tags, Timestamp
+from app.kinds import project_unique_name
+from app.schemas.common import (
+    Description,
+    OutSchema,
+    ProjectName,
+    Schema,
+    Tags,
+    Timestamp,
+    columns,
+)
 
 
 class ProjectCreate(Schema):
@@ -22,6 +35,18 @@ class ProjectUpdate(Schema):
     merge: bool = False  # tags are merged instead of replaced
 
 
+PROJECT_COLUMNS = (
+    "id",
+    "uuid",
+    "name",
+    "description",
+    "tags",
+    "created_at",
+    "updated_at",
+    "is_public",
+)
+
+
 class ProjectOut(OutSchema):
     id: int
     uuid: str
@@ -34,6 +59,17 @@ class ProjectOut(OutSchema):
     updated_at: Timestamp
     is_public: bool
     bookmarked: bool = False
+
+    @classmethod
+    def from_row(cls, project: Any, owner: Any, *, bookmarked: bool, **extra: Any) -> Self:
+        """`extra`: the detail's counters."""
+        return cls(
+            **columns(project, PROJECT_COLUMNS),
+            user=owner.username,
+            unique_name=project_unique_name(owner.username, project.name),
+            bookmarked=bookmarked,
+            **extra,
+        )
 
 
 class ProjectDetailOut(ProjectOut):
@@ -49,4 +85,4 @@ class ProjectDetailOut(ProjectOut):
 
 
 class BookmarkOut(BaseModel):
-    content_object: dict
+    content_object: dict[str, Any]

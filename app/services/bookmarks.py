@@ -5,7 +5,7 @@ Bookmark rows (`app/models/projects.py`) name their object by `content_type` and
 in a private project the bookmarking user can no longer see, are left out.
 
 The content objects carry the v0 *list* field set of each kind (polyaxon-v0.md 4.2) with FKs as
-strings, built here from the rows so the list works whether or not a kind's own router exists.
+strings: the serialisers the kinds' own list routes use.
 """
 
 from __future__ import annotations
@@ -17,9 +17,16 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from app import kinds
 from app.errors import BadRequest, PermissionDenied
+from app.kinds import GROUP, project_unique_name
 from app.models import Bookmark, BuildJob, Experiment, ExperimentGroup, Job, Project, User
+from app.schemas.common import RowContext
+from app.schemas.experiments import ExperimentOut
+from app.schemas.jobs import BuildOut, JobOut
+from app.schemas.projects import BookmarkOut, ProjectOut
 from app.services.listing import ListParams, paginate
+from app.services.runs import original_groups
 from app.services.users import Principal, get_user_or_404
 
 
@@ -29,127 +36,50 @@ class BookmarkKind:
     model: Any
 
 
-KINDS: dict[str, BookmarkKind] = {
-    "projects": BookmarkKind("project", Project),
-    "experiments": BookmarkKind("experiment", Experiment),
-    "groups": BookmarkKind("experiment_group", ExperimentGroup),
-    "experiment_groups": BookmarkKind("experiment_group", ExperimentGroup),
-    "jobs": BookmarkKind("job", Job),
-    "builds": BookmarkKind("build", BuildJob),
+_PROJECT = BookmarkKind("project", Project)
+_BY_SEGMENT = {
+    k.segment: BookmarkKind(k.bookmark, k.model)
+    for k in kinds.KINDS.values()
+    if k.bookmark and k.segment
 }
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _project_unique(project: Project, owner: User) -> str:
-    return f"{owner.username}.{project.name}"
-
-
-def _project(project: Project, owner: User) -> dict[str, Any]:
-    return {
-        "id": project.id,
-        "uuid": project.uuid,
-        "user": owner.username,
-        "name": project.name,
-        "unique_name": _project_unique(project, owner),
-        "description": project.description,
-        "tags": project.tags,
-        "created_at": _iso(project.created_at),
-        "updated_at": _iso(project.updated_at),
-        "is_public": project.is_public,
-        "bookmarked": True,
-    }
-
-
-def _run_common(row: Any, owner: User, project_unique: str, unique_name: str) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "uuid": row.uuid,
-        "name": row.name,
-        "unique_name": unique_name,
-        "user": owner.username,
-        "description": row.description,
-        "project": project_unique,
-        "tags": row.tags,
-        "last_status": row.last_status,
-        "created_at": _iso(row.created_at),
-        "updated_at": _iso(row.updated_at),
-        "started_at": _iso(row.started_at),
-        "finished_at": _iso(row.finished_at),
-        "bookmarked": True,
-    }
+KINDS: dict[str, BookmarkKind] = {
+    "projects": _PROJECT,
+    **_BY_SEGMENT,
+    "experiment_groups": _BY_SEGMENT[GROUP.segment or ""],
+}
+# Run list shapes, the same the kinds' own list routes answer with.
+ROW_SCHEMAS: dict[type[Any], Any] = {Experiment: ExperimentOut, Job: JobOut, BuildJob: BuildOut}
 
 
 def _group(group: ExperimentGroup, owner: User, project_unique: str) -> dict[str, Any]:
+    # The group's own list shape is schemas/groups.py's (kept here as v0 listed it).
     return {
-        **_run_common(group, owner, project_unique, f"{project_unique}.{group.id}"),
+        "id": group.id,
+        "uuid": group.uuid,
+        "name": group.name,
+        "unique_name": GROUP.unique_name(project_unique, group.id),
+        "user": owner.username,
+        "description": group.description,
+        "project": project_unique,
+        "tags": group.tags,
+        "last_status": group.last_status,
+        "created_at": group.created_at.isoformat(),
+        "updated_at": group.updated_at.isoformat(),
+        "started_at": group.started_at.isoformat() if group.started_at else None,
+        "finished_at": group.finished_at.isoformat() if group.finished_at else None,
+        "bookmarked": True,
         "group_type": group.group_type,
         "concurrency": group.concurrency,
         "search_algorithm": group.search_algorithm,
     }
 
 
-def _experiment(
-    experiment: Experiment, owner: User, project_unique: str, refs: dict[str, dict[int, str]]
-) -> dict[str, Any]:
-    group_unique = (
-        f"{project_unique}.{experiment.experiment_group_id}"
-        if experiment.experiment_group_id is not None
-        else None
-    )
-    unique_name = f"{group_unique or project_unique}.{experiment.id}"
-    return {
-        **_run_common(experiment, owner, project_unique, unique_name),
-        "experiment_group": group_unique,
-        "build_job": _build_unique(project_unique, experiment.build_job_id),
-        "original": refs["experiments"].get(experiment.original_id or 0),
-        "cloning_strategy": experiment.cloning_strategy,
-        "last_metric": experiment.last_metric,
-        "declarations": experiment.declarations,
-    }
-
-
-def _build_unique(project_unique: str, build_id: int | None) -> str | None:
-    return f"{project_unique}.builds.{build_id}" if build_id is not None else None
-
-
-def _job(job: Job, owner: User, project_unique: str) -> dict[str, Any]:
-    return {
-        **_run_common(job, owner, project_unique, f"{project_unique}.jobs.{job.id}"),
-        "build_job": _build_unique(project_unique, job.build_job_id),
-    }
-
-
-def _build(build: BuildJob, owner: User, project_unique: str) -> dict[str, Any]:
-    return _run_common(build, owner, project_unique, f"{project_unique}.builds.{build.id}")
-
-
-async def _original_names(session: AsyncSession, rows: list[Any]) -> dict[int, str]:
-    """unique_name of the originals of cloned experiments on this page."""
-    ids = {row[0].original_id for row in rows if getattr(row[0], "original_id", None)}
-    if not ids:
-        return {}
-    owner = aliased(User)
-    result = await session.execute(
-        select(Experiment.id, Experiment.experiment_group_id, Project.name, owner.username)
-        .join(Project, Project.id == Experiment.project_id)
-        .join(owner, owner.id == Project.user_id)
-        .where(Experiment.id.in_(ids))
-    )
-    names: dict[int, str] = {}
-    for exp_id, group_id, project_name, username in result.all():
-        prefix = f"{username}.{project_name}"
-        names[exp_id] = f"{prefix}.{group_id}.{exp_id}" if group_id else f"{prefix}.{exp_id}"
-    return names
-
-
-def _statement(kind: BookmarkKind, user: User) -> Select[Any]:
+def _statement(kind: BookmarkKind, user: User) -> Any:
     """(object, project owner, project, creator) per visible bookmarked object, newest first."""
     model = kind.model
     project_owner = aliased(User)
     creator = aliased(User)
+    stmt: Select[Any, User, Project, User]
     if model is Project:
         stmt = select(model, project_owner, Project, project_owner).join(
             project_owner, project_owner.id == Project.user_id
@@ -174,7 +104,7 @@ def _statement(kind: BookmarkKind, user: User) -> Select[Any]:
 
 async def list_bookmarks(
     session: AsyncSession, principal: Principal, username: str, kind_name: str, params: ListParams
-) -> tuple[int, list[dict[str, Any]], str | None, str | None]:
+) -> tuple[int, list[BookmarkOut], str | None, str | None]:
     """One page of `username`'s bookmarks of one kind; only they (or a superuser) may see it."""
     kind = KINDS.get(kind_name)
     if kind is None:
@@ -188,24 +118,22 @@ async def list_bookmarks(
     count, rows, next_url, prev_url = await paginate(
         session, _statement(kind, user), params, scalars=False
     )
-    refs = {"experiments": await _original_names(session, rows)}
-    items = []
-    for obj, owner, project, creator in rows:
-        if kind.model is Project:
-            content = _project(obj, owner)
-        else:
-            content = _render(obj, creator, _project_unique(project, owner), refs)
-        items.append({"content_object": content})
+    originals = await original_groups(session, [row[0] for row in rows])
+    items = [
+        BookmarkOut(content_object=_render(obj, owner, project, creator, originals))
+        for obj, owner, project, creator in rows
+    ]
     return count, items, next_url, prev_url
 
 
 def _render(
-    obj: Any, owner: User, project_unique: str, refs: dict[str, dict[int, str]]
+    obj: Any, owner: User, project: Project, creator: User, originals: dict[int, int | None]
 ) -> dict[str, Any]:
-    if isinstance(obj, Experiment):
-        return _experiment(obj, owner, project_unique, refs)
+    """v0's list shape of a bookmarked object, JSON-ready (the list holds several shapes)."""
+    if isinstance(obj, Project):
+        return ProjectOut.from_row(obj, owner, bookmarked=True).model_dump(mode="json")
+    project_unique = project_unique_name(owner.username, project.name)
     if isinstance(obj, ExperimentGroup):
-        return _group(obj, owner, project_unique)
-    if isinstance(obj, Job):
-        return _job(obj, owner, project_unique)
-    return _build(obj, owner, project_unique)
+        return _group(obj, creator, project_unique)
+    ctx = RowContext(project_unique, {creator.id: creator.username}, {obj.id}, originals)
+    return ROW_SCHEMAS[type(obj)].from_row(obj, ctx).model_dump(mode="json")

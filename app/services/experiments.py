@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.dialects import dialect_name
 from app.errors import BadRequest, NotFound
-from app.logic.polyaxonfile import experiment_spec_for
+from app.logic.polyaxonfile import ExperimentSpec, experiment_spec_for
 from app.logic.query import Condition, FieldKind
+from app.logic.statuses import Status
 from app.models import Experiment, ExperimentGroup, ExperimentJob, User
+from app.schemas.common import Page
+from app.schemas.experiments import CloneBody, ExperimentFilters, ExperimentOut
 from app.services.groups import starts_experiments
 from app.services.jobs import ensure_build, parse_config
 from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, paginate
 from app.services.projects import ProjectAccess
-from app.services.runs import insert_run
+from app.services.runs import heartbeat, insert_run, list_statuses, row_context
 from app.services.statuses import add_first_status
 
 
@@ -33,10 +37,12 @@ async def create_experiment(
     group_id: int | None = None,
     original: Experiment | None = None,
     cloning_strategy: str | None = None,
+    run_env: dict[str, Any] | None = None,
 ) -> Experiment:
+    """A new experiment; `run_env` as the tracking client's `create()` sends it."""
     parsed = parse_config(config, "experiment")
     rendered, merged = experiment_spec_for(parsed, declarations or {})
-    spec = rendered.spec
+    spec = cast(ExperimentSpec, rendered.spec)  # experiment_spec_for renders an experiment
     group = None
     if group_id is not None:
         group = await session.scalar(
@@ -75,7 +81,9 @@ async def create_experiment(
     )
     if cloning_strategy == "resume" and original is not None:
         exp.run_env = {"outputs_from": (original.run_env or {}).get("outputs_from", original.id)}
-    exp.last_status = "created"  # goes in with the INSERT, its history row beside it
+    if run_env is not None:
+        exp.run_env = run_env
+    exp.last_status = Status.CREATED  # goes in with the INSERT, its history row beside it
     exp = await insert_run(session, "experiment", exp, name)
     jobs = []
     if managed:
@@ -87,7 +95,7 @@ async def create_experiment(
                     role=replica.role,
                     replica_index=replica.index,
                     resources=env.resources.flat() if env.resources else None,
-                    last_status="created",
+                    last_status=Status.CREATED,
                 )
             )
         session.add_all(jobs)
@@ -134,13 +142,9 @@ EXPERIMENT_FIELDS = FieldMap(
 
 
 async def list_experiments(
-    session: AsyncSession,
-    access: ProjectAccess,
-    params: ListParams,
-    *,
-    group: int | None = None,
-    independent: bool = False,
+    session: AsyncSession, access: ProjectAccess, params: ListParams, filters: ExperimentFilters
 ) -> tuple[int, list[Experiment], str | None, str | None]:
+    group, independent = filters.group, filters.independent
     if group is not None and independent:
         raise BadRequest("group and independent cannot be used together.")
     stmt = select(Experiment).where(Experiment.project_id == access.project.id)
@@ -148,8 +152,23 @@ async def list_experiments(
         stmt = stmt.where(Experiment.experiment_group_id == group)
     if independent:
         stmt = stmt.where(Experiment.experiment_group_id.is_(None))
-    stmt = apply_query(stmt, params.query, EXPERIMENT_FIELDS, session.bind.dialect.name)
+    stmt = apply_query(stmt, params.query, EXPERIMENT_FIELDS, dialect_name(session))
     return await paginate(session, apply_sort(stmt, params.sort, EXPERIMENT_FIELDS), params)
+
+
+async def experiment_page(
+    session: AsyncSession,
+    access: ProjectAccess,
+    viewer: User,
+    params: ListParams,
+    filters: ExperimentFilters,
+) -> Page[ExperimentOut]:
+    """A page of the project's experiments as the viewer sees them (`filters.only` narrows the
+    rows)."""
+    found = await list_experiments(session, access, params, filters)
+    ctx = await row_context(session, access.unique_name, found[1], viewer)
+    only = filters.only
+    return Page[ExperimentOut].of(found, lambda row: ExperimentOut.from_row(row, ctx, only))
 
 
 async def clone_experiment(
@@ -159,10 +178,12 @@ async def clone_experiment(
     original: Experiment,
     *,
     strategy: str,
-    config: dict[str, Any] | None,
-    description: str | None,
+    body: CloneBody | None,
 ) -> Experiment:
-    """restart / resume / copy: a new experiment from the original's file patched by `config`."""
+    """restart / resume / copy: a new experiment from the original's file patched by the body's
+    `config`."""
+    config = body.config if body else None
+    description = body.description if body else None
     base = dict(original.config or {})
     if config:
         base = _deep_merge(base, config)
@@ -201,6 +222,11 @@ async def list_replicas(
     return await paginate(session, stmt, params)
 
 
+def owes_reconcile(exp: Experiment) -> bool:
+    """A tracking-only experiment (no `run`) never starts: no reconcile pass is owed for it."""
+    return exp.is_managed or exp.experiment_group_id is not None
+
+
 async def get_replica(session: AsyncSession, exp: Experiment, job_id: int) -> ExperimentJob:
     job = await session.scalar(
         select(ExperimentJob).where(
@@ -210,3 +236,15 @@ async def get_replica(session: AsyncSession, exp: Experiment, job_id: int) -> Ex
     if job is None:
         raise NotFound()
     return job
+
+
+async def list_replica_statuses(
+    session: AsyncSession, exp: Experiment, job_id: int, params: ListParams
+) -> tuple[int, list[Any], str | None, str | None]:
+    return await list_statuses(session, await get_replica(session, exp, job_id), params)
+
+
+async def replica_heartbeat(session: AsyncSession, exp: Experiment, job_id: int) -> None:
+    """A replica's heartbeat counts for its experiment."""
+    await get_replica(session, exp, job_id)
+    await heartbeat(session, exp)

@@ -1,4 +1,4 @@
-"""Jobs and builds: create (with build de-duplication), list, update, stop, clone."""
+"""Jobs and builds: create (with build de-duplication), list, restart, counters."""
 
 from __future__ import annotations
 
@@ -9,18 +9,18 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.dialects import dialect_name
 from app.errors import BadRequest
+from app.kinds import BUILD, JOB, KINDS, Kind
 from app.logic.errors import SpecError
 from app.logic.polyaxonfile import parse_polyaxonfile
 from app.logic.query import FieldKind
-from app.logic.statuses import is_done
+from app.logic.statuses import Status
 from app.models import BuildJob, CodeReference, Experiment, Job, User
 from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, paginate
 from app.services.projects import ProjectAccess
 from app.services.runs import flush_unique_name
 from app.services.statuses import set_status
-
-STARTED = frozenset({"building", "running", "warning", "unknown", "unschedulable"})
 
 
 def parse_config(config: str | dict[str, Any], kind: str) -> Any:
@@ -47,7 +47,7 @@ async def ensure_build(
     stmt = select(BuildJob).where(
         BuildJob.project_id == project.id,
         BuildJob.config_hash == config_hash,
-        BuildJob.last_status.not_in(["failed", "stopped"]),
+        BuildJob.last_status.not_in([Status.FAILED, Status.STOPPED]),
     )
     stmt = stmt.where(
         BuildJob.code_reference_id.is_(None)
@@ -74,7 +74,7 @@ async def ensure_build(
     )
     session.add(row)
     await session.flush()
-    await set_status(session, row, "created")
+    await set_status(session, row, Status.CREATED)
     return row
 
 
@@ -121,8 +121,11 @@ async def create_job(
         )
     session.add(row)
     await flush_unique_name(session, kind, name)
-    await set_status(session, row, "created")
+    await set_status(session, row, Status.CREATED)
     return row
+
+
+TIMESTAMPS = ("created_at", "updated_at", "started_at", "finished_at")
 
 
 def _fields(model: Any) -> FieldMap:
@@ -140,56 +143,45 @@ def _fields(model: Any) -> FieldMap:
         fields["build"] = (FieldKind.VALUE, Job.build_job_id)
     return FieldMap(
         fields=fields,
-        sortable={
-            "created_at": model.created_at,
-            "updated_at": model.updated_at,
-            "started_at": model.started_at,
-            "finished_at": model.finished_at,
-        },
+        sortable={name: getattr(model, name) for name in TIMESTAMPS},
         default_sort=(model.updated_at.desc(), model.id.desc()),
     )
 
 
-FIELD_MAPS = {"job": _fields(Job), "build": _fields(BuildJob)}
+FIELD_MAPS = {k.kind.value: _fields(k.model) for k in (JOB, BUILD)}
 
 
 async def list_jobs(
     session: AsyncSession, access: ProjectAccess, kind: str, params: ListParams
 ) -> tuple[int, list[Any], str | None, str | None]:
-    model = Job if kind == "job" else BuildJob
+    model = KINDS[Kind(kind)].model
     fmap = FIELD_MAPS[kind]
     stmt = select(model).where(model.project_id == access.project.id)
-    stmt = apply_query(stmt, params.query, fmap, session.bind.dialect.name)
+    stmt = apply_query(stmt, params.query, fmap, dialect_name(session))
     return await paginate(session, apply_sort(stmt, params.sort, fmap), params)
 
 
-async def update_run(
-    session: AsyncSession, run: Any, kind: str, *, changes: dict[str, Any], merge: bool
-) -> Any:
-    if merge and changes.get("tags") is not None:
-        changes["tags"] = list(dict.fromkeys([*(run.tags or []), *changes["tags"]]))
-    for key in ("declarations", "data_refs"):
-        if merge and changes.get(key) is not None and hasattr(run, key):
-            changes[key] = {**(getattr(run, key) or {}), **changes[key]}
-    for key in ("run_env", "data_refs"):
-        if not hasattr(run, key):
-            changes.pop(key, None)
-    for key, value in changes.items():
-        setattr(run, key, value)
-    await flush_unique_name(session, kind, changes.get("name"))
-    return run
+async def clone_job(
+    session: AsyncSession, access: ProjectAccess, user: User, original: Job, strategy: str
+) -> Job:
+    """A new job from the original's file (its restart)."""
+    row: Job = await create_job(
+        session,
+        access,
+        user,
+        kind=JOB.kind,
+        config=original.config or {},
+        description=original.description,
+        tags=original.tags,
+        original=original,
+        cloning_strategy=strategy,
+    )
+    return row
 
 
-async def stop_run(session: AsyncSession, run: Any, *, message: str) -> None:
-    """Not started yet (or tracking-only): stopped at once. Started: the reconciler stops the
-    workload and writes the status it observes."""
-    if is_done(run.last_status):
-        return
-    managed = getattr(run, "is_managed", True)
-    if not managed or run.last_status not in STARTED | {"starting"}:
-        await set_status(session, run, "stopped", message=message)
-    run.stop_requested = True
-    await session.flush()
+async def detail_counts(session: AsyncSession, row: Any) -> dict[str, int]:
+    """What a run's detail counts besides its own columns: a build's jobs and experiments."""
+    return await build_counts(session, row) if isinstance(row, BuildJob) else {}
 
 
 async def build_counts(session: AsyncSession, build: BuildJob) -> dict[str, int]:

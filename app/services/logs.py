@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import BadRequest, NotFound, PayloadTooLarge
+from app.kinds import EXPERIMENT
 from app.logic.masking import Masker, safe_cut, secret_prefix
-from app.models import Project
-from app.services.runs import RUN_KINDS, log_path, run_dir
+from app.models import ExperimentJob, Project
+from app.services.runs import RUN_KINDS, RunAccess, log_path, run_dir
 
 READ_CHUNK = 64 * 1024
 MAX_LINE = 1024 * 1024  # a longer line is cut (where no token is split) before masking
@@ -228,3 +229,51 @@ def _append(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("ab") as f:
         f.write(data)
+
+
+def read_run_log(settings: Settings, ra: RunAccess, *, tail: int | None) -> Iterator[bytes]:
+    return open_log(settings, ra.kind, ra.run.id, tail=tail)
+
+
+async def append_run_log(
+    session: AsyncSession, settings: Settings, usage: LogUsage, ra: RunAccess, body: object
+) -> None:
+    """Append to a run's log, counted against its project owner's log quota."""
+    owner_id = ra.access.project.user_id
+    await append_log(
+        session, settings, usage, kind=ra.kind, run_id=ra.run.id, owner_id=owner_id, body=body
+    )
+
+
+def read_replica_log(
+    settings: Settings, job: ExperimentJob, *, tail: int | None
+) -> Iterator[bytes]:
+    """The log of one replica of an experiment (the master's is the experiment's)."""
+    replica = f"{job.role}-{job.replica_index}"
+    return open_log(settings, EXPERIMENT.kind, job.experiment_id, replica, tail=tail)
+
+
+@dataclass
+class LogFollower:
+    """A run's log as it grows (a live stream): the complete lines written since the last read,
+    masked; a partial last line waits for its newline."""
+
+    settings: Settings
+    kind: str
+    run_id: int
+    offset: int = 0
+
+    def new_lines(self) -> list[str]:
+        path = log_path(self.settings, self.kind, self.run_id)
+        try:
+            with path.open("rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        lines = data[: end + 1].decode(errors="replace").splitlines()
+        return masked_lines(self.settings, self.kind, self.run_id, lines) if lines else lines

@@ -21,16 +21,16 @@ import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
-from sqlalchemy import Select, select, update
+from sqlalchemy import CursorResult, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import NotFound, PermissionDenied, PlxError
 from app.logic.refs import check_config
-from app.logic.statuses import DONE
+from app.logic.statuses import DONE, Status
 from app.logic.tarballs import EmptyTarball, remove_tree
 from app.models import (
     CodeReference,
@@ -48,7 +48,7 @@ from app.services.runs import run_dir
 from app.services.statuses import MESSAGE_MAX, set_status
 from app.services.users import Principal
 
-PLUGIN_RUNNING = ("building", "scheduled", "running")
+PLUGIN_RUNNING = (Status.BUILDING, Status.SCHEDULED, Status.RUNNING)
 STOPPED = "Stopped on request."
 NOTHING_SAVED = "Its workspace is empty: nothing to save."
 UNCHANGED = "Its work has no changes since the project's current version: nothing to save."
@@ -132,7 +132,7 @@ async def start_tensorboard(
     )
     session.add(row)
     await session.flush()
-    await set_status(session, row, "created")
+    await set_status(session, row, Status.CREATED)
     return row, True
 
 
@@ -144,7 +144,7 @@ async def stop_tensorboard(
     for row in rows:
         if is_live(row):
             row.stop_requested = True
-            await set_status(session, row, "stopped", message="Stopped on request.")
+            await set_status(session, row, Status.STOPPED, message="Stopped on request.")
             last = row
     return last
 
@@ -177,7 +177,7 @@ async def start_notebook(
     )
     session.add(row)
     await session.flush()
-    await set_status(session, row, "created")
+    await set_status(session, row, Status.CREATED)
     return row, True
 
 
@@ -208,7 +208,7 @@ async def stop_notebook(
         if is_live(row):
             row.stop_requested = True
             row.commit_on_stop = commit
-            await set_status(session, row, "stopped", message=STOPPED)
+            await set_status(session, row, Status.STOPPED, message=STOPPED)
             stopped = row
     if stopped is None or not commit or settings.runtime == "kubernetes":
         return NotebookStopped(stopped, message=STOPPED if stopped else None)
@@ -270,7 +270,7 @@ async def note_stop_outcome(session: AsyncSession, row_id: int, message: str) ->
     possibly in an earlier request: the upload of its pod comes after it on Kubernetes)."""
     latest = (
         select(NotebookJobStatus.id)
-        .where(NotebookJobStatus.job_id == row_id, NotebookJobStatus.status == "stopped")
+        .where(NotebookJobStatus.job_id == row_id, NotebookJobStatus.status == Status.STOPPED)
         .order_by(NotebookJobStatus.created_at.desc(), NotebookJobStatus.id.desc())
         .limit(1)
         .scalar_subquery()
@@ -310,7 +310,7 @@ def check_snapshot_caller(principal: Principal, access: ProjectAccess, row: Note
 
 def snapshot_wanted(row: NotebookJob) -> bool:
     """Stopped on request with `commit`, and no snapshot stored for it yet."""
-    return bool(row.stop_requested and row.last_status == "stopped" and row.commit_on_stop)
+    return bool(row.stop_requested and row.last_status == Status.STOPPED and row.commit_on_stop)
 
 
 async def _claim_snapshot(session: AsyncSession, row_id: int) -> bool:
@@ -322,12 +322,12 @@ async def _claim_snapshot(session: AsyncSession, row_id: int) -> bool:
             NotebookJob.id == row_id,
             NotebookJob.commit_on_stop.is_(True),
             NotebookJob.stop_requested.is_(True),
-            NotebookJob.last_status == "stopped",
+            NotebookJob.last_status == Status.STOPPED,
         )
         .values(commit_on_stop=False)
         .execution_options(synchronize_session=False)
     )
-    return claimed.rowcount == 1
+    return cast(CursorResult[Any], claimed).rowcount == 1
 
 
 async def receive_snapshot(

@@ -10,8 +10,11 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.errors import NotFound, PermissionDenied
+from app.dialects import dialect_name
+from app.errors import BadRequest, NotFound, PermissionDenied
+from app.kinds import TOKEN_KINDS, project_unique_name
 from app.logic.query import FieldKind
+from app.logic.statuses import Status
 from app.models import (
     Bookmark,
     BuildJob,
@@ -27,7 +30,8 @@ from app.services.listing import FieldMap, ListParams, apply_query, apply_sort, 
 from app.services.unique_names import unique_name
 from app.services.users import Principal, delete_run_tokens
 
-PLUGIN_RUNNING = ("building", "scheduled", "running")
+PROJECT_KIND = "project"  # Bookmark.content_type and unique-name scope of projects
+PLUGIN_RUNNING = (Status.BUILDING, Status.SCHEDULED, Status.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class ProjectAccess:
 
     @property
     def unique_name(self) -> str:
-        return f"{self.owner.username}.{self.project.name}"
+        return project_unique_name(self.owner.username, self.project.name)
 
 
 def _can_write(principal: Principal, owner_id: int) -> bool:
@@ -112,39 +116,37 @@ async def create_project(
     *,
     data: dict[str, Any],
     default_public: bool = True,
-) -> Project:
+) -> ProjectAccess:
+    """A new project of the caller's, with the caller's (owner's) access to it."""
     if principal.is_run_scoped:
         raise PermissionDenied("A run token may only act on its own run.")
     if data.get("is_public") is None:  # the body did not say: the operator's default
         data = {**data, "is_public": default_public}
     project = Project(user_id=principal.user.id, **data)
     session.add(project)
-    async with unique_name(session, "project", data["name"]):
+    async with unique_name(session, PROJECT_KIND, data["name"]):
         await session.flush()
-    return project
+    return ProjectAccess(project=project, owner=principal.user, can_write=True)
 
 
 async def update_project(
     session: AsyncSession, access: ProjectAccess, *, changes: dict[str, Any], merge: bool
 ) -> Project:
+    for required in ("name", "is_public"):
+        if required in changes and changes[required] is None:
+            raise BadRequest(f"{required}: may not be null")
     project = access.project
     if merge and changes.get("tags") is not None:
         changes["tags"] = list(dict.fromkeys([*(project.tags or []), *changes["tags"]]))
     for key, value in changes.items():
         setattr(project, key, value)
-    async with unique_name(session, "project", changes.get("name")):
+    async with unique_name(session, PROJECT_KIND, changes.get("name")):
         await session.flush()
     return project
 
 
 # The run kinds whose rows carry run-scoped tokens (Token.run_kind), by model.
-RUN_MODELS: dict[str, Any] = {
-    "experiment": Experiment,
-    "job": Job,
-    "build": BuildJob,
-    "notebook": NotebookJob,
-    "tensorboard": TensorboardJob,
-}
+RUN_MODELS: dict[str, Any] = {k.kind.value: k.model for k in TOKEN_KINDS}
 
 
 async def delete_project(session: AsyncSession, access: ProjectAccess) -> None:
@@ -156,7 +158,7 @@ async def delete_project(session: AsyncSession, access: ProjectAccess) -> None:
         )
     await session.execute(
         delete(Bookmark).where(
-            Bookmark.content_type == "project", Bookmark.object_id == access.project.id
+            Bookmark.content_type == PROJECT_KIND, Bookmark.object_id == access.project.id
         )
     )
     await session.delete(access.project)
@@ -183,15 +185,19 @@ PROJECT_FIELDS = FieldMap(
 
 async def list_projects(
     session: AsyncSession, principal: Principal, owner: User, params: ListParams
-) -> tuple[int, list[Project], str | None, str | None]:
+) -> tuple[tuple[int, list[Project], str | None, str | None], set[int]]:
+    """A page of the owner's projects the caller may see, and which of them they bookmarked."""
     stmt = select(Project).where(Project.user_id == owner.id)
     if not _can_write(principal, owner.id):
         stmt = stmt.where(Project.is_public.is_(True))
-    dialect = session.bind.dialect.name
     stmt = apply_sort(
-        apply_query(stmt, params.query, PROJECT_FIELDS, dialect), params.sort, PROJECT_FIELDS
+        apply_query(stmt, params.query, PROJECT_FIELDS, dialect_name(session)),
+        params.sort,
+        PROJECT_FIELDS,
     )
-    return await paginate(session, stmt, params)
+    found = await paginate(session, stmt, params)
+    marked = await bookmarked_ids(session, principal.user, PROJECT_KIND, [p.id for p in found[1]])
+    return found, marked
 
 
 async def bookmarked_ids(
@@ -238,6 +244,12 @@ async def set_bookmark(
             pass
 
 
+async def set_project_bookmark(
+    session: AsyncSession, user: User, access: ProjectAccess, *, on: bool
+) -> None:
+    await set_bookmark(session, user, PROJECT_KIND, access.project.id, on=on)
+
+
 def _last_plugin_status(model: Any, project_id: int) -> Any:
     stmt = select(model.last_status).where(model.project_id == project_id)
     if model is TensorboardJob:
@@ -265,7 +277,7 @@ async def project_counters(
         select(Bookmark.id)
         .where(
             Bookmark.user_id == viewer_id,
-            Bookmark.content_type == "project",
+            Bookmark.content_type == PROJECT_KIND,
             Bookmark.object_id == pid,
         )
         .exists()

@@ -1,5 +1,5 @@
-"""Shared helpers of runs (experiments, jobs, builds): lookup with run-token rules, paths under
-PLX_DATA_DIR, workload keys, logs, statuses."""
+"""Shared helpers of runs (experiments, jobs, builds): lookup with run-token rules, what a page of
+rows is rendered with, update, stop, paths under PLX_DATA_DIR, workload keys, logs, statuses."""
 
 from __future__ import annotations
 
@@ -15,29 +15,37 @@ from sqlalchemy.orm import aliased
 
 from app.config import Settings
 from app.errors import BadRequest, PermissionDenied
-from app.models import (
-    Bookmark,
-    BuildJob,
-    Experiment,
-    ExperimentJob,
-    Job,
-    TensorboardJob,
-    User,
+from app.kinds import (
+    EXPERIMENT,
+    KINDS,
+    RUNS,
+    Kind,
+    RunKind,
+    kind_of,
 )
+from app.logic.statuses import Status, is_done
+from app.models import Bookmark, Experiment, ExperimentJob, TensorboardJob, User
 from app.models.base import utcnow
+from app.schemas.common import RowContext
+from app.schemas.experiments import ExperimentFacts
 from app.services.listing import ListParams, paginate
 from app.services.projects import (
     PLUGIN_RUNNING,
     ProjectAccess,
+    bookmarked_ids,
     check_project_access,
     find_project_with,
+    set_bookmark,
 )
-from app.services.statuses import insert_with_first_status, kind_of, set_status, status_values
+from app.services.statuses import insert_with_first_status, set_status, status_values
 from app.services.unique_names import unique_name
 from app.services.users import Principal, delete_run_tokens
 
-RUN_KINDS: dict[str, type] = {"experiment": Experiment, "job": Job, "build": BuildJob}
-LABELS = {"experiment": "experiment", "job": "job", "build": "build"}
+RUN_KINDS: dict[str, type[Any]] = {k.kind.value: k.model for k in RUNS}
+# A run that may have a workload: its stop goes through the reconciler.
+STARTED = frozenset(
+    {Status.BUILDING, Status.RUNNING, Status.WARNING, Status.UNKNOWN, Status.UNSCHEDULABLE}
+)
 _KEY_RE = re.compile(r"^(experiment|job|build)-(\d+)-([0-9a-f]{8})(?:-([a-z]+)-(\d+))?$")
 
 
@@ -58,7 +66,7 @@ async def get_run(
     principal: Principal,
     username: str,
     project: str,
-    kind: str,
+    kind: str | RunKind,
     run_id: int,
     *,
     write: bool = False,
@@ -68,13 +76,15 @@ async def get_run(
     """Resolve a run of a project. `write`: owner-level action (a run token is refused);
     `run_write`: a write the run itself may do with its own token (metrics, statuses, logs);
     `facts_for`: an experiment's detail facts as this user sees them, in the same query."""
+    run_kind = kind if isinstance(kind, RunKind) else KINDS[Kind(kind)]
+    kind = run_kind.kind.value
     # Project, owner and run in one round trip; a missing run is the same 404 as a hidden project.
-    with_facts = facts_for is not None and kind == "experiment"
+    with_facts = facts_for is not None and run_kind is EXPERIMENT
     row = await find_project_with(
         session,
         username,
         project,
-        RUN_KINDS[kind],
+        run_kind.model,
         run_id,
         extra=_facts_columns() if with_facts else (),
         params={"viewer_id": facts_for} if with_facts else None,
@@ -91,6 +101,33 @@ async def get_run(
     return RunAccess(access=access, run=run, kind=kind, facts=facts)
 
 
+async def row_context(
+    session: AsyncSession, project_unique: str, rows: list[Any], viewer: User
+) -> RowContext:
+    """What a page of runs of one kind is rendered with: their creators' usernames, the viewer's
+    bookmarks among them and, for experiments, their originals' groups (a query each)."""
+    if not rows:
+        return RowContext(project_unique)
+    kind = kind_of(rows[0])
+    ids = [r.id for r in rows]
+    marked = await bookmarked_ids(session, viewer, kind.bookmark, ids) if kind.bookmark else set()
+    originals = await original_groups(session, rows)
+    names = await usernames(session, (r.user_id for r in rows))
+    return RowContext(project_unique, names, marked, originals)
+
+
+async def original_groups(session: AsyncSession, rows: list[Any]) -> dict[int, int | None]:
+    """The group of each cloned experiment's original among `rows` (part of its unique_name),
+    in one query."""
+    ids = {r.original_id for r in rows if isinstance(r, Experiment) and r.original_id}
+    if not ids:
+        return {}
+    found = await session.execute(
+        select(Experiment.id, Experiment.experiment_group_id).where(Experiment.id.in_(ids))
+    )
+    return {row.id: row.experiment_group_id for row in found}
+
+
 async def usernames(session: AsyncSession, user_ids: Any) -> dict[int, str]:
     """Usernames of a page of rows in one query (a list must not look users up row by row)."""
     ids = set(user_ids)
@@ -98,13 +135,6 @@ async def usernames(session: AsyncSession, user_ids: Any) -> dict[int, str]:
         return {}
     rows = await session.execute(select(User.id, User.username).where(User.id.in_(ids)))
     return dict(rows.all())
-
-
-def check_project_write(principal: Principal, access: ProjectAccess) -> None:
-    if not access.can_write:
-        raise PermissionDenied()
-    if principal.is_run_scoped:
-        raise PermissionDenied("A run token may only act on its own run.")
 
 
 async def flush_unique_name(session: AsyncSession, kind: str, name: str | None) -> None:
@@ -177,8 +207,9 @@ async def post_status(
     traceback: str | None,
 ) -> Any:
     """A client-reported status (v0 skipped the transition check); a done run stays done."""
-    check_status_value(type(run), status)
-    if not await set_status(session, run, status, message=message, traceback=traceback, force=True):
+    check_status_value(type(run), status)  # so it is one of Status's values
+    new = Status(status)
+    if not await set_status(session, run, new, message=message, traceback=traceback, force=True):
         raise BadRequest(f"status: the run is already `{run.last_status}` and cannot change.")
     kind = kind_of(run)
     return await session.scalar(
@@ -200,20 +231,57 @@ async def list_statuses(session: AsyncSession, run: Any, params: ListParams) -> 
     return await paginate(session, stmt, params)
 
 
-def status_out(row: Any, fk_name: str) -> dict[str, Any]:
-    kind_fk = "experiment_id" if hasattr(row, "experiment_id") else "job_id"
-    out = {
-        "id": row.id,
-        "uuid": row.uuid,
-        fk_name: getattr(row, kind_fk),
-        "created_at": row.created_at,
-        "message": row.message,
-        "traceback": row.traceback,
-        "status": row.status,
-    }
-    if hasattr(row, "details"):
-        out["details"] = row.details
-    return out
+async def update_run(
+    session: AsyncSession, run: Any, kind: str, *, changes: dict[str, Any], merge: bool
+) -> Any:
+    if merge and changes.get("tags") is not None:
+        changes["tags"] = list(dict.fromkeys([*(run.tags or []), *changes["tags"]]))
+    for key in ("declarations", "data_refs"):
+        if merge and changes.get(key) is not None and hasattr(run, key):
+            changes[key] = {**(getattr(run, key) or {}), **changes[key]}
+    for key in ("run_env", "data_refs"):
+        if not hasattr(run, key):
+            changes.pop(key, None)
+    for key, value in changes.items():
+        setattr(run, key, value)
+    await flush_unique_name(session, kind, changes.get("name"))
+    return run
+
+
+async def stop_run(session: AsyncSession, run: Any, *, message: str | None = None) -> None:
+    """Not started yet (or tracking-only): stopped at once. Started: the reconciler stops the
+    workload and writes the status it observes. `message`: the kind's own by default."""
+    if is_done(run.last_status):
+        return
+    managed = getattr(run, "is_managed", True)
+    if not managed or run.last_status not in STARTED | {Status.STARTING}:
+        message = message if message is not None else kind_of(run).stop_message
+        await set_status(session, run, Status.STOPPED, message=message)
+    run.stop_requested = True
+    await session.flush()
+
+
+async def stop_runs(
+    session: AsyncSession, access: ProjectAccess, kind: RunKind, ids: list[int]
+) -> None:
+    """Stop the project's runs of these ids (others are ignored)."""
+    for run_id in sorted(set(ids)):  # rows locked by ascending id, as every writer does
+        run = await session.get(kind.model, run_id)
+        if run is not None and run.project_id == access.project.id:
+            await stop_run(session, run)
+
+
+async def delete_project_runs(
+    session: AsyncSession, access: ProjectAccess, kind: RunKind, ids: list[int]
+) -> None:
+    """Delete the project's runs of these ids (others are ignored)."""
+    found = [await session.get(kind.model, i) for i in ids]
+    victims = [r for r in found if r is not None and r.project_id == access.project.id]
+    await delete_runs(session, kind.kind.value, victims)
+
+
+async def set_run_bookmark(session: AsyncSession, user: User, ra: RunAccess, *, on: bool) -> None:
+    await set_bookmark(session, user, kind_of(ra.run).bookmark or ra.kind, ra.run.id, on=on)
 
 
 async def heartbeat(session: AsyncSession, run: Any) -> None:
@@ -236,17 +304,6 @@ async def delete_runs(session: AsyncSession, kind: str, runs: list[Any]) -> None
     await session.flush()
 
 
-@dataclass(frozen=True)
-class ExperimentFacts:
-    """What an experiment's detail shows besides its own columns."""
-
-    bookmarked: bool
-    num_jobs: int
-    has_tensorboard: bool
-    original_group_id: int | None
-    creator: str
-
-
 @cache
 def _facts_columns() -> tuple[Any, ...]:
     """An experiment's detail facts as scalar subqueries correlated with `experiments` (bound:
@@ -257,7 +314,7 @@ def _facts_columns() -> tuple[Any, ...]:
         select(Bookmark.id)
         .where(
             Bookmark.user_id == bindparam("viewer_id"),
-            Bookmark.content_type == "experiment",
+            Bookmark.content_type == EXPERIMENT.bookmark,
             Bookmark.object_id == exp.id,
         )
         .correlate(exp)
