@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import uuid as uuid_lib
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, MetaData, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -87,6 +97,19 @@ class RunMixin:
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class ProjectRunMixin:
+    """The owner, the project and the words of every run kind and group (v0's common columns)."""
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    )
+    name: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    readme: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tags: Mapped[list[str] | None] = mapped_column(QueryJSONType, nullable=True)
+
+
 class StatusRowMixin:
     """Append-only status history rows (polyaxon-v0.md 3): one table per entity kind."""
 
@@ -96,6 +119,25 @@ class StatusRowMixin:
     status: Mapped[str] = mapped_column(String(32), nullable=False)
     message: Mapped[str | None] = mapped_column(String(256), nullable=True)
     traceback: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class JobStatusRowMixin(StatusRowMixin):
+    """The status history of a pod-level run (`job_id` into `__runs_table__`), with the pod's
+    details; indexed by run and time as every history is read."""
+
+    __tablename__: str
+    __runs_table__: ClassVar[str]
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (Index(f"ix_{cls.__tablename__}_job_created", "job_id", "created_at"),)
+
+    @declared_attr
+    def job_id(cls) -> Mapped[int]:
+        return mapped_column(
+            ForeignKey(f"{cls.__runs_table__}.id", ondelete="CASCADE"), nullable=False
+        )
 
 
 def owner_fk(table: str, *, nullable: bool = False, index: bool = True) -> Any:
@@ -108,6 +150,8 @@ __all__ = [
     "Base",
     "IdMixin",
     "JSONType",
+    "JobStatusRowMixin",
+    "ProjectRunMixin",
     "QueryJSONType",
     "RunMixin",
     "StatusRowMixin",

@@ -11,7 +11,6 @@ from sqlalchemy import (
     Integer,
     PrimaryKeyConstraint,
     String,
-    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -19,7 +18,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.models.base import (
     Base,
     IdMixin,
+    JobStatusRowMixin,
     JSONType,
+    ProjectRunMixin,
     QueryJSONType,
     RunMixin,
     StatusRowMixin,
@@ -30,7 +31,7 @@ from app.models.base import (
 )
 
 
-class Experiment(IdMixin, UuidMixin, TimestampsMixin, RunMixin, Base):
+class Experiment(IdMixin, UuidMixin, TimestampsMixin, RunMixin, ProjectRunMixin, Base):
     __tablename__ = "experiments"
     __table_args__ = (
         UniqueConstraint("project_id", "name"),
@@ -46,19 +47,11 @@ class Experiment(IdMixin, UuidMixin, TimestampsMixin, RunMixin, Base):
         Index("ix_experiments_status", "last_status", "id"),
     )
 
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    project_id: Mapped[int] = mapped_column(
-        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
-    )
     experiment_group_id: Mapped[int | None] = mapped_column(
         ForeignKey("experiment_groups.id", ondelete="CASCADE"), nullable=True
     )
     suggestion_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     iteration: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    name: Mapped[str | None] = mapped_column(String(256), nullable=True)
-    description: Mapped[str | None] = mapped_column(Text, nullable=True)
-    readme: Mapped[str | None] = mapped_column(Text, nullable=True)
-    tags: Mapped[list[str] | None] = mapped_column(QueryJSONType, nullable=True)
     config: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     declarations: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     last_metric: Mapped[dict[str, Any] | None] = mapped_column(QueryJSONType, nullable=True)
@@ -164,11 +157,6 @@ class ExperimentJob(IdMixin, UuidMixin, TimestampsMixin, RunMixin, Base):
     node_scheduled: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
 
-class ExperimentJobStatus(StatusRowMixin, Base):
+class ExperimentJobStatus(JobStatusRowMixin, Base):
     __tablename__ = "experiment_job_statuses"
-    __table_args__ = (Index("ix_experiment_job_statuses_job_created", "job_id", "created_at"),)
-
-    job_id: Mapped[int] = mapped_column(
-        ForeignKey("experiment_jobs.id", ondelete="CASCADE"), nullable=False
-    )
-    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    __runs_table__ = "experiment_jobs"

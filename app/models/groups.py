@@ -10,7 +10,7 @@ from app.models.base import (
     Base,
     IdMixin,
     JSONType,
-    QueryJSONType,
+    ProjectRunMixin,
     RunMixin,
     StatusRowMixin,
     TimestampsMixin,
@@ -20,21 +20,13 @@ from app.models.base import (
 )
 
 
-class ExperimentGroup(IdMixin, UuidMixin, TimestampsMixin, RunMixin, Base):
+class ExperimentGroup(IdMixin, UuidMixin, TimestampsMixin, RunMixin, ProjectRunMixin, Base):
     __tablename__ = "experiment_groups"
     __table_args__ = (
         UniqueConstraint("project_id", "name"),
         Index("ix_experiment_groups_project_updated", "project_id", "updated_at"),
     )
 
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    project_id: Mapped[int] = mapped_column(
-        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
-    )
-    name: Mapped[str | None] = mapped_column(String(256), nullable=True)
-    description: Mapped[str | None] = mapped_column(Text, nullable=True)
-    readme: Mapped[str | None] = mapped_column(Text, nullable=True)
-    tags: Mapped[list[str] | None] = mapped_column(QueryJSONType, nullable=True)
     content: Mapped[str | None] = mapped_column(Text, nullable=True)  # YAML text as sent
     spec: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)  # normalised
     hptuning: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)

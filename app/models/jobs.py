@@ -10,24 +10,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.models.base import (
     Base,
     IdMixin,
+    JobStatusRowMixin,
     JSONType,
-    QueryJSONType,
+    ProjectRunMixin,
     RunMixin,
-    StatusRowMixin,
     TimestampsMixin,
     UuidMixin,
 )
 
 
-class _JobColumns(IdMixin, UuidMixin, TimestampsMixin, RunMixin):
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    project_id: Mapped[int] = mapped_column(
-        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
-    )
-    name: Mapped[str | None] = mapped_column(String(256), nullable=True)
-    description: Mapped[str | None] = mapped_column(Text, nullable=True)
-    readme: Mapped[str | None] = mapped_column(Text, nullable=True)
-    tags: Mapped[list[str] | None] = mapped_column(QueryJSONType, nullable=True)
+class _JobColumns(IdMixin, UuidMixin, TimestampsMixin, RunMixin, ProjectRunMixin):
     config: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     resources: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     node_scheduled: Mapped[str | None] = mapped_column(String(256), nullable=True)
@@ -95,35 +87,21 @@ class NotebookJob(_JobColumns, Base):
     commit_on_stop: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
 
 
-class JobStatus(StatusRowMixin, Base):
+class JobStatus(JobStatusRowMixin, Base):
     __tablename__ = "job_statuses"
-    __table_args__ = (Index("ix_job_statuses_job_created", "job_id", "created_at"),)
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
-    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    __runs_table__ = "jobs"
 
 
-class BuildJobStatus(StatusRowMixin, Base):
+class BuildJobStatus(JobStatusRowMixin, Base):
     __tablename__ = "build_job_statuses"
-    __table_args__ = (Index("ix_build_job_statuses_job_created", "job_id", "created_at"),)
-    job_id: Mapped[int] = mapped_column(
-        ForeignKey("build_jobs.id", ondelete="CASCADE"), nullable=False
-    )
-    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    __runs_table__ = "build_jobs"
 
 
-class TensorboardJobStatus(StatusRowMixin, Base):
+class TensorboardJobStatus(JobStatusRowMixin, Base):
     __tablename__ = "tensorboard_job_statuses"
-    __table_args__ = (Index("ix_tensorboard_job_statuses_job_created", "job_id", "created_at"),)
-    job_id: Mapped[int] = mapped_column(
-        ForeignKey("tensorboard_jobs.id", ondelete="CASCADE"), nullable=False
-    )
-    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    __runs_table__ = "tensorboard_jobs"
 
 
-class NotebookJobStatus(StatusRowMixin, Base):
+class NotebookJobStatus(JobStatusRowMixin, Base):
     __tablename__ = "notebook_job_statuses"
-    __table_args__ = (Index("ix_notebook_job_statuses_job_created", "job_id", "created_at"),)
-    job_id: Mapped[int] = mapped_column(
-        ForeignKey("notebook_jobs.id", ondelete="CASCADE"), nullable=False
-    )
-    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    __runs_table__ = "notebook_jobs"
