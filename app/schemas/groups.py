@@ -11,6 +11,7 @@ from app.kinds import GROUP
 from app.logic.sweep_plan import SweepPlan
 from app.models import ExperimentGroup
 from app.schemas.common import Description, OutSchema, Page, RunName, Schema, Tags, Timestamp
+from app.schemas.statuses import StatusOut
 
 Row = TypeVar("Row")
 Out = TypeVar("Out")
@@ -86,16 +87,14 @@ class GroupDetailOut(GroupOut):
     num_stopped_experiments: int
 
 
-class GroupStatusOut(OutSchema):
-    id: int
-    uuid: str
-    created_at: Timestamp
-    message: str | None
-    traceback: str | None
-    status: str
+class GroupStatusOut(StatusOut):
     experiment_group: int = Field(
         validation_alias=AliasChoices("experiment_group_id", "experiment_group")
     )
+
+    @classmethod
+    def run_fields(cls, row: Any) -> dict[str, Any]:
+        return {"experiment_group": row.experiment_group_id}
 
 
 class GroupDecisionOut(OutSchema):

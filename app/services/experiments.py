@@ -112,31 +112,17 @@ def _independent(cond: Condition) -> ColumnElement[bool]:
     return col.is_(None) if truthy else col.is_not(None)
 
 
-EXPERIMENT_FIELDS = FieldMap(
-    fields={
-        "id": (FieldKind.VALUE, Experiment.id),
-        "name": (FieldKind.VALUE, Experiment.name),
-        "status": (FieldKind.VALUE, Experiment.last_status),
+EXPERIMENT_FIELDS = FieldMap.for_run(
+    Experiment,
+    {
         "group": (FieldKind.VALUE, Experiment.experiment_group_id),
         "build": (FieldKind.VALUE, Experiment.build_job_id),
-        "tags": (FieldKind.TAGS, Experiment.tags),
-        "created_at": (FieldKind.DATETIME, Experiment.created_at),
-        "updated_at": (FieldKind.DATETIME, Experiment.updated_at),
-        "started_at": (FieldKind.DATETIME, Experiment.started_at),
-        "finished_at": (FieldKind.DATETIME, Experiment.finished_at),
     },
     json_fields={
         "metric": (FieldKind.SCALAR, Experiment.last_metric),
         "declarations": (FieldKind.VALUE, Experiment.declarations),
     },
-    sortable={
-        "created_at": Experiment.created_at,
-        "updated_at": Experiment.updated_at,
-        "started_at": Experiment.started_at,
-        "finished_at": Experiment.finished_at,
-    },
     json_sortable={"metric": Experiment.last_metric},
-    default_sort=(Experiment.updated_at.desc(), Experiment.id.desc()),
     custom={"independent": _independent},
 )
 

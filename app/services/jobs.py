@@ -125,27 +125,9 @@ async def create_job(
     return row
 
 
-TIMESTAMPS = ("created_at", "updated_at", "started_at", "finished_at")
-
-
 def _fields(model: Any) -> FieldMap:
-    fields: dict[str, tuple[FieldKind, Any]] = {
-        "id": (FieldKind.VALUE, model.id),
-        "name": (FieldKind.VALUE, model.name),
-        "status": (FieldKind.VALUE, model.last_status),
-        "tags": (FieldKind.TAGS, model.tags),
-        "created_at": (FieldKind.DATETIME, model.created_at),
-        "updated_at": (FieldKind.DATETIME, model.updated_at),
-        "started_at": (FieldKind.DATETIME, model.started_at),
-        "finished_at": (FieldKind.DATETIME, model.finished_at),
-    }
-    if model is Job:
-        fields["build"] = (FieldKind.VALUE, Job.build_job_id)
-    return FieldMap(
-        fields=fields,
-        sortable={name: getattr(model, name) for name in TIMESTAMPS},
-        default_sort=(model.updated_at.desc(), model.id.desc()),
-    )
+    build = {"build": (FieldKind.VALUE, Job.build_job_id)} if model is Job else None
+    return FieldMap.for_run(model, build)
 
 
 FIELD_MAPS = {k.kind.value: _fields(k.model) for k in (JOB, BUILD)}

@@ -36,6 +36,9 @@ class ListParams:
     url: URL
 
 
+RUN_TIMES = ("created_at", "updated_at", "started_at", "finished_at")
+
+
 @dataclass(frozen=True)
 class FieldMap:
     """Query and sort fields of one resource."""
@@ -47,6 +50,27 @@ class FieldMap:
     default_sort: Sequence[Any] = ()
     # Fields whose condition is not a simple comparison (e.g. `independent`).
     custom: Mapping[str, Callable[[Condition], ColumnElement[bool]]] = field(default_factory=dict)
+
+    @classmethod
+    def for_run(
+        cls, model: Any, extra: Mapping[str, tuple[FieldKind, Any]] | None = None, **rest: Any
+    ) -> FieldMap:
+        """The fields every run kind and group has (id, name, status, tags, its four times,
+        sortable by those times, newest first), with `extra` fields and other parts in `rest`."""
+        fields = {
+            "id": (FieldKind.VALUE, model.id),
+            "name": (FieldKind.VALUE, model.name),
+            "status": (FieldKind.VALUE, model.last_status),
+            "tags": (FieldKind.TAGS, model.tags),
+            **{name: (FieldKind.DATETIME, getattr(model, name)) for name in RUN_TIMES},
+            **(extra or {}),
+        }
+        return cls(
+            fields=fields,
+            sortable={name: getattr(model, name) for name in RUN_TIMES},
+            default_sort=(model.updated_at.desc(), model.id.desc()),
+            **rest,
+        )
 
 
 def _compare(expr: Any, cond: Condition) -> ColumnElement[bool]:

@@ -29,19 +29,12 @@ Listed = tuple[int, list[Any], str | None, str | None]
 # The fields a group's serialiser takes beside its row (app.schemas.groups.GroupOut.from_row).
 Facts = dict[str, Any]
 
-TIMES = ("created_at", "updated_at", "started_at", "finished_at")
-GROUP_FIELDS = FieldMap(
-    fields={
-        "id": (FieldKind.VALUE, ExperimentGroup.id),
-        "name": (FieldKind.VALUE, ExperimentGroup.name),
-        "status": (FieldKind.VALUE, ExperimentGroup.last_status),
+GROUP_FIELDS = FieldMap.for_run(
+    ExperimentGroup,
+    {
         "search_algorithm": (FieldKind.VALUE, ExperimentGroup.search_algorithm),
         "concurrency": (FieldKind.SCALAR, ExperimentGroup.concurrency),
-        "tags": (FieldKind.TAGS, ExperimentGroup.tags),
-        **{name: (FieldKind.DATETIME, getattr(ExperimentGroup, name)) for name in TIMES},
     },
-    sortable={name: getattr(ExperimentGroup, name) for name in TIMES},
-    default_sort=(ExperimentGroup.updated_at.desc(), ExperimentGroup.id.desc()),
 )
 
 
