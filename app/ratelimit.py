@@ -210,7 +210,7 @@ class Limits:
         (taking none)."""
         if self.logins is None:
             return None
-        taken = []
+        taken: list[str] = []
         for key in keys:
             wait = self.logins.take(key)
             if wait > 0:

@@ -163,23 +163,30 @@ class RangeSpec(_Ordered):
 
     @model_validator(mode="after")
     def _finite_count(self) -> RangeSpec:
-        if not self._all_ints:
+        if self._ints is None:
             _finite((self.stop - self.start) / self.step, "the range is too wide for its step")
         return self
 
     @property
-    def _all_ints(self) -> bool:
-        return all(isinstance(v, int) for v in (self.start, self.stop, self.step))
+    def _ints(self) -> tuple[int, int, int] | None:
+        """(start, stop, step) when all three are ints: exact arithmetic for any size."""
+        start, stop, step = self.start, self.stop, self.step
+        if isinstance(start, int) and isinstance(stop, int) and isinstance(step, int):
+            return start, stop, step
+        return None
 
     def count(self) -> int:
         """len(np.arange(start, stop, step)), without building it."""
-        if self._all_ints:
-            return max(0, -(-(self.stop - self.start) // self.step))
+        ints = self._ints
+        if ints is not None:
+            start, stop, step = ints
+            return max(0, -(-(stop - start) // step))
         return max(0, math.ceil((self.stop - self.start) / self.step))
 
     def values(self) -> list[Any]:
-        if self._all_ints:  # exact for any int (numpy stops at int64)
-            return list(range(self.start, self.stop, self.step))
+        ints = self._ints
+        if ints is not None:  # exact for any int (numpy stops at int64)
+            return list(range(*ints))
         return np.arange(self.start, self.stop, self.step).tolist()
 
 
@@ -406,18 +413,6 @@ class QLogNormalSpec(_LogScaled, _Quantized):
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self._quantize(rng.lognormal(self.loc, self.scale, self._shape(n)))
-
-
-Continuous = (
-    UniformSpec
-    | QUniformSpec
-    | LogUniformSpec
-    | QLogUniformSpec
-    | NormalSpec
-    | QNormalSpec
-    | LogNormalSpec
-    | QLogNormalSpec
-)
 
 
 def freeze(value: Any) -> Any:
