@@ -90,3 +90,4 @@ _.heal
 _.request_limits
 planned_experiments  # logic/sweep_plan.py: checked against hyperband's plan in tests/logic
 _.is_discrete  # logic/matrix.py: part of the parameter API the tests check
+experiment_spec  # logic/polyaxonfile.py: the typed spec of an experiment file, for the tests

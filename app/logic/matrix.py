@@ -261,6 +261,7 @@ class _Sized(_Spec):
     """`size` draws an array of that many values per suggestion instead of one value."""
 
     size: int | None = None
+    OPTIONAL = ("size",)
 
     @field_validator("size")
     @classmethod
@@ -300,6 +301,7 @@ class _Bounded(_Spec):
 
     low: Number
     high: Number
+    REQUIRED = ("low", "high")
 
     @model_validator(mode="after")
     def _check_bounds(self) -> Any:
@@ -312,6 +314,7 @@ class _Bounded(_Spec):
 class _Scaled(_Spec):
     loc: Number
     scale: Number
+    REQUIRED = ("loc", "scale")
 
     # Draws stay finite: no overflow within this many standard deviations of `loc`.
     SIGMAS: ClassVar[float] = 40.0
@@ -340,16 +343,12 @@ class _LogScaled(_Scaled):
 
 
 class UniformSpec(_Bounded, _Sized):
-    REQUIRED = ("low", "high")
-    OPTIONAL = ("size",)
-
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.uniform(self.low, self.high, self._shape(n))
 
 
 class QUniformSpec(_Bounded, _Quantized):
     REQUIRED = ("low", "high", "q")
-    OPTIONAL = ("size",)
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self._quantize(rng.uniform(self.low, self.high, self._shape(n)))
@@ -366,41 +365,30 @@ class _ExpBounded(_Bounded):
 
 
 class LogUniformSpec(_ExpBounded, _Sized):
-    REQUIRED = ("low", "high")
-    OPTIONAL = ("size",)
-
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.exp(rng.uniform(self.low, self.high, self._shape(n)))
 
 
 class QLogUniformSpec(_ExpBounded, _Quantized):
     REQUIRED = ("low", "high", "q")
-    OPTIONAL = ("size",)
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self._quantize(np.exp(rng.uniform(self.low, self.high, self._shape(n))))
 
 
 class NormalSpec(_Scaled, _Sized):
-    REQUIRED = ("loc", "scale")
-    OPTIONAL = ("size",)
-
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.normal(self.loc, self.scale, self._shape(n))
 
 
 class QNormalSpec(_Scaled, _Quantized):
     REQUIRED = ("loc", "scale", "q")
-    OPTIONAL = ("size",)
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self._quantize(rng.normal(self.loc, self.scale, self._shape(n)))
 
 
 class LogNormalSpec(_LogScaled, _Sized):
-    REQUIRED = ("loc", "scale")
-    OPTIONAL = ("size",)
-
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.lognormal(self.loc, self.scale, self._shape(n))
 
@@ -409,7 +397,6 @@ class QLogNormalSpec(_LogScaled, _Quantized):
     """Quantised properly (v0 returned `exp(lognormal)`, neither quantised nor meaningful)."""
 
     REQUIRED = ("loc", "scale", "q")
-    OPTIONAL = ("size",)
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self._quantize(rng.lognormal(self.loc, self.scale, self._shape(n)))

@@ -12,7 +12,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import ValidationError
@@ -24,6 +24,7 @@ from app.logic.specs import (
     KINDS,
     SPEC_MODELS,
     AnySpec,
+    ExperimentSpec,
     GroupSpec,
     allowed_sections,
 )
@@ -126,6 +127,11 @@ def experiment_spec_for(
     rendered = render_sections(data, declarations)
     spec = _validate("experiment", rendered)
     return PolyaxonFile(kind="experiment", raw=rendered, spec=spec), declarations
+
+
+def experiment_spec(source: PolyaxonFile | str | Mapping[str, Any]) -> ExperimentSpec:
+    """Shortcut: the typed spec of an experiment file with no extra params."""
+    return cast(ExperimentSpec, experiment_spec_for(source)[0].spec)
 
 
 # --------------------------------------------------------------------------------- loading
