@@ -16,9 +16,10 @@ import asyncio
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
 from python_multipart.exceptions import MultipartParseError
@@ -29,17 +30,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import BadRequest, NotFound, PayloadTooLarge, PermissionDenied, PlxError
+from app.logic.statuses import Status as S
 from app.logic.tarballs import Limits, TarballError, extract_tarball, remove_tree
 from app.models import CodeReference, NotebookJob, Project, User
 from app.models.base import Base
-from app.services.projects import ProjectAccess, get_project
+from app.services.projects import ProjectAccess
+from app.services.run_tokens import own_code_version
 from app.services.users import Principal
 
 UPLOAD_FIELD = "repo"
 WRITE_BUFFER = 1024 * 1024
 # Room for the multipart framing and a small `json` part around the tarball itself.
 MULTIPART_OVERHEAD = 64 * 1024
-NOTEBOOK_LIVE = ("created", "building", "scheduled", "running", "warning", "unknown")
+NOTEBOOK_LIVE = frozenset({S.CREATED, S.BUILDING, S.SCHEDULED, S.RUNNING, S.WARNING, S.UNKNOWN})
 
 
 @dataclass(frozen=True)
@@ -61,26 +64,14 @@ def version_dir(settings: Settings, project_id: int, commit: str) -> Path:
     return repos_dir(settings, project_id) / commit
 
 
-async def _notebook_live(session: AsyncSession, project_id: int) -> bool:
-    status = await session.scalar(
-        select(NotebookJob.last_status)
-        .where(NotebookJob.project_id == project_id)
-        .order_by(NotebookJob.id.desc())
-        .limit(1)
-    )
-    return status in NOTEBOOK_LIVE
-
-
-async def check_upload_allowed(
-    session: AsyncSession, principal: Principal, username: str, name: str
-) -> ProjectAccess:
-    """Write access, and no running notebook (its working copy would diverge, as in v0)."""
-    access = await get_project(session, principal, username, name, write=True)
-    if await _notebook_live(session, access.project.id):
+async def check_no_live_notebook(session: AsyncSession, project_id: int) -> None:
+    """A running notebook's working copy would diverge from new code (as in v0): 403."""
+    notebooks = select(NotebookJob.last_status).where(NotebookJob.project_id == project_id)
+    newest = await session.scalar(notebooks.order_by(NotebookJob.id.desc()).limit(1))
+    if newest in NOTEBOOK_LIVE:
         raise PermissionDenied(
             "The project's notebook is running: you must stop it before uploading code."
         )
-    return access
 
 
 class _Multipart:
@@ -207,6 +198,30 @@ async def stage_upload(
         raise
 
 
+async def upload_version(
+    session: AsyncSession,
+    settings: Settings,
+    access: ProjectAccess,
+    *,
+    headers: Mapping[str, str],
+    stream: AsyncIterator[bytes],
+) -> CodeReference:
+    """The request body (multipart field `repo`) as the project's new current code version."""
+    await check_no_live_notebook(session, access.project.id)
+    # End the read transaction before the body streams in: on SQLite every transaction holds
+    # the write lock (BEGIN IMMEDIATE), and an upload may take seconds.
+    await session.commit()
+    length = headers.get("content-length")
+    staged = await stage_upload(
+        settings,
+        access.project.id,
+        content_type=headers.get("content-type", ""),
+        content_length=int(length) if length and length.isdigit() else None,
+        stream=stream,
+    )
+    return await publish_version(session, settings, staged)
+
+
 async def stage_archive(settings: Settings, project_id: int, scratch: Path) -> StagedVersion:
     """Check and extract `scratch/code.tar.gz` into `scratch/code` (the caller cleans up)."""
     limits = Limits(
@@ -255,11 +270,11 @@ async def publish_version(
     if project is None:
         await discard_staged(staged)
         raise NotFound()
-    if await _notebook_live(session, project.id):
+    try:
+        await check_no_live_notebook(session, project.id)
+    except PermissionDenied:
         await discard_staged(staged)
-        raise PermissionDenied(
-            "The project's notebook is running: you must stop it before uploading code."
-        )
+        raise
     ref = await _get_reference(session, project.id, staged.commit)
     pruned: list[CodeReference] = []
     if ref is None:
@@ -290,7 +305,7 @@ async def publish_version(
 # -- quotas and retention (PLX_USER_CODE_QUOTA_*, PLX_CODE_VERSIONS_KEEP) ---------------------
 
 
-def _models_using_code() -> list[type]:
+def _models_using_code() -> list[Any]:
     """Every table whose rows run a code version (experiments, groups, jobs, builds, plugins)."""
     return [
         mapper.class_
@@ -436,6 +451,27 @@ async def resolve_reference(
     if len(rows) != 1:
         raise NotFound() if not rows else BadRequest(f"commit: `{commit}` is ambiguous.")
     return rows[0]
+
+
+async def downloadable_reference(
+    session: AsyncSession, principal: Principal, project: Project, commit: str | None
+) -> CodeReference:
+    """The version to download; a run token gets only the one its run runs (403 otherwise)."""
+    if principal.is_run_scoped:
+        commit = await own_code_version(session, principal, project.id, commit)
+    return await resolve_reference(session, project, commit)
+
+
+@dataclass(frozen=True)
+class RepoState:
+    current: CodeReference | None
+    versions: list[CodeReference]
+
+
+async def repo_state(session: AsyncSession, project: Project) -> RepoState:
+    return RepoState(
+        await current_reference(session, project), await list_references(session, project)
+    )
 
 
 def tarball_path(settings: Settings, ref: CodeReference) -> Path:

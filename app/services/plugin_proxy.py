@@ -14,27 +14,30 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
 import anyio
 import httpx
+from fastapi.exceptions import RequestValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.typing import Subprotocol
 
 from app.config import Settings
-from app.errors import NotFound, PermissionDenied, PlxError, Unauthorized
+from app.errors import BadRequest, NotFound, PermissionDenied, PlxError, Unauthorized
 from app.logic import plugin_access as access_logic
+from app.logic.statuses import Status
 from app.models import NotebookJob, TensorboardJob, User
 from app.services import plugins as plugin_service
 from app.services.projects import ProjectAccess, get_project
@@ -61,6 +64,8 @@ DROP_REQUEST = HOP_BY_HOP | {"host", "authorization", "cookie", "origin", "refer
 DROP_RESPONSE = HOP_BY_HOP | {"content-length"}
 MAX_WS_MESSAGE = 16 * 1024 * 1024  # jupyter's own default websocket message limit is 10 MiB
 STREAM_CHUNK = 64 * 1024
+# The row ids a proxied path may name (checked as the API checks its path parameters).
+ROW_ID = TypeAdapter(Annotated[int, Field(ge=1, le=2**63 - 1)])
 
 
 class BadGateway(PlxError):
@@ -79,13 +84,26 @@ class PluginRoute:
 
     @property
     def prefix(self) -> str:
-        return access_logic.plugin_prefix(
-            self.kind,
-            self.username,
-            self.project,
-            experiment_id=self.experiment_id,
-            group_id=self.group_id,
-        )
+        ids = {"experiment_id": self.experiment_id, "group_id": self.group_id}
+        return access_logic.plugin_prefix(self.kind, self.username, self.project, **ids)
+
+
+def route_of(conn: HTTPConnection) -> PluginRoute:
+    """The plugin a request names: its kind is the first segment of the matched route's path
+    (`/notebook/...`, `/tensorboard/...`). A bad row id fails validation, as a path parameter."""
+    kind = conn.scope["route"].path.split("/")[1]
+    params = conn.path_params
+    ids: dict[str, int] = {}
+    for name in ("experiment_id", "group_id"):
+        if name in params:
+            try:
+                ids[name] = ROW_ID.validate_python(params[name])
+            except ValidationError as exc:
+                errors = exc.errors(include_url=False)
+                raise RequestValidationError(
+                    [{**e, "loc": ("path", name, *e["loc"])} for e in errors]
+                ) from None
+    return PluginRoute(kind, params["username"], params["project"], **ids)
 
 
 @dataclass(frozen=True)
@@ -235,7 +253,7 @@ async def find_upstream(
             target = plugin_service.Target(group=group)
         stmt = plugin_service.tensorboard_stmt(access.project.id, target)
         row = await session.scalar(stmt.order_by(TensorboardJob.id.desc()).limit(1))
-    if row is None or row.last_status != "running" or not row.url:
+    if row is None or row.last_status != Status.RUNNING or not row.url:
         raise NotFound(f"No running {route.kind} here.")
     parts = urlsplit(row.url)
     headers = {}
@@ -368,3 +386,99 @@ async def forward_websocket(
 
             tasks.start_soon(caller_to_workload)
             tasks.start_soon(workload_to_caller)
+
+
+# -- the proxy: who, where, then forward -----------------------------------------------------------
+
+
+def _http_client(app: Any) -> httpx.AsyncClient:
+    """One pooled client per app, closed with it (`http_client_hook`)."""
+    client = getattr(app.state, "plugin_http", None)
+    if client is None:
+        timeout = httpx.Timeout(connect=10.0, read=300.0, write=300.0, pool=10.0)
+        client = app.state.plugin_http = httpx.AsyncClient(timeout=timeout, trust_env=False)
+    return client
+
+
+async def http_client_hook(app: Any) -> Callable[[], Awaitable[None]]:
+    """Startup hook: its stop closes the proxy's client, if one was opened."""
+
+    async def close() -> None:
+        client = getattr(app.state, "plugin_http", None)
+        if client is not None:
+            app.state.plugin_http = None
+            await client.aclose()
+
+    return close
+
+
+def _raw_path(scope: Mapping[str, Any]) -> str:
+    """The path as sent: with its trailing slash (app.observability strips it for routing) and
+    its percent-encoding."""
+    raw = scope.get("plx.raw_path") or scope.get("raw_path") or scope["path"].encode()
+    return raw.decode("latin-1")
+
+
+async def _caller_and_upstream(
+    session: AsyncSession, conn: HTTPConnection, route: PluginRoute, raw: str, key: bytes
+) -> tuple[Caller, Upstream]:
+    if access_logic.bad_path(raw):
+        raise BadRequest("`..` is not allowed in a plugin path.")
+    if conn.scope["type"] == "websocket":
+        check_origin(conn.headers)
+    caller = await identify(
+        session,
+        key,
+        route,
+        authorization=conn.headers.get("authorization"),
+        ticket=conn.query_params.get(access_logic.TICKET_PARAM),
+        cookie=conn.cookies.get(access_logic.cookie_name(route.prefix)),
+    )
+    return caller, await find_upstream(session, caller.principal, route)
+
+
+async def proxy_http(request: Request, session: AsyncSession) -> Response:
+    """Forward a request to the plugin its path names, for a caller who may open it; a
+    browser's ticket is traded for the cookie instead (and dropped from the address bar)."""
+    route = route_of(request)
+    raw = _raw_path(request.scope)
+    key = app_secret_key(request.app)
+    caller, upstream = await _caller_and_upstream(session, request, route, raw, key)
+    await session.commit()  # no transaction held while the workload answers
+    target = upstream_target(raw, request.url.query)
+    cookie = access_logic.cookie_name(route.prefix)
+    if caller.via != TICKET_PURPOSE:
+        client = _http_client(request.app)
+        return await forward_http(client, request, upstream, target, drop_cookies={cookie})
+    seconds = request.app.state.settings.plugin_cookie_seconds
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        cookie,
+        session_cookie(key, route, caller.principal.user.id, seconds),
+        max_age=seconds,
+        path=route.prefix.rstrip("/"),
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="lax",
+    )
+    return response
+
+
+async def proxy_websocket(websocket: WebSocket, close_codes: Mapping[int, int]) -> None:
+    """Pipe a websocket to the plugin its path names; a refused caller's socket is closed with
+    the code of the HTTP status (`close_codes`, 4400 for others)."""
+    raw = _raw_path(websocket.scope)
+    async with websocket.app.state.sessionmaker() as session:
+        try:
+            route = route_of(websocket)
+            key = app_secret_key(websocket.app)
+            _, upstream = await _caller_and_upstream(session, websocket, route, raw, key)
+        except RequestValidationError:
+            await websocket.close(code=4400, reason="Invalid path.")
+            return
+        except PlxError as exc:
+            await websocket.close(code=close_codes.get(exc.status_code, 4400), reason=exc.message)
+            return
+    target = upstream_target(raw, websocket.url.query)
+    cookie = access_logic.cookie_name(route.prefix)
+    await forward_websocket(websocket, upstream, target, drop_cookies={cookie})

@@ -10,7 +10,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,7 @@ import pytest
 from sqlalchemy import make_url
 
 from tests.conftest import POSTGRES_URL, _recreate_database
-from tests.e2e.conftest import free_port
+from tests.e2e.servers import free_port, wait_for_token
 
 pytestmark = pytest.mark.e2e
 
@@ -114,7 +113,7 @@ def test_installed_plx_upgrades_and_serves_from_an_empty_directory(
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        token = _login(url, proc, tmp_path / "server.log")
+        token = wait_for_token(url, proc, tmp_path / "server.log", admin=ADMIN)
         auth = {"Authorization": f"token {token}"}
         assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
         created = httpx.post(f"{url}/api/v1/projects", json={"name": "w"}, headers=auth, timeout=5)
@@ -129,21 +128,3 @@ def test_installed_plx_upgrades_and_serves_from_an_empty_directory(
         proc.terminate()
         proc.wait(20)
 
-
-def _login(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            r = httpx.post(
-                f"{url}/api/v1/users/token",
-                json={"username": ADMIN[0], "password": ADMIN[1]},
-                timeout=2,
-            )
-            if r.status_code == 200:
-                return r.json()["token"]
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    raise AssertionError(f"server did not come up: {log.read_text()[-3000:]}")

@@ -7,83 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from plx_client import Client
 
-ADMIN = ("admin", "admin-password-1")
 PG_ENV = "PLX_TEST_POSTGRES_URL"
 
 pytest.importorskip("app.cli", reason="plx itself (the server) is not installed here")
 
+# The server fixture is the end-to-end tests' (tests/e2e/servers.py of the plx repository).
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+servers = pytest.importorskip("tests.e2e.servers", reason="not in a plx source checkout")
+ADMIN = servers.ADMIN
+free_port = servers.free_port
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-@dataclass
-class Server:
-    data_dir: Path
-    port: int
-    env: dict[str, str]
-    proc: subprocess.Popen[bytes] | None = None
-    token: str = ""
-    log: Path = field(default_factory=Path)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 60) -> Server:
-        self.log = self.data_dir / "server.log"
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "server", "--port", str(self.port)],
-            env=self.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                r = httpx.post(
-                    f"{self.url}/api/v1/users/token",
-                    json={"username": ADMIN[0], "password": ADMIN[1]},
-                    timeout=2,
-                )
-                if r.status_code == 200:
-                    self.token = r.json()["token"]
-                    return self
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not come up: {self.log.read_text()[-3000:]}")
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            self.proc.wait(20)
-
-    def stop(self) -> None:
-        self.kill(signal.SIGTERM)
-
+class Server(servers.Server):
     def client(self) -> Client:
         return Client(self.url, self.token, username=ADMIN[0])
 
@@ -132,25 +78,17 @@ def module_database(backend: str) -> Iterator[str | None]:
 
 
 def make_server(data: Path, database: str | None, **overrides: Any) -> Server:
-    data.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {
-        **os.environ,
-        "PLX_DATA_DIR": str(data),
-        "PLX_ADMIN_USERNAME": ADMIN[0],
-        "PLX_ADMIN_PASSWORD": ADMIN[1],
-        "PLX_RECONCILE_INTERVAL": "0.5",
-        "PLX_API_URL": f"http://127.0.0.1:{port}",
-        # These tests are about the client, not run isolation: the runs stay the server's user
-        # (as root, plx would otherwise need a run user that can reach this interpreter).
-        "PLX_LOCAL_RUN_USER": "none",
-        "PLX_LOCAL_TRUST_USERS": "true",
-    }
+    env = servers.server_env(data)
+    env["PLX_API_URL"] = f"http://127.0.0.1:{port}"
+    # These tests are about the client, not run isolation: the runs stay the server's user
+    # (as root, plx would otherwise need a run user that can reach this interpreter).
+    env.update(PLX_LOCAL_RUN_USER="none", PLX_LOCAL_TRUST_USERS="true")
     for key in ("PLX_DATABASE_URL", "PLX_TOKEN", "PLX_EXPERIMENT_ID", "PLX_CONFIG"):
         env.pop(key, None)
     if database:
         env["PLX_DATABASE_URL"] = database
-    env.update({f"PLX_{k.upper()}": str(v) for k, v in overrides.items()})
+    env.update(servers.plx_overrides(overrides))
     return Server(data_dir=data, port=port, env=env)
 
 
