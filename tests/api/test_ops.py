@@ -117,3 +117,21 @@ def test_access_line_is_the_json_dumps_of_the_entry():
             "client": client[0] if client else None,
         }
         assert line == json.dumps(expected)
+
+
+def test_request_metrics_of_two_apps_are_apart():
+    from prometheus_client import generate_latest
+
+    from app.observability import RequestMetrics
+
+    first, second = RequestMetrics(), RequestMetrics()
+    first.observe("GET", "/healthz", 200, 0.002)
+    first.count_rejected("rate_limit")
+    text = generate_latest(first.registry).decode()
+    assert 'plx_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
+    assert (
+        'plx_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/healthz"} 1.0'
+        in text
+    )
+    assert 'plx_http_rejected_total{reason="rate_limit"} 1.0' in text
+    assert "/healthz" not in generate_latest(second.registry).decode()
