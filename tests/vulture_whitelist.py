@@ -49,6 +49,17 @@ num_experiment_groups
 num_independent_experiments
 num_builds
 view  # routers/ui.py: a path parameter the client routes on
+plx_version  # schemas/cluster.py, and the node facts runtimes/base.py hands it
+n_gpus
+kubelet_version
+docker_version
+os_image
+kernel_version
+schedulable_taints
+schedulable_state
+version_api
+runs_isolated
+single_trusted_user
 
 # SQLAlchemy: a TypeDecorator's hooks, columns written by services, the DBAPI connection.
 impl
