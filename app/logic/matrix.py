@@ -261,7 +261,7 @@ class _Sized(_Spec):
     """`size` draws an array of that many values per suggestion instead of one value."""
 
     size: int | None = None
-    OPTIONAL = ("size",)
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("size",)
 
     @field_validator("size")
     @classmethod
@@ -301,7 +301,7 @@ class _Bounded(_Spec):
 
     low: Number
     high: Number
-    REQUIRED = ("low", "high")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("low", "high")
 
     @model_validator(mode="after")
     def _check_bounds(self) -> Any:
@@ -314,7 +314,7 @@ class _Bounded(_Spec):
 class _Scaled(_Spec):
     loc: Number
     scale: Number
-    REQUIRED = ("loc", "scale")
+    REQUIRED: ClassVar[tuple[str, ...]] = ("loc", "scale")
 
     # Draws stay finite: no overflow within this many standard deviations of `loc`.
     SIGMAS: ClassVar[float] = 40.0
