@@ -7,8 +7,15 @@ import asyncio
 import getpass
 import os
 import sys
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from app.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+T = TypeVar("T")
 
 
 def _cmd_server(args: argparse.Namespace) -> int:
@@ -50,12 +57,28 @@ def _read_password(args: argparse.Namespace) -> str:
     return first
 
 
+def _in_one_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Migrate the database, then run `work` in one session, committed when it returns."""
+    from app.db import make_engine, make_sessionmaker, session_scope
+    from app.migrate import upgrade
+
+    upgrade(settings)
+
+    async def run() -> T:
+        engine = make_engine(settings)
+        try:
+            async with session_scope(make_sessionmaker(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 def _cmd_users_create(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from app.db import make_engine, make_sessionmaker, session_scope
     from app.errors import BadRequest, PermissionDenied
-    from app.migrate import upgrade
     from app.schemas.users import UserCreate
     from app.services.users import check_room_for_user, create_user
 
@@ -69,26 +92,20 @@ def _cmd_users_create(args: argparse.Namespace) -> int:
             print(f"{'.'.join(map(str, error['loc']))}: {error['msg']}", file=sys.stderr)
         return 2
     settings = Settings()
-    upgrade(settings)
 
-    async def run() -> None:
-        engine = make_engine(settings)
-        try:
-            async with session_scope(make_sessionmaker(engine)) as session:
-                if not body.is_superuser:
-                    await check_room_for_user(session, settings)
-                await create_user(
-                    session,
-                    username=body.username,
-                    password=body.password,
-                    email=body.email,
-                    is_superuser=body.is_superuser,
-                )
-        finally:
-            await engine.dispose()
+    async def create(session: AsyncSession) -> None:
+        if not body.is_superuser:
+            await check_room_for_user(session, settings)
+        await create_user(
+            session,
+            username=body.username,
+            password=body.password,
+            email=body.email,
+            is_superuser=body.is_superuser,
+        )
 
     try:
-        asyncio.run(run())
+        _in_one_session(settings, create)
     except (BadRequest, PermissionDenied) as exc:
         print(exc.message, file=sys.stderr)
         return 1
@@ -98,30 +115,21 @@ def _cmd_users_create(args: argparse.Namespace) -> int:
 
 def _cmd_users_set_password(args: argparse.Namespace) -> int:
     """Reset a user's password; every token of theirs stops working."""
-    from app.db import make_engine, make_sessionmaker, session_scope
-    from app.migrate import upgrade
     from app.services.users import get_user, set_password
 
     password = _read_password(args)
     if len(password) < 8:
         print("password: at least 8 characters", file=sys.stderr)
         return 2
-    settings = Settings()
-    upgrade(settings)
 
-    async def run() -> bool:
-        engine = make_engine(settings)
-        try:
-            async with session_scope(make_sessionmaker(engine)) as session:
-                user = await get_user(session, args.name)
-                if user is None:
-                    return False
-                await set_password(session, user, password)
-                return True
-        finally:
-            await engine.dispose()
+    async def change(session: AsyncSession) -> bool:
+        user = await get_user(session, args.name)
+        if user is None:
+            return False
+        await set_password(session, user, password)
+        return True
 
-    if not asyncio.run(run()):
+    if not _in_one_session(Settings(), change):
         print(f"No user named {args.name}.", file=sys.stderr)
         return 1
     print(f"Password of {args.name} changed; their tokens are revoked.")

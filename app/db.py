@@ -17,10 +17,31 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.dialects import is_postgres
+from app.services import principal_cache, statuses
 from app.services.principal_cache import SESSION_KEY as PRINCIPAL_CACHE_KEY
 from app.services.principal_cache import PrincipalCache
 
-READ_ONLY_KEY = "read_only"
+
+class AppSession(Session):
+    """The sessions of the app's sessionmakers. The session events the app relies on (the status
+    writer's commit hook and lock bookkeeping, the principal cache's invalidation) are registered
+    on this class, not on SQLAlchemy's global `Session`: they run for the app's sessions only."""
+
+
+class ReadOnlySession(AppSession):
+    """A GET request's session on Postgres (make_read_sessionmaker): a flush is a bug and raises."""
+
+
+# Once, at import: every sessionmaker below makes sessions of these classes.
+statuses.register_session_events(AppSession)
+principal_cache.register_session_events(AppSession)
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _refuse_writes_in_read_sessions(session: Session, _context: Any, _instances: Any) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a read-only (GET) request tried to write; use a POST/PATCH route")
 
 
 def _setup_sqlite(dbapi_connection, _record) -> None:
@@ -69,7 +90,9 @@ def make_sessionmaker(
 ) -> async_sessionmaker[AsyncSession]:
     # Every session of the app sees the same cache (session.info is copied shallowly).
     info = {PRINCIPAL_CACHE_KEY: principal_cache} if principal_cache is not None else None
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info)
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, info=info, sync_session_class=AppSession
+    )
 
 
 def make_read_sessionmaker(
@@ -79,19 +102,17 @@ def make_read_sessionmaker(
     BEGIN and COMMIT round trips (two of a detail's four). Each statement sees its own snapshot,
     which a page and its count tolerate. A flush in such a session is a bug and raises. SQLite
     keeps one kind of session: its transactions are local calls, not round trips."""
-    if engine.dialect.name != "postgresql":
+    if not is_postgres(engine):
         return None
-    info: dict[str, Any] = {READ_ONLY_KEY: True}
-    if principal_cache is not None:
-        info[PRINCIPAL_CACHE_KEY] = principal_cache
+    info = {PRINCIPAL_CACHE_KEY: principal_cache} if principal_cache is not None else None
     autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
-    return async_sessionmaker(autocommit, expire_on_commit=False, autoflush=False, info=info)
-
-
-@event.listens_for(Session, "before_flush")
-def _refuse_writes_in_read_sessions(session: Session, _context: Any, _instances: Any) -> None:
-    if session.info.get(READ_ONLY_KEY) and (session.new or session.dirty or session.deleted):
-        raise RuntimeError("a read-only (GET) request tried to write; use a POST/PATCH route")
+    return async_sessionmaker(
+        autocommit,
+        expire_on_commit=False,
+        autoflush=False,
+        info=info,
+        sync_session_class=ReadOnlySession,
+    )
 
 
 @asynccontextmanager

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
+from app import composition  # noqa: F401 - registers the Kubernetes runtime (app.runtimes)
 from app.config import Settings
 from app.db import make_engine, make_read_sessionmaker, make_sessionmaker, session_scope
 from app.deps import guard_run_tokens

@@ -16,7 +16,13 @@ from typing import Any
 
 from kubernetes_asyncio.client import models as k8s
 
-from app.runtimes.base import Resources, RuntimeError_, WorkloadSpec
+from app.runtimes.base import (
+    NOTEBOOK_GRACE_MARGIN,
+    NOTEBOOK_SNAPSHOT_TIMEOUT,
+    Resources,
+    RuntimeError_,
+    WorkloadSpec,
+)
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "plx"
@@ -42,8 +48,6 @@ OUTPUTS_VOLUME = "plx-outputs"
 WORKSPACE = "/workspace"
 # What a notebook snapshot leaves out (the same as app/services/plugins.py SNAPSHOT_EXCLUDE).
 NOTEBOOK_SNAPSHOT_EXCLUDE = (".git", ".ipynb_checkpoints", "__pycache__")
-NOTEBOOK_SNAPSHOT_TIMEOUT = 45  # seconds the preStop hook may take, upload included
-NOTEBOOK_GRACE_MARGIN = 15  # terminationGracePeriodSeconds = the hook's timeout + this
 
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -427,17 +431,26 @@ def run_pod(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Pod:
         ports=[k8s.V1ContainerPort(container_port=p) for p in _ports(spec)] or None,
         volume_mounts=mounts or None,
     )
+    return _run_once_pod(
+        spec,
+        options,
+        containers=[container],
+        init_containers=_init_outputs(spec, options, mounts) or None,
+        volumes=volumes or None,
+    )
+
+
+def _run_once_pod(spec: WorkloadSpec, options: ManifestOptions, **pod_spec: Any) -> k8s.V1Pod:
+    """A pod that runs once (never restarted), with no Kubernetes API rights."""
     return k8s.V1Pod(
         api_version="v1",
         kind="Pod",
         metadata=_metadata(spec, object_name(spec), options),
         spec=k8s.V1PodSpec(
             restart_policy="Never",
-            containers=[container],
-            init_containers=_init_outputs(spec, options, mounts) or None,
-            volumes=volumes or None,
             service_account_name=options.service_account,
             automount_service_account_token=False,  # runs get no Kubernetes API rights
+            **pod_spec,
             **_scheduling(spec),
         ),
     )
@@ -529,7 +542,9 @@ def build_pod(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Pod:
     """A kaniko Pod: no docker socket on the node (v0.3 mounted the host's, 7.2)."""
     dockerfile, context, spec = _kaniko_sources(spec)
     workspace = [k8s.V1VolumeMount(name="workspace", mount_path=WORKSPACE)]
-    extra_env = {"PLX_DOCKERFILE": spec.dockerfile} if spec.dockerfile_path is None else None
+    extra_env = None
+    if spec.dockerfile_path is None and spec.dockerfile is not None:
+        extra_env = {"PLX_DOCKERFILE": spec.dockerfile}
     init = k8s.V1Container(
         name=INIT_CONTAINER,
         image=options.build_init_image,
@@ -552,19 +567,12 @@ def build_pod(spec: WorkloadSpec, options: ManifestOptions) -> k8s.V1Pod:
         resources=build_resources(spec.resources, spec.key),
         volume_mounts=workspace,
     )
-    return k8s.V1Pod(
-        api_version="v1",
-        kind="Pod",
-        metadata=_metadata(spec, object_name(spec), options),
-        spec=k8s.V1PodSpec(
-            restart_policy="Never",
-            init_containers=[init],
-            containers=[kaniko],
-            volumes=[k8s.V1Volume(name="workspace", empty_dir=k8s.V1EmptyDirVolumeSource())],
-            service_account_name=options.service_account,
-            automount_service_account_token=False,  # runs get no Kubernetes API rights
-            **_scheduling(spec),
-        ),
+    return _run_once_pod(
+        spec,
+        options,
+        init_containers=[init],
+        containers=[kaniko],
+        volumes=[k8s.V1Volume(name="workspace", empty_dir=k8s.V1EmptyDirVolumeSource())],
     )
 
 

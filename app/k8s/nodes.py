@@ -50,7 +50,8 @@ def parse_quantity(value: Any) -> Decimal | None:
 def _status(conditions: list[dict[str, Any]]) -> str:
     for condition in conditions:
         if condition.get("type") == "Ready":
-            return {"True": "ready", "False": "not_ready"}.get(condition.get("status"), "unknown")
+            status = str(condition.get("status"))
+            return {"True": "ready", "False": "not_ready"}.get(status, "unknown")
     return "unknown"
 
 

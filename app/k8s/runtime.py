@@ -39,7 +39,10 @@ from app.k8s.manifests import (
 )
 from app.k8s.nodes import cluster_node
 from app.k8s.status import DEFAULT_STUCK_TIMEOUT, Observed, deployment_status, pod_status
+from app.logic.statuses import Status
 from app.runtimes.base import (
+    NOTEBOOK_GRACE_MARGIN,
+    Capabilities,
     ClusterNode,
     Runtime,
     RuntimeError_,
@@ -167,6 +170,10 @@ class KubernetesRuntime(Runtime):
         self.options = ManifestOptions(
             **{**base.__dict__, "namespace": namespace, "registry": registry or base.registry}
         )
+        drain = self.options.notebook_snapshot_timeout + NOTEBOOK_GRACE_MARGIN
+        self.capabilities = Capabilities(
+            in_cluster=True, keeps_logs=True, notebook_drain_seconds=drain
+        )
         self.stuck_timeout = stuck_timeout
         self.request_timeout = request_timeout
         self._kubeconfig = kubeconfig
@@ -270,7 +277,7 @@ class KubernetesRuntime(Runtime):
             self._final[key] = previous
         elif key in self._stop_requested:
             self._final[key] = WorkloadState(
-                key, "stopped", "Stopped by plx.", details=previous.details
+                key, Status.STOPPED, "Stopped by plx.", details=previous.details
             )
         return True
 
@@ -443,7 +450,7 @@ class KubernetesRuntime(Runtime):
             obj = await self._create(core.create_namespaced_pod, core.read_namespaced_pod, pod)
             self._remember(self._pods, obj)
         state = self._states.get(spec.key)
-        return state or WorkloadState(spec.key, "scheduled", url=manifests.url)
+        return state or WorkloadState(spec.key, Status.SCHEDULED, url=manifests.url)
 
     async def _create(
         self, create: Callable[..., Awaitable[Any]], read: Callable[..., Awaitable[Any]], body: Any
@@ -514,13 +521,13 @@ class KubernetesRuntime(Runtime):
         pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
         kind = _annotation(pod, KIND_ANNOTATION) or "job"
         try:
-            resp = await core.read_namespaced_pod_log(
-                _name(pod),
-                self.namespace,
-                container=MAIN_CONTAINERS.get(kind),
-                _preload_content=False,
-                _request_timeout=self.request_timeout,
-            )
+            # The raw response (not preloaded): its status says whether there are logs yet.
+            raw: dict[str, Any] = {
+                "container": MAIN_CONTAINERS.get(kind),
+                "_preload_content": False,
+                "_request_timeout": self.request_timeout,
+            }
+            resp: Any = await core.read_namespaced_pod_log(_name(pod), self.namespace, **raw)
             try:
                 if resp.status in (400, 404):
                     return None  # not started yet (ContainerCreating), or gone

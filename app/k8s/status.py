@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.logic.statuses import Status
 from app.runtimes.base import ObservedStatus
 
 IMAGE_WAIT_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "CreateContainerConfigError"})
@@ -103,14 +104,14 @@ def _terminated(main: dict[str, Any], pod: dict[str, Any], details: dict) -> Obs
     if term:
         code = term.get("exitCode")
         if code == 0 and phase != "Failed":
-            return Observed("succeeded", None, 0, started, finished, details)
-        return Observed("failed", _exit_message(term), code, started, finished, details)
+            return Observed(Status.SUCCEEDED, None, 0, started, finished, details)
+        return Observed(Status.FAILED, _exit_message(term), code, started, finished, details)
     if phase == "Succeeded":
-        return Observed("succeeded", None, 0, details=details)
+        return Observed(Status.SUCCEEDED, None, 0, details=details)
     if phase == "Failed":
         status = pod.get("status") or {}
         message = _failed_init(pod) or status.get("message") or status.get("reason") or "failed"
-        return Observed("failed", message, details=details)
+        return Observed(Status.FAILED, message, details=details)
     return None
 
 
@@ -123,19 +124,19 @@ def _waiting(
     reason = waiting.get("reason") or "Waiting"
     message = f"{reason}: {waiting['message']}" if waiting.get("message") else reason
     if reason in FATAL_WAIT_REASONS:
-        return Observed("failed", message, details=details)
+        return Observed(Status.FAILED, message, details=details)
     if reason in IMAGE_WAIT_REASONS:
         scheduled = _condition(pod, "PodScheduled") or {}
         since = parse_time(scheduled.get("lastTransitionTime")) or parse_time(
             (pod.get("metadata") or {}).get("creationTimestamp")
         )
         if since is not None and (now - since).total_seconds() >= stuck:
-            return Observed("failed", f"{message} (for over {int(stuck)}s)", details=details)
-    return Observed("building", message, details=details)
+            return Observed(Status.FAILED, f"{message} (for over {int(stuck)}s)", details=details)
+    return Observed(Status.BUILDING, message, details=details)
 
 
 def _stopped(details: dict[str, Any]) -> Observed:
-    return Observed("stopped", "Stopped by plx.", details=details)
+    return Observed(Status.STOPPED, "Stopped by plx.", details=details)
 
 
 def _finished_before(done: Observed | None, when: datetime) -> bool:
@@ -168,19 +169,21 @@ def pod_status(
     if scheduled and scheduled.get("status") == "False":
         text = scheduled.get("message") or scheduled.get("reason") or "Not scheduled"
         if scheduled.get("reason") == "Unschedulable":
-            return Observed("warning", f"Unschedulable: {text}", details=details)
-        return Observed("building", text, details=details)
+            return Observed(Status.WARNING, f"Unschedulable: {text}", details=details)
+        return Observed(Status.BUILDING, text, details=details)
     waiting = _waiting(main, pod, details, now, stuck_timeout)
     if waiting is not None:
         return waiting
     running = (main.get("state") or {}).get("running")
     if running:
-        return Observed("running", started_at=parse_time(running.get("startedAt")), details=details)
+        return Observed(
+            Status.RUNNING, started_at=parse_time(running.get("startedAt")), details=details
+        )
     if scheduled is None:
-        return Observed("scheduled", "Pending", details=details)
+        return Observed(Status.SCHEDULED, "Pending", details=details)
     if status.get("phase") == "Pending":
-        return Observed("building", status.get("reason") or "PodInitializing", details=details)
-    return Observed("unknown", status.get("reason") or status.get("phase"), details=details)
+        return Observed(Status.BUILDING, status.get("reason") or "PodInitializing", details=details)
+    return Observed(Status.UNKNOWN, status.get("reason") or status.get("phase"), details=details)
 
 
 def _newest(pods: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
@@ -199,9 +202,11 @@ def _crashed(main: dict[str, Any], details: dict) -> Observed | None:
     if waiting.get("reason") == "CrashLoopBackOff":
         term = (main.get("lastState") or {}).get("terminated") or term
         message = "CrashLoopBackOff" + (f", last {_exit_message(term)}" if term else "")
-        return Observed("failed", message, term.get("exitCode") if term else None, details=details)
+        return Observed(
+            Status.FAILED, message, term.get("exitCode") if term else None, details=details
+        )
     if term:
-        return Observed("failed", _exit_message(term), term.get("exitCode"), details=details)
+        return Observed(Status.FAILED, _exit_message(term), term.get("exitCode"), details=details)
     return None
 
 
@@ -222,7 +227,7 @@ def deployment_status(
     progressing = _condition(deployment, "Progressing") or {}
     if progressing.get("reason") == "ProgressDeadlineExceeded":
         return Observed(
-            "failed", progressing.get("message") or "ProgressDeadlineExceeded", details=details
+            Status.FAILED, progressing.get("message") or "ProgressDeadlineExceeded", details=details
         )
     pod = _newest(pods)
     if (status.get("availableReplicas") or 0) >= 1:
@@ -231,20 +236,22 @@ def deployment_status(
             details.update(_pod_details(pod))
             running = (_container_status(pod, container).get("state") or {}).get("running")
             started = parse_time((running or {}).get("startedAt"))
-        return Observed("running", started_at=started, details=details)
+        return Observed(Status.RUNNING, started_at=started, details=details)
     failure = _condition(deployment, "ReplicaFailure")
     if failure and failure.get("status") == "True":
-        return Observed("warning", failure.get("message") or failure.get("reason"), details=details)
+        return Observed(
+            Status.WARNING, failure.get("message") or failure.get("reason"), details=details
+        )
     if pod is None:
-        return Observed("scheduled", "Waiting for the deployment's pod.", details=details)
+        return Observed(Status.SCHEDULED, "Waiting for the deployment's pod.", details=details)
     details.update(_pod_details(pod))
     crashed = _crashed(_container_status(pod, container), details)
     if crashed is not None:
         return crashed
     observed = pod_status(pod, container, now=now, stuck_timeout=stuck_timeout)
-    if observed.status == "running":
+    if observed.status == Status.RUNNING:
         # Running but not Ready yet: the server is still starting (readiness probe).
-        return Observed("building", "Starting (not ready yet).", details=observed.details)
+        return Observed(Status.BUILDING, "Starting (not ready yet).", details=observed.details)
     return Observed(
         observed.status,
         observed.message,

@@ -9,7 +9,9 @@ arrive one at a time and only the open bucket is held, so memory does not grow w
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 Point = tuple[float, float]
 
@@ -76,3 +78,85 @@ class MinMaxSeries:
     @property
     def seen(self) -> int:
         return self._seen
+
+
+# Levels of pre-aggregated tiers: a bucket of level k holds 2^k consecutive points. One level in
+# four keeps writes cheap (a point updates one row per level); a read picks the level whose
+# buckets are at most as large as the ones asked for, so it reads at most 16 times as many rows
+# as it returns.
+TIER_LEVELS = (4, 8, 12, 16)
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    """One point of one metric's series; `at` is carried along (the time axis), not compared."""
+
+    step: float
+    at: Any
+    value: float
+
+
+@dataclass
+class Tier:
+    """The lowest and the highest point of a bucket of `points` consecutive points (the earliest
+    one on ties, as in `MinMaxSeries`)."""
+
+    level: int
+    bucket: int
+    points: int
+    low: SeriesPoint
+    high: SeriesPoint
+
+    def add(self, other: Tier) -> None:
+        self.points += other.points
+        if other.low.value < self.low.value:
+            self.low = other.low
+        if other.high.value > self.high.value:
+            self.high = other.high
+
+
+def tiers_of(start: int, points: Sequence[SeriesPoint]) -> list[Tier]:
+    """The tier rows that `points`, indexes `start`, `start + 1`... of one series, fall into,
+    each summarising only these points (the database merges them into the stored rows)."""
+    found: dict[tuple[int, int], Tier] = {}
+    for offset, point in enumerate(points):
+        index = start + offset
+        for level in TIER_LEVELS:
+            key = (level, index >> level)
+            tier = found.get(key)
+            if tier is None:
+                found[key] = Tier(level, key[1], 1, point, point)
+            else:
+                tier.add(Tier(level, key[1], 1, point, point))
+    return list(found.values())
+
+
+def level_for(total: int, max_points: int) -> int:
+    """The coarsest tier level whose buckets hold no more points than `bucket_size` asks for;
+    0 (every point) when even the finest level is too coarse."""
+    wanted = bucket_size(total, max_points)
+    usable = [level for level in TIER_LEVELS if 1 << level <= wanted]
+    return usable[-1] if usable else 0
+
+
+def from_tiers(
+    first: Point, tiers: Sequence[tuple[Point, Point]], last: Point, max_points: int
+) -> tuple[list[float], list[float]]:
+    """At most `max_points` points from the (lowest, highest) points of consecutive buckets:
+    groups of neighbouring buckets are merged (their extremes are the group's), then the first
+    and the last points of the series are added, and everything is put in x order."""
+    budget = (max_points - 2) // 2  # groups, each giving two points, besides first and last
+    kept: list[Point] = [first, last]
+    if budget > 0 and tiers:
+        per_group = math.ceil(len(tiers) / budget)
+        for start in range(0, len(tiers), per_group):
+            group = tiers[start : start + per_group]
+            low = min((t[0] for t in group), key=lambda p: p[1])
+            high = max((t[1] for t in group), key=lambda p: p[1])
+            kept.extend((low, high))
+    xs: list[float] = []
+    ys: list[float] = []
+    for x, y in sorted(set(kept)):
+        xs.append(x)
+        ys.append(y)
+    return xs, ys

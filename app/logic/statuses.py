@@ -10,6 +10,7 @@ experiment (a clone), so the original's done status never changes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -34,48 +35,63 @@ StatusTable = Literal["experiment", "job", "group"]
 """`job` covers jobs, builds, tensorboards, notebooks and the jobs (pods) of an experiment."""
 
 S = Status
-DONE: frozenset[str] = frozenset({S.SUCCEEDED, S.FAILED, S.STOPPED})
+
+# The one definition of the status sets. Everything else (rules, services, the reconciler, SQL
+# `IN (...)` lists) derives from these. Iterate them through `sorted()` where order shows (SQL
+# text, cached statements): a frozenset's order changes with the process's hash seed.
+DONE: frozenset[Status] = frozenset({S.SUCCEEDED, S.FAILED, S.STOPPED})
+"""Terminal for every table: no status follows a done one."""
+EXPERIMENT_PENDING: frozenset[Status] = frozenset({S.CREATED, S.RESUMING})
+EXPERIMENT_RUNNING: frozenset[Status] = frozenset({S.BUILDING, S.SCHEDULED, S.STARTING, S.RUNNING})
+JOB_PENDING: frozenset[Status] = frozenset({S.CREATED})
+JOB_RUNNING: frozenset[Status] = frozenset({S.BUILDING, S.SCHEDULED, S.RUNNING})
+"""Also what `has_tensorboard` / `has_notebook` mean: a plugin job in one of these."""
+GROUP_PENDING: frozenset[Status] = frozenset({S.CREATED})
+GROUP_RUNNING: frozenset[Status] = frozenset({S.RUNNING})
+
+_Allowed = dict[Status, frozenset[Status | None]]
 
 
 @dataclass(frozen=True)
 class StatusRules:
-    values: frozenset[str]
-    pending: frozenset[str]
-    running: frozenset[str]
-    done: frozenset[str]
+    values: frozenset[Status]
+    pending: frozenset[Status]
+    running: frozenset[Status]
+    done: frozenset[Status]
     # new status -> the current statuses it may follow (None = no status yet)
-    allowed_from: dict[str, frozenset[str | None]]
+    allowed_from: _Allowed
     # the statuses whose first occurrence sets started_at
-    starts_clock: frozenset[str]
+    starts_clock: frozenset[Status]
 
 
-def _fs(*values: str | None) -> frozenset[str | None]:
+def _fs(*values: Status | None) -> frozenset[Status | None]:
     return frozenset(values)
 
 
-def _experiment_rules() -> StatusRules:
-    values = frozenset(
-        {
-            S.CREATED,
-            S.RESUMING,
-            S.WARNING,
-            S.BUILDING,
-            S.SCHEDULED,
-            S.STARTING,
-            S.RUNNING,
-            S.SUCCEEDED,
-            S.FAILED,
-            S.STOPPED,
-            S.UNKNOWN,
-        }
-    )
+def _rules(
+    *,
+    pending: frozenset[Status],
+    running: frozenset[Status],
+    detours: frozenset[Status] = frozenset(),
+    moves: _Allowed,
+    starts_clock: frozenset[Status],
+) -> StatusRules:
+    """A table's rules. Unless `moves` says otherwise, a done status may follow any status not
+    done, and a detour (warning, unknown...) any status not done but itself."""
+    values = pending | running | DONE | detours
     not_done = values - DONE
-    return StatusRules(
-        values=values,
-        pending=frozenset({S.CREATED, S.RESUMING}),
-        running=frozenset({S.BUILDING, S.SCHEDULED, S.STARTING, S.RUNNING}),
-        done=DONE,
-        allowed_from={
+    allowed: _Allowed = {done: frozenset(not_done) for done in DONE}
+    allowed |= {detour: frozenset(not_done - {detour}) for detour in detours}
+    allowed |= moves
+    return StatusRules(values, pending, running, DONE, allowed, starts_clock)
+
+
+def _experiment_rules() -> StatusRules:
+    return _rules(
+        pending=EXPERIMENT_PENDING,
+        running=EXPERIMENT_RUNNING,
+        detours=frozenset({S.WARNING, S.UNKNOWN}),
+        moves={
             S.CREATED: _fs(None),
             S.RESUMING: _fs(S.CREATED, S.WARNING),
             S.BUILDING: _fs(S.CREATED, S.RESUMING, S.WARNING, S.UNKNOWN),
@@ -84,11 +100,6 @@ def _experiment_rules() -> StatusRules:
             S.RUNNING: _fs(
                 S.CREATED, S.RESUMING, S.BUILDING, S.SCHEDULED, S.STARTING, S.WARNING, S.UNKNOWN
             ),
-            S.SUCCEEDED: frozenset(not_done),
-            S.FAILED: frozenset(not_done),
-            S.STOPPED: frozenset(not_done),
-            S.WARNING: frozenset(not_done - {S.WARNING}),
-            S.UNKNOWN: frozenset(not_done - {S.UNKNOWN}),
         },
         # v0 set it at `starting`; a local run may go straight to `running`.
         starts_clock=frozenset({S.STARTING, S.RUNNING}),
@@ -96,64 +107,37 @@ def _experiment_rules() -> StatusRules:
 
 
 def _job_rules() -> StatusRules:
-    values = frozenset(
-        {
-            S.CREATED,
-            S.BUILDING,
-            S.SCHEDULED,
-            S.RUNNING,
-            S.SUCCEEDED,
-            S.FAILED,
-            S.STOPPED,
-            S.UNKNOWN,
-            S.WARNING,
-            S.UNSCHEDULABLE,
-        }
-    )
-    not_done = values - DONE
     # warning/unknown/unschedulable are detours a pod can come back from.
     detours = (S.WARNING, S.UNKNOWN, S.UNSCHEDULABLE)
-    return StatusRules(
-        values=values,
-        pending=frozenset({S.CREATED}),
-        running=frozenset({S.BUILDING, S.SCHEDULED, S.RUNNING}),
-        done=DONE,
-        allowed_from={
+    return _rules(
+        pending=JOB_PENDING,
+        running=JOB_RUNNING,
+        detours=frozenset(detours),
+        moves={
             S.CREATED: _fs(None),
             # a pod seen waiting after being scheduled maps back to `building` (v0 pod monitor)
             S.BUILDING: _fs(None, S.CREATED, S.SCHEDULED, *detours),
             S.SCHEDULED: _fs(S.CREATED, S.BUILDING, *detours),
             S.RUNNING: _fs(S.CREATED, S.BUILDING, S.SCHEDULED, *detours),
-            S.SUCCEEDED: frozenset(not_done),
-            S.FAILED: frozenset(not_done),
-            S.STOPPED: frozenset(not_done),
-            S.WARNING: frozenset(not_done - {S.WARNING}),
-            S.UNKNOWN: frozenset(not_done - {S.UNKNOWN}),
-            S.UNSCHEDULABLE: frozenset(not_done - {S.UNSCHEDULABLE}),
         },
-        starts_clock=frozenset({S.BUILDING, S.SCHEDULED, S.RUNNING}),
+        starts_clock=JOB_RUNNING,
     )
 
 
 def _group_rules() -> StatusRules:
-    values = frozenset({S.CREATED, S.RUNNING, S.SUCCEEDED, S.FAILED, S.STOPPED})
-    return StatusRules(
-        values=values,
-        pending=frozenset({S.CREATED}),
-        running=frozenset({S.RUNNING}),
-        done=DONE,
-        allowed_from={
+    return _rules(
+        pending=GROUP_PENDING,
+        running=GROUP_RUNNING,
+        moves={
             S.CREATED: _fs(None),
             S.RUNNING: _fs(S.CREATED),
-            S.SUCCEEDED: _fs(S.RUNNING),
-            S.FAILED: _fs(S.CREATED, S.RUNNING),
-            S.STOPPED: _fs(S.CREATED, S.RUNNING),
+            S.SUCCEEDED: _fs(S.RUNNING),  # a group that never ran did not succeed
         },
-        starts_clock=frozenset({S.RUNNING}),
+        starts_clock=GROUP_RUNNING,
     )
 
 
-RULES: dict[str, StatusRules] = {
+RULES: dict[StatusTable, StatusRules] = {
     "experiment": _experiment_rules(),
     "job": _job_rules(),
     "group": _group_rules(),
@@ -168,9 +152,10 @@ def rules_for(table: StatusTable) -> StatusRules:
 
 
 def can_transition(table: StatusTable, current: str | None, new: str) -> bool:
-    """Whether `new` may follow `current` (None = no status yet)."""
-    allowed = rules_for(table).allowed_from.get(new)
-    return allowed is not None and current in allowed
+    """Whether `new` may follow `current` (None = no status yet). Plain strings are welcome
+    (a stored `last_status`, a client's value): a value that is no Status is never allowed."""
+    rules = rules_for(table)
+    return new in rules.values and current in rules.allowed_from[Status(new)]
 
 
 def is_done(status: str | None) -> bool:
@@ -186,18 +171,18 @@ def is_pending(table: StatusTable, status: str | None) -> bool:
 
 
 def experiment_status_from_jobs(
-    job_statuses: list[str], master_status: str | None = None
-) -> str | None:
+    job_statuses: Iterable[str], master_status: str | None = None
+) -> Status | None:
     """The experiment status its jobs imply (v0 `jobs_status` + `calculated_status`).
 
     A done master wins. Returns None when there is nothing to derive from (no jobs yet):
     v0's `all([])` would have called that `succeeded`.
     """
     if master_status in DONE:
-        return master_status
-    if not job_statuses:
-        return None
+        return Status(master_status)
     present = set(job_statuses)
+    if not present:
+        return None
     if S.UNKNOWN in present:
         return S.UNKNOWN
     # an unschedulable job shows on the experiment as `warning` (0.4+)
@@ -230,7 +215,7 @@ class ClockUpdate:
 
 
 def clock_update(
-    table: StatusTable, new: str, *, has_started_at: bool, has_finished_at: bool
+    table: StatusTable, new: Status, *, has_started_at: bool, has_finished_at: bool
 ) -> ClockUpdate:
     """started_at at the first running-like status, finished_at at the first done status."""
     rules = rules_for(table)

@@ -9,6 +9,8 @@ from app.models.experiments import (
     ExperimentJobStatus,
     ExperimentMetric,
     ExperimentStatus,
+    MetricSeries,
+    MetricSeriesHead,
 )
 from app.models.groups import ExperimentGroup, ExperimentGroupStatus, GroupDecision
 from app.models.jobs import (
@@ -40,6 +42,8 @@ __all__ = [
     "ExperimentStatus",
     "GroupDecision",
     "Lease",
+    "MetricSeries",
+    "MetricSeriesHead",
     "Job",
     "JobStatus",
     "NotebookJob",

@@ -3,7 +3,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import (
@@ -89,6 +99,53 @@ class ExperimentMetric(IdMixin, Base):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     values: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+
+
+# The name of the head row that counts all of a run's points (a metric name has 1+ characters).
+RUN_POINTS = ""
+
+
+class MetricSeriesHead(Base):
+    """How many points a run reported for each metric name, and in all (name `RUN_POINTS`): the
+    next point's index in its series, and the run's position of a point without a `step`."""
+
+    __tablename__ = "metric_series_heads"
+    __table_args__ = (PrimaryKeyConstraint("experiment_id", "name"),)
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(256), nullable=False)
+    points: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class MetricSeries(Base):
+    """Each metric name's series of a run, written with every metric point, so a chart reads
+    one name without the run's other values. Level 0 holds every point (`bucket` is its index in
+    the series); level k > 0 holds, per bucket of 2^k consecutive points, the lowest (`step`,
+    `at`, `value`) and the highest (`high_*`) point: a chart of 2,000 points over a million
+    reads a few thousand rows of a level instead of the million."""
+
+    __tablename__ = "metric_series"
+    __table_args__ = (
+        PrimaryKeyConstraint("experiment_id", "name", "level", "bucket"),
+        # Zooming into a step range at full resolution reads level 0 over this index.
+        Index("ix_metric_series_exp_name_level_step", "experiment_id", "name", "level", "step"),
+    )
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(256), nullable=False)
+    level: Mapped[int] = mapped_column(Integer, nullable=False)
+    bucket: Mapped[int] = mapped_column(Integer, nullable=False)
+    points: Mapped[int] = mapped_column(Integer, nullable=False)
+    step: Mapped[float] = mapped_column(Float, nullable=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    value: Mapped[float] = mapped_column(Float, nullable=False)
+    high_step: Mapped[float | None] = mapped_column(Float, nullable=True)
+    high_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    high_value: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class ExperimentJob(IdMixin, UuidMixin, TimestampsMixin, RunMixin, Base):

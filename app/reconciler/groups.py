@@ -22,11 +22,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.dialects import is_postgres
 from app.faults import crash_point
 from app.logic.early_stopping import MetricHistory, check_thresholds, evaluate_policy
 from app.logic.errors import SpecError
 from app.logic.hptuning import HPTuningConfig, parse_hptuning
 from app.logic.polyaxonfile import PolyaxonFile, parse_polyaxonfile
+from app.logic.statuses import Status
 from app.models import Experiment, ExperimentGroup, ExperimentMetric
 from app.reconciler.retries import Failure, report
 from app.services import groups as service
@@ -99,7 +101,7 @@ async def _lock_group(session: AsyncSession, group_id: int) -> ExperimentGroup |
     transactions begin IMMEDIATE, so the writer already holds the only write lock.
     """
     stmt = select(ExperimentGroup).where(ExperimentGroup.id == group_id)
-    if session.bind.dialect.name == "postgresql":
+    if is_postgres(session):
         stmt = stmt.with_for_update(skip_locked=True, key_share=True)
     return await session.scalar(stmt.execution_options(populate_existing=True))
 
@@ -115,10 +117,10 @@ def _load(group: ExperimentGroup) -> tuple[PolyaxonFile, HPTuningConfig]:
 
 async def _fail(session: AsyncSession, group: ExperimentGroup, reason: str) -> None:
     await service.record_decision(
-        session, group, kind="failed", reason=reason, experiment_ids=None, inputs=None
+        session, group, kind=Status.FAILED, reason=reason, experiment_ids=None, inputs=None
     )
     await service.stop_pending_experiments(session, group.id, message=reason)
-    await set_status(session, group, "failed", message=reason)
+    await set_status(session, group, Status.FAILED, message=reason)
 
 
 async def reconcile_group(reconciler: Any, group_id: int) -> bool:
@@ -138,8 +140,8 @@ async def reconcile_group(reconciler: Any, group_id: int) -> bool:
             except SpecError as exc:
                 await _fail(session, group, f"Experiment group could not be loaded: {exc}")
                 return False
-            if group.last_status == "created":
-                await set_status(session, group, "running")
+            if group.last_status == Status.CREATED:
+                await set_status(session, group, Status.RUNNING)
                 crash_point("groups.after_running_status")
             if await _early_stopping(session, group, config):
                 return False
@@ -158,7 +160,7 @@ async def reconcile_group(reconciler: Any, group_id: int) -> bool:
             crash_point("groups.after_release")
             if group.suggestions_done and not released:
                 if await service.count_unfinished(session, group.id) == 0:
-                    await set_status(session, group, "succeeded")
+                    await set_status(session, group, Status.SUCCEEDED)
                     crash_point("groups.after_succeeded")
             return bool(released)
     return True
@@ -172,7 +174,7 @@ async def _materialise(
     cursor: service.IndexedCursor,
 ) -> bool:
     """One batch; True when another batch should follow in this pass."""
-    if config.search_algorithm in ("grid", "random"):
+    if config.search_algorithm in service.INDEXED:
         await service.materialise_indexed(session, group, config, group_file, cursor)
         return not group.suggestions_done
     result = await service.materialise(session, group, config, group_file)
@@ -212,7 +214,7 @@ async def _early_stopping(
                 inputs=decision.to_dict(),
             )
             group.stop_requested = True
-            await set_status(session, group, "stopped", message=decision.reason)
+            await set_status(session, group, Status.STOPPED, message=decision.reason)
             return True
     if config.early_stopping_policy is not None:
         await _apply_policy(session, group, config)

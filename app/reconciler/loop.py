@@ -19,15 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.config import Settings
 from app.db import session_scope
 from app.reconciler.retries import Retries
-from app.runtimes.base import Runtime
+from app.runtimes import build_runtime
+from app.runtimes.base import Runtime, cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 SETUP_RETRY_MIN, SETUP_RETRY_MAX = 0.5, 30.0
-# How often the local runtime looks at its live workloads (a few file reads each, at most
-# PLX_LOCAL_MAX_PARALLEL of them). An end waits half of it on average before the next run of
-# its slot starts, so 0.5 s cost ~250 ms per short run; 50 ms costs ~25 ms.
-LOCAL_POLL_INTERVAL = 0.05
 
 Step = Callable[["Reconciler"], Awaitable[None]]
 
@@ -89,7 +86,8 @@ class Reconciler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("runtime %s: setup failed (%s); retrying", self.runtime.name, exc)
+            kind = type(self.runtime).__name__
+            log.warning("runtime %s: setup failed (%s); retrying", kind, exc)
             return False
         self.setup_done = True
         return True
@@ -123,52 +121,14 @@ class Reconciler:
 
     async def stop(self) -> None:
         """Stop the loop and release the runtime; workloads keep running and are adopted later."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.runtime.aclose()
 
 
-def build_runtime(settings: Settings) -> Runtime:
-    from app.runtimes import make_runtime
-
-    if settings.runtime == "local":
-        from app.runtimes.isolation import local_run_user
-
-        return make_runtime(
-            "local",
-            state_dir=settings.data_dir / "runtime",
-            max_parallel=settings.local_max_parallel,
-            poll_interval=LOCAL_POLL_INTERVAL,
-            run_user=local_run_user(settings),
-        )
-    if settings.runtime == "kubernetes":
-        from app.k8s.manifests import ManifestOptions
-
-        options = ManifestOptions(
-            outputs_claim=settings.k8s_outputs_claim,
-            # The claim holds PLX_DATA_DIR and is mounted at the same path in pods, so the
-            # outputs paths of the database are valid inside them too.
-            outputs_root=str(settings.data_dir.resolve()),
-            service_account=settings.k8s_service_account,
-            allowed_secrets=frozenset(settings.k8s_allowed_secrets),
-            allowed_configmaps=frozenset(settings.k8s_allowed_configmaps),
-        )
-        return make_runtime(
-            "kubernetes",
-            namespace=settings.k8s_namespace,
-            registry=settings.k8s_registry,
-            resync_seconds=settings.k8s_resync_seconds,
-            options=options,
-            api_host=settings.k8s_api_host,
-        )
-    return make_runtime(settings.runtime)
-
-
 async def start_reconciler(app: Any) -> Callable[[], Awaitable[None]]:
-    """Startup hook: build the runtime and the reconciler with the steps of `create_app`.
+    """Startup hook: build the runtime (the one `PLX_RUNTIME` names, registered with
+    `app.runtimes`) and the reconciler with the steps of `create_app`.
 
     `app.state.reconciler_steps` is the ordered list of steps (runs, groups, plugins), filled in
     `create_app` so that each module adds its own.

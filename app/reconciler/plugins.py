@@ -29,18 +29,27 @@ from typing import Any
 import anyio
 from sqlalchemy import select
 
+from app.kinds import PLUGINS, Kind
 from app.logic.plugin_access import plugin_prefix
+from app.logic.statuses import Status
 from app.models import (
     CodeReference,
     Experiment,
     ExperimentGroup,
     NotebookJob,
     Project,
-    TensorboardJob,
     User,
 )
 from app.reconciler.retries import Failure, report, tracked
-from app.runtimes.base import CapacityError, RuntimeError_, WorkloadSpec, WorkloadState
+from app.runtimes.base import (
+    NOTEBOOK_GRACE_MARGIN,
+    NOTEBOOK_SNAPSHOT_TIMEOUT,
+    CapacityError,
+    Runtime,
+    RuntimeError_,
+    WorkloadSpec,
+    WorkloadState,
+)
 from app.services import plugins as service
 from app.services.code import code_checkout_path, prune_orphan_repos
 from app.services.runs import outputs_path, workload_key
@@ -49,8 +58,9 @@ from app.services.users import create_run_token
 
 log = logging.getLogger(__name__)
 
-KINDS = {"tensorboard": TensorboardJob, "notebook": NotebookJob}
-DEFAULT_PORTS = {"tensorboard": 6006, "notebook": 8888}
+# The plugin tables, by kind name (tensorboards, notebooks).
+PLUGIN_MODELS: dict[str, type[Any]] = {plugin.kind.value: plugin.model for plugin in PLUGINS}
+DEFAULT_PORTS: dict[str, int] = {Kind.TENSORBOARD: 6006, Kind.NOTEBOOK: 8888}
 MAX_PLUGINS_PER_PASS = 500
 # Notebook workloads being deleted gracefully (Kubernetes), per runtime: key -> monotonic time
 # the deletion began. Lost on a restart, which is harmless: the Deployment is gone by then, so
@@ -102,7 +112,7 @@ def free_port() -> int:
 
 async def _plans(session: Any, settings: Any) -> list[Plan]:
     plans: list[Plan] = []
-    for kind, model in KINDS.items():
+    for kind, model in PLUGIN_MODELS.items():
         rows = (
             await session.execute(
                 select(model, Project, User)
@@ -128,13 +138,13 @@ async def _plan(
         )
     owner_stopped = None
     logdirs: list[tuple[str, str]] = []
-    if kind == "tensorboard":
+    if kind == Kind.TENSORBOARD:
         experiments = select(Experiment.id).where(Experiment.project_id == project.id)
         if row.experiment_id is not None:
             status = await session.scalar(
                 select(Experiment.last_status).where(Experiment.id == row.experiment_id)
             )
-            if status == "stopped":
+            if status == Status.STOPPED:
                 owner_stopped = "Its experiment was stopped."
             experiments = experiments.where(Experiment.id == row.experiment_id)
         elif row.experiment_group_id is not None:
@@ -143,13 +153,13 @@ async def _plan(
                     ExperimentGroup.id == row.experiment_group_id
                 )
             )
-            if status == "stopped":
+            if status == Status.STOPPED:
                 owner_stopped = "Its group was stopped."
             experiments = experiments.where(
                 Experiment.experiment_group_id == row.experiment_group_id
             )
         for experiment_id in await session.scalars(experiments.order_by(Experiment.id)):
-            path = outputs_path(settings, "experiment", experiment_id)
+            path = outputs_path(settings, Kind.EXPERIMENT, experiment_id)
             logdirs.append((str(experiment_id), str(path)))
     return Plan(
         kind=kind,
@@ -194,7 +204,10 @@ async def reconcile_plugins(reconciler: Any) -> None:
             continue  # failed lately: tried again after its delay, the others go on
         state = workloads.get(plan.key)
         if plan.owner_stopped is not None:
-            what, action = "record", _set(reconciler, plan, "stopped", message=plan.owner_stopped)
+            what, action = (
+                "record",
+                _set(reconciler, plan, Status.STOPPED, message=plan.owner_stopped),
+            )
         elif state is not None and state.error:
             failure = retries.failed(plan.key, "observe", state.error)
             await _report(reconciler, plan, failure)
@@ -224,22 +237,23 @@ async def _retire(runtime: Any, settings: Any, key: str, state: WorkloadState) -
 
 async def _report(reconciler: Any, plan: Plan, failure: Failure) -> None:
     async def load(session: Any) -> Any:
-        return await session.get(KINDS[plan.kind], plan.run_id)
+        return await session.get(PLUGIN_MODELS[plan.kind], plan.run_id)
 
     await report(reconciler, failure, load)
 
 
-def _drains(runtime: Any, key: str) -> bool:
-    return runtime.name == "kubernetes" and key.startswith("notebook-")
+def _drains(runtime: Runtime, key: str) -> bool:
+    """Whether this workload is a notebook the runtime drains before its cleanup."""
+    drain = runtime.capabilities.notebook_drain_seconds
+    return drain is not None and key.startswith(f"{Kind.NOTEBOOK}-")
 
 
-def notebook_grace_seconds(runtime: Any, settings: Any) -> int:
-    """The notebook pod's terminationGracePeriodSeconds (its preStop upload fits in it)."""
-    from app.k8s.manifests import NOTEBOOK_GRACE_MARGIN, ManifestOptions
-
-    options = getattr(runtime, "options", None) or ManifestOptions()
-    grace = options.notebook_snapshot_timeout + NOTEBOOK_GRACE_MARGIN
-    return max(grace, int(settings.stop_grace_seconds))
+def notebook_grace_seconds(runtime: Runtime, settings: Any) -> int:
+    """The notebook's grace period on its stop (its preStop upload fits in it)."""
+    drain = runtime.capabilities.notebook_drain_seconds
+    if drain is None:
+        drain = NOTEBOOK_SNAPSHOT_TIMEOUT + NOTEBOOK_GRACE_MARGIN
+    return max(drain, int(settings.stop_grace_seconds))
 
 
 async def _drain_notebook(runtime: Any, settings: Any, key: str, state: WorkloadState) -> bool:
@@ -260,7 +274,7 @@ async def _drain_notebook(runtime: Any, settings: Any, key: str, state: Workload
 
 async def _set(reconciler: Any, plan: Plan, status: str, **values: Any) -> None:
     async with reconciler.session() as session:
-        row = await session.get(KINDS[plan.kind], plan.run_id)
+        row = await session.get(PLUGIN_MODELS[plan.kind], plan.run_id)
         if row is None:
             return
         for name, value in values.pop("columns", {}).items():
@@ -273,7 +287,7 @@ async def _sync(reconciler: Any, plan: Plan, state: WorkloadState) -> None:
     status = state.status
     columns = {"url": state.url} if state.url else {}
     message = state.message
-    if state.status == "succeeded":
+    if state.status == Status.SUCCEEDED:
         message = message or f"The {plan.kind} process ended."
     await _set(reconciler, plan, status, message=message, columns=columns)
 
@@ -283,7 +297,7 @@ def _command(plan: Plan, program: str, port: int, workdir: Path, local: bool) ->
     No secret here: a command line is visible to every `ps` (the notebook's token goes in
     `JUPYTER_TOKEN`, see `_secrets`)."""
     host = "127.0.0.1" if local else "0.0.0.0"
-    if plan.kind == "tensorboard":
+    if plan.kind == Kind.TENSORBOARD:
         if len(plan.logdirs) == 1:
             logs = f"--logdir {shlex.quote(plan.logdirs[0][1])}"
         elif plan.logdirs:
@@ -303,22 +317,22 @@ def _command(plan: Plan, program: str, port: int, workdir: Path, local: bool) ->
 def _secrets(plan: Plan) -> dict[str, str]:
     """What the plugin needs to know but `ps` must not show: jupyter reads its token from the
     environment (never empty: jupyter would make one up, unknown to the proxy)."""
-    return {"JUPYTER_TOKEN": plan.token} if plan.kind == "notebook" and plan.token else {}
+    return {"JUPYTER_TOKEN": plan.token} if plan.kind == Kind.NOTEBOOK and plan.token else {}
 
 
 async def _start(reconciler: Any, plan: Plan) -> None:
     runtime = reconciler.runtime
     settings = reconciler.settings
-    local = runtime.name == "local"
+    local = runtime.capabilities.local_processes
     program = service.find_executable(plan.kind) if local else service.EXTRAS[plan.kind][0]
     if program is None:
-        await _set(reconciler, plan, "failed", message=service.missing_message(plan.kind))
+        await _set(reconciler, plan, Status.FAILED, message=service.missing_message(plan.kind))
         return
     port = plan.port
     if port is None:
         port = free_port() if local else DEFAULT_PORTS[plan.kind]
         # Stored before the start: a crash in between restarts with the same port and key.
-        await _set(reconciler, plan, "created", columns={"port": port})
+        await _set(reconciler, plan, Status.CREATED, columns={"port": port})
     base = service.plugin_dir(settings, plan.kind, plan.run_id)
     spec = WorkloadSpec(
         key=plan.key,
@@ -334,12 +348,13 @@ async def _start(reconciler: Any, plan: Plan) -> None:
         ports=[port],
         labels={"app": f"polyaxon-{plan.kind}", "role": "polyaxon-dashboard"},
     )
-    if runtime.name == "kubernetes" and plan.kind == "notebook":
-        spec = await _in_cluster_notebook(reconciler, plan, spec)
+    if runtime.capabilities.in_cluster and plan.kind == Kind.NOTEBOOK:
+        in_cluster = await _in_cluster_notebook(reconciler, plan, spec)
+        if in_cluster is None:
+            return
+        spec = in_cluster
     else:
         spec = await _with_local_workdir(reconciler, plan, spec, program, port, local)
-    if spec is None:
-        return
     try:
         state = await runtime.start(spec)
     except CapacityError as exc:  # a full runtime: it waits its turn
@@ -348,7 +363,7 @@ async def _start(reconciler: Any, plan: Plan) -> None:
     except RuntimeError_ as exc:
         if exc.retryable:
             raise  # retried with backoff (app/reconciler/retries.py), never given up on
-        await _set(reconciler, plan, "failed", message=exc.message)
+        await _set(reconciler, plan, Status.FAILED, message=exc.message)
         return
     if state.error is None:
         await _sync(reconciler, plan, state)
@@ -362,7 +377,7 @@ async def _with_local_workdir(
     valid in pods too when the outputs claim is mounted)."""
     settings = reconciler.settings
     base = service.plugin_dir(settings, plan.kind, plan.run_id)
-    if plan.kind == "notebook":
+    if plan.kind == Kind.NOTEBOOK:
         checkout = None
         if plan.commit is not None:
             checkout = await code_checkout_path(settings, plan.project_id, plan.commit)
@@ -397,7 +412,7 @@ async def _in_cluster_notebook(
         if row is None:
             return None
         user = await session.get(User, row.user_id)
-        run_token = await create_run_token(session, user, kind="notebook", run_id=row.id)
+        run_token = await create_run_token(session, user, kind=Kind.NOTEBOOK, run_id=row.id)
     env = {
         "PLX_API_URL": (settings.api_url or "http://127.0.0.1:8000").rstrip("/"),
         "PLX_TOKEN": run_token,

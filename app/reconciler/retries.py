@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.logic.statuses import is_done
+from app.logic.statuses import Status, is_done
 from app.runtimes.base import RuntimeError_, describe_error
 from app.services.statuses import set_status
 
@@ -114,7 +114,7 @@ class Retries:
         delay = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (failure.count - 1))
         failure.next_at = now + delay
         # The traceback once, on the first failure of an unexpected kind; then one line.
-        trace = failure.count == 1 and isinstance(error, BaseException) and not transient
+        trace = failure.count == 1 and not isinstance(error, str) and not transient
         log.warning(
             "%s of %s failed (%d in a row, next attempt in %.0f s): %s",
             what,
@@ -122,7 +122,7 @@ class Retries:
             failure.count,
             delay,
             text,
-            exc_info=error if trace else None,
+            exc_info=error if trace and not isinstance(error, str) else None,
         )
         return failure
 
@@ -197,7 +197,7 @@ async def report(rec: Any, failure: Failure, load: Loader, give_up: GiveUp | Non
                 if give_up is not None:
                     await give_up(session, row, message)
                 else:
-                    await set_status(session, row, "failed", message=message)
+                    await set_status(session, row, Status.FAILED, message=message)
                 log.error("%s: %s", failure.key, message)
                 return
             # The same status again (force: no transition), with the trouble as its message.

@@ -2,407 +2,196 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Depends, Request, Response, status
+from pydantic import BaseModel
 
-from app.deps import AuthDep, ListDep, SessionDep, SettingsDep, UserAuthDep, wake_after_commit
-from app.models import ExperimentGroup, User
-from app.routers import experiments as experiments_routes
-from app.schemas.common import Page, RowId
-from app.schemas.groups import (
-    GroupCreate,
-    GroupDecisionOut,
-    GroupDetailOut,
-    GroupMetricOut,
-    GroupOut,
-    GroupStatusOut,
-    GroupStop,
-    GroupUpdate,
-    SweepPlanOut,
+from app.deps import (
+    AuthDep,
+    ListDep,
+    ProjectRead,
+    ProjectWrite,
+    SessionDep,
+    SettingsDep,
+    UserAuthDep,
+    read_project,
+    wake_after_commit,
 )
+from app.routers import experiments as experiments_routes
+from app.schemas import groups as schemas
+from app.schemas.common import Page, RowId
 from app.services import groups as service
-from app.services import projects as projects_service
-from app.services.projects import ProjectAccess
-from app.services.users import Principal
+from app.services.groups import ProjectGroup
 
 router = APIRouter(prefix="/api/v1/{username}/{project}/groups", tags=["groups"])
-CONTENT_TYPE = "experiment_group"
+ONE = "/{group_id}"
+NO_CONTENT = status.HTTP_204_NO_CONTENT
+STOP_MESSAGE = "Experiment group was stopped."
 
 
-def _out(
-    group: ExperimentGroup, access: ProjectAccess, user: str, *, bookmarked: bool
-) -> dict[str, Any]:
-    return {
-        "id": group.id,
-        "uuid": group.uuid,
-        "name": group.name,
-        "unique_name": f"{access.unique_name}.{group.id}",
-        "user": user,
-        "description": group.description,
-        "last_status": group.last_status,
-        "group_type": group.group_type,
-        "project": access.unique_name,
-        "created_at": group.created_at,
-        "updated_at": group.updated_at,
-        "started_at": group.started_at,
-        "finished_at": group.finished_at,
-        "tags": group.tags,
-        "concurrency": group.concurrency,
-        "search_algorithm": group.search_algorithm,
-        "bookmarked": bookmarked,
-    }
+async def read_group(access: ProjectRead, group_id: RowId, session: SessionDep) -> ProjectGroup:
+    """The group of the path in a project the caller may read (404 otherwise)."""
+    return ProjectGroup(access, await service.get_group(session, access, group_id))
 
 
-async def _creator(session: AsyncSession, group: ExperimentGroup, access: ProjectAccess) -> str:
-    if group.user_id == access.owner.id:
-        return access.owner.username
-    user = await session.get(User, group.user_id)
-    return user.username if user is not None else ""
+async def write_group(access: ProjectWrite, group_id: RowId, session: SessionDep) -> ProjectGroup:
+    """The group of the path in a project the caller may write (404 unseen, 403 read-only)."""
+    return ProjectGroup(access, await service.get_group(session, access, group_id))
+
+
+async def max_group_experiments(settings: SettingsDep) -> int:
+    return settings.max_group_experiments
+
+
+async def wake_reconciler(request: Request, session: SessionDep) -> None:
+    """The reconciler takes a pass once this request's writes are committed (not on a failure)."""
+    wake_after_commit(session, request)
+
+
+GroupRead = Annotated[ProjectGroup, Depends(read_group)]
+GroupWrite = Annotated[ProjectGroup, Depends(write_group)]
+MaxExperiments = Annotated[int, Depends(max_group_experiments)]
+WAKES = [Depends(wake_reconciler)]
 
 
 async def _detail(
-    session: AsyncSession, group: ExperimentGroup, access: ProjectAccess, principal: Principal
-) -> GroupDetailOut:
-    marked = await projects_service.bookmarked_ids(
-        session, principal.user, CONTENT_TYPE, [group.id]
-    )
-    user = await _creator(session, group, access)
-    return GroupDetailOut(
-        **_out(group, access, user, bookmarked=group.id in marked),
-        readme=group.readme,
-        current_iteration=group.current_iteration,
-        content=group.content,
-        hptuning=group.hptuning,
-        has_tensorboard=await service.has_tensorboard(session, group.id),
-        **await service.experiment_counts(session, group.id),
-    )
+    session: SessionDep, group: ProjectGroup, principal: AuthDep
+) -> schemas.GroupDetailOut:
+    facts = await service.describe_group_detail(session, group, principal.user)
+    return schemas.GroupDetailOut.from_row(group.row, facts)
 
 
-async def _group(
-    session: AsyncSession,
-    principal: Principal,
-    username: str,
-    project: str,
-    group_id: RowId,
-    *,
-    write: bool = False,
-) -> tuple[ProjectAccess, ExperimentGroup]:
-    access = await projects_service.get_project(session, principal, username, project, write=write)
-    return access, await service.get_group(session, access, group_id)
-
-
-@router.get("", summary="List a project's experiment groups", response_model=Page[GroupOut])
+@router.get("", summary="List a project's experiment groups")
 async def list_groups(
-    username: str, project: str, session: SessionDep, principal: AuthDep, params: ListDep
-) -> Page[GroupOut]:
-    access = await projects_service.get_project(session, principal, username, project)
-    count, rows, next_url, prev_url = await service.list_groups(session, access, params)
-    marked = await projects_service.bookmarked_ids(
-        session, principal.user, CONTENT_TYPE, [g.id for g in rows]
-    )
-    results = []
-    for group in rows:
-        user = await _creator(session, group, access)
-        results.append(GroupOut(**_out(group, access, user, bookmarked=group.id in marked)))
-    return Page(count=count, next=next_url, previous=prev_url, results=results)
+    access: ProjectRead, session: SessionDep, principal: AuthDep, params: ListDep
+) -> Page[schemas.GroupOut]:
+    listed = await service.list_groups(session, access, principal.user, params)
+    return schemas.page_of(listed, lambda pair: schemas.GroupOut.from_row(*pair))
 
 
 @router.post(
     "",
     summary="Create an experiment group from a polyaxonfile",
-    response_model=GroupDetailOut,
-    status_code=status.HTTP_201_CREATED,
+    status_code=201,
+    dependencies=WAKES,
 )
 async def create_group(
-    username: str,
-    project: str,
-    body: GroupCreate,
-    request: Request,
+    access: ProjectWrite,
+    body: schemas.GroupCreate,
     session: SessionDep,
     principal: AuthDep,
-    settings: SettingsDep,
-) -> GroupDetailOut:
-    access = await projects_service.get_project(session, principal, username, project, write=True)
-    checked = service.check_group(body.content, max_experiments=settings.max_group_experiments)
-    group = await service.create_group(
-        session,
-        access,
-        principal.user,
-        checked=checked,
-        name=body.name,
-        description=body.description,
-        readme=body.readme,
-        tags=body.tags,
-    )
-    wake_after_commit(session, request)
-    return await _detail(session, group, access, principal)
+    limit: MaxExperiments,
+) -> schemas.GroupDetailOut:
+    row = await service.create_group(session, access, principal.user, body, max_experiments=limit)
+    return await _detail(session, ProjectGroup(access, row), principal)
 
 
 @router.post(
     "/plan",
     summary="Plan a sweep without creating anything",
-    response_model=SweepPlanOut,
+    dependencies=[Depends(read_project)],  # only callers who may read the project
 )
-async def plan_group(
-    username: str,
-    project: str,
-    body: GroupCreate,
-    session: SessionDep,
-    principal: AuthDep,
-    settings: SettingsDep,
-) -> SweepPlanOut:
-    await projects_service.get_project(session, principal, username, project)
-    checked = service.check_group(body.content, max_experiments=settings.max_group_experiments)
-    return SweepPlanOut(**service.plan_out(checked))
+async def plan_group(body: schemas.GroupCreate, limit: MaxExperiments) -> schemas.SweepPlanOut:
+    checked = service.check_group(body.content, max_experiments=limit)
+    return schemas.SweepPlanOut.from_plan(checked.plan, concurrency=checked.hptuning.concurrency)
 
 
-@router.get("/{group_id}", summary="Get an experiment group", response_model=GroupDetailOut)
+@router.get(ONE, summary="Get an experiment group")
 async def get_group(
-    username: str, project: str, group_id: RowId, session: SessionDep, principal: AuthDep
-) -> GroupDetailOut:
-    access, group = await _group(session, principal, username, project, group_id)
-    return await _detail(session, group, access, principal)
+    group: GroupRead, session: SessionDep, principal: AuthDep
+) -> schemas.GroupDetailOut:
+    return await _detail(session, group, principal)
 
 
-async def _update(
-    username: str,
-    project: str,
-    group_id: RowId,
-    body: GroupUpdate,
-    request: Request,
-    session: AsyncSession,
-    principal: Principal,
-    max_experiments: int,
-) -> GroupDetailOut:
-    access, group = await _group(session, principal, username, project, group_id, write=True)
-    await service.update_group(
-        session,
-        group,
-        changes=body.model_dump(exclude_unset=True, exclude={"merge"}),
-        merge=body.merge,
-        max_experiments=max_experiments,
-    )
-    wake_after_commit(session, request)
-    return await _detail(session, group, access, principal)
-
-
-@router.patch("/{group_id}", summary="Update an experiment group", response_model=GroupDetailOut)
-async def patch_group(
-    username: str,
-    project: str,
-    group_id: RowId,
-    body: GroupUpdate,
-    request: Request,
+@router.put(ONE, summary="Update an experiment group", dependencies=WAKES)
+@router.patch(ONE, summary="Update an experiment group", dependencies=WAKES)
+async def update_group(
+    group: GroupWrite,
+    body: schemas.GroupUpdate,
     session: SessionDep,
     principal: AuthDep,
-    settings: SettingsDep,
-) -> GroupDetailOut:
-    return await _update(
-        username,
-        project,
-        group_id,
-        body,
-        request,
-        session,
-        principal,
-        settings.max_group_experiments,
-    )
-
-
-@router.put("/{group_id}", summary="Update an experiment group", response_model=GroupDetailOut)
-async def put_group(
-    username: str,
-    project: str,
-    group_id: RowId,
-    body: GroupUpdate,
-    request: Request,
-    session: SessionDep,
-    principal: AuthDep,
-    settings: SettingsDep,
-) -> GroupDetailOut:
-    return await _update(
-        username,
-        project,
-        group_id,
-        body,
-        request,
-        session,
-        principal,
-        settings.max_group_experiments,
-    )
+    limit: MaxExperiments,
+) -> schemas.GroupDetailOut:
+    await service.update_group(session, group.row, body, max_experiments=limit)
+    return await _detail(session, group, principal)
 
 
 @router.delete(
-    "/{group_id}",
+    ONE,
     summary="Delete an experiment group and its experiments (stopped first)",
-    status_code=status.HTTP_204_NO_CONTENT,
+    status_code=NO_CONTENT,
     response_class=Response,
+    dependencies=WAKES,
 )
-async def delete_group(
-    username: str,
-    project: str,
-    group_id: RowId,
-    request: Request,
-    session: SessionDep,
-    principal: AuthDep,
-) -> Response:
-    _, group = await _group(session, principal, username, project, group_id, write=True)
-    await service.delete_group(session, group)
-    wake_after_commit(session, request)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+async def delete_group(group: GroupWrite, session: SessionDep) -> None:
+    await service.delete_group(session, group.row)
 
 
-@router.post("/{group_id}/stop", summary="Stop a group (pending experiments only, or all)")
+@router.post(
+    ONE + "/stop", summary="Stop a group (pending experiments only, or all)", dependencies=WAKES
+)
 async def stop_group(
-    username: str,
-    project: str,
-    group_id: RowId,
-    request: Request,
-    session: SessionDep,
-    principal: AuthDep,
-    body: GroupStop | None = None,
+    group: GroupWrite, session: SessionDep, body: schemas.GroupStop | None = None
 ) -> dict[str, str]:
-    _, group = await _group(session, principal, username, project, group_id, write=True)
-    pending = body.pending if body is not None else False
-    await service.stop_group(
-        session, group, pending_only=pending, message="Experiment group was stopped."
-    )
-    wake_after_commit(session, request)
+    pending_only = body is not None and body.pending
+    await service.stop_group(session, group.row, pending_only=pending_only, message=STOP_MESSAGE)
     return {"detail": "Stopping."}
 
 
-@router.get(
-    "/{group_id}/statuses",
-    summary="A group's status history",
-    response_model=Page[GroupStatusOut],
+def _group_list(path: str, summary: str, rows: Any, out: type[BaseModel]) -> None:
+    """A paged list of rows belonging to the group, oldest first."""
+
+    @router.get(ONE + path, summary=summary, response_model=Page[out])  # type: ignore[valid-type]
+    async def list_rows(group: GroupRead, session: SessionDep, params: ListDep) -> Page[Any]:
+        return schemas.page_of(await rows(session, group.row, params), out.model_validate)
+
+
+_group_list("/statuses", "A group's status history", service.list_statuses, schemas.GroupStatusOut)
+_group_list(
+    "/decisions",
+    "Why the sweep stopped experiments or itself: each decision with its inputs",
+    service.list_decisions,
+    schemas.GroupDecisionOut,
 )
-async def list_statuses(
-    username: str,
-    project: str,
-    group_id: RowId,
-    session: SessionDep,
-    principal: AuthDep,
-    params: ListDep,
-) -> Page[GroupStatusOut]:
-    _, group = await _group(session, principal, username, project, group_id)
-    count, rows, next_url, prev_url = await service.list_statuses(session, group, params)
-    results = [
-        GroupStatusOut(
-            id=r.id,
-            uuid=r.uuid,
-            created_at=r.created_at,
-            message=r.message,
-            traceback=r.traceback,
-            status=r.status,
-            experiment_group=r.experiment_group_id,
-        )
-        for r in rows
-    ]
-    return Page(count=count, next=next_url, previous=prev_url, results=results)
-
-
-@router.get(
-    "/{group_id}/decisions",
-    summary="Why the sweep stopped experiments or itself: each decision with its inputs",
-    response_model=Page[GroupDecisionOut],
+_group_list(
+    "/metrics",
+    "Metrics reported by the group's experiments",
+    service.list_metrics,
+    schemas.GroupMetricOut,
 )
-async def list_decisions(
-    username: str,
-    project: str,
-    group_id: RowId,
-    session: SessionDep,
-    principal: AuthDep,
-    params: ListDep,
-) -> Page[GroupDecisionOut]:
-    _, group = await _group(session, principal, username, project, group_id)
-    count, rows, next_url, prev_url = await service.list_decisions(session, group, params)
-    results = [
-        GroupDecisionOut(
-            id=r.id,
-            experiment_group=r.experiment_group_id,
-            kind=r.kind,
-            reason=r.reason,
-            experiment_ids=r.experiment_ids,
-            inputs=r.inputs,
-            created_at=r.created_at,
-        )
-        for r in rows
-    ]
-    return Page(count=count, next=next_url, previous=prev_url, results=results)
 
 
-@router.get(
-    "/{group_id}/metrics",
-    summary="Metrics reported by the group's experiments",
-    response_model=Page[GroupMetricOut],
-)
-async def list_metrics(
-    username: str,
-    project: str,
-    group_id: RowId,
-    session: SessionDep,
-    principal: AuthDep,
-    params: ListDep,
-) -> Page[GroupMetricOut]:
-    _, group = await _group(session, principal, username, project, group_id)
-    count, rows, next_url, prev_url = await service.list_metrics(session, group, params)
-    results = [
-        GroupMetricOut(
-            id=r.id, experiment=r.experiment_id, created_at=r.created_at, values=r.values
-        )
-        for r in rows
-    ]
-    return Page(count=count, next=next_url, previous=prev_url, results=results)
-
-
-@router.get("/{group_id}/experiments", summary="List a group's experiments")
+@router.get(ONE + "/experiments", summary="List a group's experiments")
 async def list_group_experiments(
-    username: str,
-    project: str,
-    group_id: RowId,
+    group: GroupRead,
     session: SessionDep,
     principal: AuthDep,
     params: ListDep,
     metrics: bool = False,
     declarations: bool = False,
 ) -> dict[str, Any]:
-    await _group(session, principal, username, project, group_id)
     # The project's experiment list filtered by group: one shape for both routes.
+    owner, project = group.access.owner.username, group.access.project.name
+    shape = {"metrics": metrics, "declarations": declarations}
     return await experiments_routes.list_experiments(
-        username,
-        project,
-        session,
-        principal,
-        params,
-        metrics=metrics,
-        declarations=declarations,
-        group=group_id,
-        independent=False,
+        owner, project, session, principal, params, **shape, group=group.row.id, independent=False
     )
 
 
-@router.post(
-    "/{group_id}/bookmark", summary="Bookmark a group", status_code=status.HTTP_201_CREATED
-)
+@router.post(ONE + "/bookmark", summary="Bookmark a group", status_code=201)
 async def bookmark_group(
-    username: str, project: str, group_id: RowId, session: SessionDep, principal: UserAuthDep
+    principal: UserAuthDep, group: GroupRead, session: SessionDep
 ) -> dict[str, str]:
-    _, group = await _group(session, principal, username, project, group_id)
-    await projects_service.set_bookmark(session, principal.user, CONTENT_TYPE, group.id, on=True)
+    await service.bookmark_group(session, principal.user, group.row.id, on=True)
     return {"detail": "Bookmarked."}
 
 
 @router.delete(
-    "/{group_id}/unbookmark",
+    ONE + "/unbookmark",
     summary="Remove a group bookmark",
-    status_code=status.HTTP_204_NO_CONTENT,
+    status_code=NO_CONTENT,
     response_class=Response,
 )
-async def unbookmark_group(
-    username: str, project: str, group_id: RowId, session: SessionDep, principal: UserAuthDep
-) -> Response:
-    _, group = await _group(session, principal, username, project, group_id)
-    await projects_service.set_bookmark(session, principal.user, CONTENT_TYPE, group.id, on=False)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+async def unbookmark_group(principal: UserAuthDep, group: GroupRead, session: SessionDep) -> None:
+    await service.bookmark_group(session, principal.user, group.row.id, on=False)

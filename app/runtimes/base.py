@@ -12,6 +12,8 @@ reads ``observe``/``list_workloads`` (level-triggered: the full picture, not sin
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import os
 import platform
 import socket
@@ -20,15 +22,50 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from app.logic.statuses import DONE, Status
+
 WorkloadKind = Literal["experiment", "job", "build", "tensorboard", "notebook"]
 
 # Observed statuses use the job-level values of polyaxon-v0.md 3.2 (plus ``warning``).
 # ``scheduled``: accepted, not yet running (pod pending, process queued);
 # ``building``: image pull / container creating; ``warning``: e.g. unschedulable, still alive.
 ObservedStatus = Literal[
-    "scheduled", "building", "running", "warning", "succeeded", "failed", "stopped", "unknown"
+    Status.SCHEDULED,
+    Status.BUILDING,
+    Status.RUNNING,
+    Status.WARNING,
+    Status.SUCCEEDED,
+    Status.FAILED,
+    Status.STOPPED,
+    Status.UNKNOWN,
 ]
-DONE_OBSERVED: frozenset[str] = frozenset({"succeeded", "failed", "stopped"})
+DONE_OBSERVED: frozenset[str] = DONE
+
+# A notebook stopped with `commit` uploads its workspace before it ends (a preStop hook in a pod):
+# the upload may take NOTEBOOK_SNAPSHOT_TIMEOUT seconds, and the workload's grace period is that
+# plus NOTEBOOK_GRACE_MARGIN. Its run token must outlive both (app/services/run_tokens.py).
+NOTEBOOK_SNAPSHOT_TIMEOUT = 45
+NOTEBOOK_GRACE_MARGIN = 15
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a runtime does, declared by it: the reconciler asks these, never the runtime's name."""
+
+    # Workloads are processes of this machine: a run gets a writable copy of its code version,
+    # a plugin listens on loopback at a free port and its program is found on this PATH.
+    local_processes: bool = False
+    # False: a build is recorded as succeeded without a workload (no image is built).
+    builds_images: bool = True
+    # Workloads are containers of a cluster: builds push to the registry and runs use their
+    # build's image, replicas reach each other by pod name, notebooks fetch their code through
+    # the API.
+    in_cluster: bool = False
+    # `read_logs` answers what the workload printed; else it is in the spec's `log_path`.
+    keeps_logs: bool = False
+    # Seconds a notebook stopped gracefully needs before its cleanup (its preStop upload);
+    # None: stopped like any workload.
+    notebook_drain_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +152,7 @@ def describe_error(exc: BaseException) -> str:
 def unobservable(key: str, exc: BaseException) -> WorkloadState:
     """The state of a workload whose observation failed: listed, with the error, so that one
     workload in trouble neither hides the others nor passes for vanished."""
-    return WorkloadState(key=key, status="unknown", error=describe_error(exc))
+    return WorkloadState(key=key, status=Status.UNKNOWN, error=describe_error(exc))
 
 
 @dataclass(frozen=True)
@@ -171,6 +208,15 @@ def this_machine() -> ClusterNode:
     )
 
 
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel a background task and wait until it has ended."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 class RuntimeError_(Exception):
     """A runtime could not perform an action; ``retryable`` tells the reconciler to back off."""
 
@@ -187,7 +233,8 @@ class CapacityError(RuntimeError_):
 class Runtime(abc.ABC):
     """Start, stop and observe workloads. Every method is idempotent."""
 
-    name: str = "abstract"
+    name: str = "abstract"  # for logs and metrics; behaviour follows `capabilities`
+    capabilities: Capabilities = Capabilities()
 
     def __init__(self, notify: Callable[[], None] | None = None) -> None:
         # Called (from the event loop) whenever a workload may have changed, so the reconciler
@@ -226,7 +273,8 @@ class Runtime(abc.ABC):
         """Remove what is left of a finished workload (pod, deployment, pid files). Idempotent."""
 
     async def read_logs(self, key: str) -> str | None:
-        """Logs of the workload, when the runtime keeps them itself (k8s); local writes log_path."""
+        """Logs of the workload, when the runtime keeps them itself (`capabilities.keeps_logs`:
+        k8s); local writes the spec's log_path."""
         return None
 
     async def list_nodes(self) -> list[ClusterNode]:

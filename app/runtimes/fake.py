@@ -7,8 +7,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from app.logic.statuses import Status
 from app.runtimes.base import (
     DONE_OBSERVED,
+    Capabilities,
     CapacityError,
     ObservedStatus,
     Runtime,
@@ -37,13 +39,14 @@ class FakeRuntime(Runtime):
     """
 
     name = "fake"
+    capabilities = Capabilities(keeps_logs=True)
 
     def __init__(
         self,
         notify: Callable[[], None] | None = None,
         *,
         capacity: int | None = None,
-        initial_status: ObservedStatus = "running",
+        initial_status: ObservedStatus = Status.RUNNING,
         stop_immediately: bool = True,
     ) -> None:
         super().__init__(notify)
@@ -106,7 +109,7 @@ class FakeRuntime(Runtime):
             return
         self.stop_requests.append((key, grace_seconds))
         if self.stop_immediately:
-            self.set_status(key, "stopped", message="Stopped on request.")
+            self.set_status(key, Status.STOPPED, message="Stopped on request.")
 
     async def observe(self, key: str) -> WorkloadState | None:
         self._check("observe", key)

@@ -12,9 +12,10 @@ Layout of ``state_dir/<key>/`` (the only thing that survives the server):
   and not ``failed`` even across a restart.
 
 The process tree is ``wrapper (group + session leader) -> /bin/bash -c <command> -> ...``. The
-wrapper is a tiny stdlib-only Python program: it outlives the command to record its exact wait
-status (a shell only sees ``128 + signal``, which a program exiting 130 would fake), then clears
-what the command left in its group, as a container's end would.
+wrapper (app/runtimes/local_wrapper.py) is a tiny stdlib-only Python program: it outlives the
+command to record its exact wait status (a shell only sees ``128 + signal``, which a program
+exiting 130 would fake), then clears what the command left in its group, as a container's end
+would.
 
 Liveness is judged from ``exit.json`` and ``/proc/<pid>/stat`` (alive = same start time and not a
 zombie), never from ``kill(pid, 0)``: without an init, a wrapper that ended while the server was
@@ -45,12 +46,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from app.logic.statuses import Status
 from app.runtimes.base import (
+    Capabilities,
     CapacityError,
     Runtime,
     RuntimeError_,
     WorkloadSpec,
     WorkloadState,
+    cancel_and_wait,
     describe_error,
     unobservable,
 )
@@ -73,120 +77,10 @@ _LAUNCH_TIMEOUT = 10.0
 PLUGIN_KINDS = frozenset({"tensorboard", "notebook"})
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-# Run as ``python -I -S -c _WRAPPER state_dir workdir command sweep_grace started_at uid gid``, with
-# stdout/stderr on the log file, as leader of a new session. Standard library only: it must not
-# depend on the server's package being importable from the run's directory.
-_WRAPPER = r"""
-import os, sys, time, _signal
-
-# Only built-in modules: this interpreter starts once per run, and `json`, `signal` (enum) and
-# `subprocess` would triple its start-up time, the largest cost of a short run.
-state_dir, workdir, command, sweep_grace, started_at, uid, gid = sys.argv[1:8]
-me = os.getpid()
-
-
-def stat(pid):
-    with open("/proc/%d/stat" % pid, "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    return fields[0], int(fields[2]), int(fields[19])
-
-
-def dumps(value):
-    if isinstance(value, str):
-        out = value.replace("\\", "\\\\").replace('"', '\\"')
-        return '"%s"' % "".join(c if c >= " " else "\\u%04x" % ord(c) for c in out)
-    if isinstance(value, dict):
-        return "{%s}" % ", ".join("%s: %s" % (dumps(k), dumps(v)) for k, v in value.items())
-    return repr(value)  # int, float
-
-
-def write(name, data):
-    path = os.path.join(state_dir, name)
-    tmp = "%s.%d.tmp" % (path, me)
-    with open(tmp, "w") as f:
-        f.write(dumps(data))
-        f.flush()
-        os.fsync(f.fileno())  # the run's outcome must survive a crash of the machine too
-    os.replace(tmp, path)
-
-
-def leftovers(ticks):
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            state, pgrp, start = stat(int(name))
-        except (OSError, ValueError, IndexError):
-            continue
-        if pgrp == me and state not in (b"Z", b"X", b"x") and start >= ticks:
-            found.append(name)
-    return found
-
-
-def keep_going(signum, frame):
-    pass
-
-
-def spawn(env):
-    # fork + exec rather than posix_spawn: the command starts in `workdir`. The pipe closes on
-    # exec; if exec fails the child writes why before exiting.
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        try:
-            if uid != "-":
-                # The command runs as the run user; this wrapper stays the server's user, so the
-                # run can neither signal it nor forge the files it writes (exit.json).
-                os.setgroups([])
-                os.setgid(int(gid))
-                os.setuid(int(uid))
-                os.umask(0o077)
-            os.chdir(workdir)
-            os.execve("/bin/bash", ["/bin/bash", "-c", command], env)
-        except OSError as exc:
-            os.write(write_end, str(exc).encode(errors="replace"))
-        os._exit(127)
-    os.close(write_end)
-    error = b""
-    while True:
-        chunk = os.read(read_end, 4096)
-        if not chunk:
-            break
-        error += chunk
-    os.close(read_end)
-    return pid, error.decode(errors="replace")
-
-
-# Catch (not ignore) the stop signals: the leader must outlive the command to record how it
-# ended, and a caught signal reverts to its default in the exec'd command, an ignored one not.
-for sig in (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP):
-    _signal.signal(sig, keep_going)
-ticks = stat(me)[2]
-write("pid.json", {"pid": me, "start_ticks": ticks, "started_at": float(started_at)})
-# Python coerces a C locale by setting LC_CTYPE in its own environment; give the command the
-# environment this process was started with, unchanged.
-with open("/proc/self/environ", "rb") as f:
-    env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
-child, error = spawn(env)
-if error:
-    os.waitpid(child, 0)
-    print("plx: could not start the command: %s" % error, file=sys.stderr)
-    write("exit.json", {"returncode": 127, "finished_at": time.time(), "error": error})
-    sys.exit(127)
-_, status = os.waitpid(child, 0)
-returncode = os.waitstatus_to_exitcode(status)
-write("exit.json", {"returncode": returncode, "finished_at": time.time()})
-# Like a container whose main process ended: what the command left in its group goes too.
-if leftovers(ticks):
-    os.killpg(me, _signal.SIGTERM)
-    deadline = time.monotonic() + float(sweep_grace)
-    while leftovers(ticks) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if leftovers(ticks):
-        os.killpg(me, _signal.SIGKILL)
-"""
+# The leader of each workload's group, run by path as ``python -I -S WRAPPER state_dir workdir
+# command sweep_grace started_at uid gid``: isolated from the server's package (app/runtimes/
+# local_wrapper.py says why and how).
+WRAPPER = str(Path(__file__).with_name("local_wrapper.py"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,6 +196,7 @@ class LocalRuntime(Runtime):
     """Workloads as process groups under ``state_dir``; see the module docstring."""
 
     name = "local"
+    capabilities = Capabilities(local_processes=True, builds_images=False)
 
     def __init__(
         self,
@@ -344,11 +239,8 @@ class LocalRuntime(Runtime):
 
     async def aclose(self) -> None:
         """Stop watching. Workloads keep running: the next server adopts them."""
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
+        await cancel_and_wait(self._watcher)
+        self._watcher = None
 
     # -- the interface -----------------------------------------------------------------------
 
@@ -382,7 +274,7 @@ class LocalRuntime(Runtime):
             shutil.rmtree(path, ignore_errors=True)  # nothing runs: a retry may start it afresh
             raise
         self._workloads[spec.key] = workload
-        return self._safe_observe(workload) or self._state(workload, "running")
+        return self._safe_observe(workload) or self._state(workload, Status.RUNNING)
 
     async def stop(self, key: str, *, grace_seconds: float = 10.0) -> None:
         workload = self._get(key)
@@ -512,7 +404,7 @@ class LocalRuntime(Runtime):
         }
         write_json(path / SPEC_FILE, info)
         started_at = time.time()
-        argv = [sys.executable, "-I", "-S", "-c", _WRAPPER, str(path), str(workdir)]
+        argv = [sys.executable, "-I", "-S", WRAPPER, str(path), str(workdir)]
         argv += [spec.command or "", str(self._sweep_grace), repr(started_at)]
         argv += [str(owner[0]), str(owner[1])] if owner else ["-", "-"]
         env = {**base_env(), **spec.env}
@@ -606,9 +498,9 @@ class LocalRuntime(Runtime):
         if result is None:
             if workload.pid is not None and workload.start_ticks is not None:
                 if is_alive(workload.pid, workload.start_ticks):
-                    return self._state(workload, "running")
+                    return self._state(workload, Status.RUNNING)
             elif self._is_launching(workload):
-                return self._state(workload, "scheduled")
+                return self._state(workload, Status.SCHEDULED)
             # Gone. It may have written its result between our two reads.
             result = read_json(workload.path / EXIT_FILE) or self._settle(workload)
             if result is None:
@@ -623,7 +515,7 @@ class LocalRuntime(Runtime):
         stopped through its pid); otherwise nothing is known here any more: forget it."""
         if workload.pid is not None and workload.start_ticks is not None:
             if is_alive(workload.pid, workload.start_ticks):
-                return self._state(workload, "running")
+                return self._state(workload, Status.RUNNING)
         if self._workloads.get(workload.key) is workload:
             del self._workloads[workload.key]
             self._notify_safely()
@@ -704,17 +596,17 @@ class LocalRuntime(Runtime):
             not isinstance(finished_at, int | float) or requested <= finished_at
         )
         if was_stopped:
-            status, message = "stopped", self._stopped_message(result, stop or {})
+            status, message = Status.STOPPED, self._stopped_message(result, stop or {})
         elif result.get("error"):
-            status, message = "failed", f"Could not start the command: {result['error']}."
+            status, message = Status.FAILED, f"Could not start the command: {result['error']}."
         elif returncode == 0:
-            status, message = "succeeded", "Process exited with code 0."
+            status, message = Status.SUCCEEDED, "Process exited with code 0."
         elif isinstance(returncode, int) and returncode > 0:
-            status, message = "failed", f"Process exited with code {returncode}."
+            status, message = Status.FAILED, f"Process exited with code {returncode}."
         elif isinstance(returncode, int):
-            status, message = "failed", f"Process was killed by {details['signal']}."
+            status, message = Status.FAILED, f"Process was killed by {details['signal']}."
         else:
-            status = "failed"
+            status = Status.FAILED
             message = (
                 f"Process vanished without recording an exit status (pid {workload.pid}); "
                 "it was killed from outside or the machine restarted."

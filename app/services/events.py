@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, and_, literal_column, or_, select
+from sqlalchemy import ColumnElement, Select, and_, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.dialects import is_postgres
 from app.errors import BadRequest
 from app.models import Event
 
@@ -51,14 +53,16 @@ def parse_cursor(raw: str | None) -> Cursor:
     return Cursor(txid, ident)
 
 
-def _visible(session: AsyncSession) -> list:
-    if session.bind.dialect.name != "postgresql":  # type: ignore[union-attr]
+def _visible(session: AsyncSession) -> list[ColumnElement[bool]]:
+    if not is_postgres(session):
         return []
-    horizon = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+    horizon: ColumnElement[int] = literal_column(
+        "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+    )
     return [Event.txid < horizon]
 
 
-def _query(session: AsyncSession, project_id: int, after: Cursor, limit: int) -> Select:
+def _query(session: AsyncSession, project_id: int, after: Cursor, limit: int) -> Select[Any]:
     return (
         select(Event)
         .where(

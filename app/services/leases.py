@@ -19,6 +19,8 @@ import uuid
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.dialects import is_postgres
+
 DEFAULT_TTL = 30.0  # seconds
 
 
@@ -34,10 +36,6 @@ def holder_of(owner: object) -> str:
         holder = make_holder()
         owner.lease_holder = holder  # type: ignore[attr-defined]
     return holder
-
-
-def _postgres(session: AsyncSession) -> bool:
-    return session.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
 
 
 _READ = text(
@@ -68,7 +66,7 @@ async def claim_many(
     replica from claiming until that transaction ends, and the leases keep them after. The read
     comes first and skips locked rows, so a lease another replica is claiming right now is left
     out, not waited for (an INSERT ... ON CONFLICT first would wait for that transaction)."""
-    if not _postgres(session) or not names:
+    if not is_postgres(session) or not names:
         return set(names)
     found = (await session.execute(_READ, {"names": names})).all()
     # Ours already, or another's that expired. Left out: one locked by a replica claiming it
@@ -90,7 +88,7 @@ async def claim(session: AsyncSession, name: str, holder: str, ttl: float = DEFA
 
 
 async def release(session: AsyncSession, name: str, holder: str) -> None:
-    if _postgres(session):
+    if is_postgres(session):
         await session.execute(
             text("DELETE FROM leases WHERE name = :name AND holder = :holder"),
             {"name": name, "holder": holder},

@@ -9,12 +9,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Select, Text, and_, cast, exists, func, not_, select
-from sqlalchemy.dialects.postgresql import JSONB, array
+from sqlalchemy import Select, and_, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from starlette.datastructures import URL
 
+from app.dialects import JsonHasAny
 from app.errors import BadRequest
 from app.logic.errors import SpecError
 from app.logic.query import Condition, FieldKind, parse_query, parse_sort
@@ -69,15 +69,6 @@ def _compare(expr: Any, cond: Condition) -> ColumnElement[bool]:
     raise BadRequest(f"query: unsupported operation `{cond.op}` on `{cond.field}`")
 
 
-def _tags_contain_any(column: Any, tags: tuple[object, ...], dialect: str) -> ColumnElement[bool]:
-    """Rows whose tags hold any of `tags`: one `?|` / one IN, whatever the number of tags."""
-    names = [str(tag) for tag in tags]
-    if dialect == "postgresql":
-        return cast(column, JSONB).has_any(array(names, type_=Text))
-    element = func.json_each(column).table_valued("value")
-    return exists(select(1).select_from(element).where(element.c.value.in_(names)))
-
-
 def _typed_values(column: Any, cond: Condition) -> Condition:
     """Integer columns get integers: `id:abc` or `id:1e30` is a 400, not a driver error."""
     try:
@@ -98,7 +89,7 @@ def _typed_values(column: Any, cond: Condition) -> Condition:
     return replace(cond, values=tuple(values))
 
 
-def _condition(cond: Condition, fmap: FieldMap, dialect: str) -> ColumnElement[bool]:
+def _condition(cond: Condition, fmap: FieldMap) -> ColumnElement[bool]:
     if cond.field in fmap.custom:
         clause = fmap.custom[cond.field](cond)
     elif cond.key is not None:
@@ -109,14 +100,19 @@ def _condition(cond: Condition, fmap: FieldMap, dialect: str) -> ColumnElement[b
     else:
         kind, column = fmap.fields[cond.field]
         if kind is FieldKind.TAGS:
-            clause = _tags_contain_any(column, cond.values, dialect)
+            # rows whose tags hold any of the values
+            clause = JsonHasAny(column, *(str(tag) for tag in cond.values))
         else:
             clause = _compare(column, _typed_values(column, cond))
     # `~` means "not this"; rows where the value is NULL count as "not this" too.
     return not_(func.coalesce(clause, False)) if cond.negate else clause
 
 
-def apply_query(stmt: Select[Any], query: str | None, fmap: FieldMap, dialect: str) -> Select[Any]:
+def apply_query(
+    stmt: Select[Any], query: str | None, fmap: FieldMap, _dialect: str | None = None
+) -> Select[Any]:
+    """`stmt` narrowed by the `query` filters, for either database (app.dialects compiles the
+    differences). `_dialect` is ignored: a former argument, until the callers stop passing it."""
     if not query:
         return stmt
     kinds = {name: kind for name, (kind, _) in fmap.fields.items()}
@@ -126,7 +122,7 @@ def apply_query(stmt: Select[Any], query: str | None, fmap: FieldMap, dialect: s
         conditions = parse_query(query, kinds, json_kinds)
     except SpecError as exc:
         raise BadRequest(exc.message) from None
-    return stmt.where(and_(*(_condition(c, fmap, dialect) for c in conditions)))
+    return stmt.where(and_(*(_condition(c, fmap) for c in conditions)))
 
 
 def apply_sort(stmt: Select[Any], sort: str | None, fmap: FieldMap) -> Select[Any]:

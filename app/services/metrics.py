@@ -1,4 +1,5 @@
-"""Experiment metrics: validated points, stored in one transaction, shallow-merged last_metric."""
+"""Experiment metrics: validated points, stored in one transaction, shallow-merged last_metric,
+and fed to each name's series (app/services/series.py) for the charts."""
 
 from __future__ import annotations
 
@@ -8,13 +9,26 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, cast, func, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.dialects import is_postgres
 from app.errors import BadRequest, PayloadTooLarge
 from app.models import Experiment, ExperimentMetric
-from app.models.base import utcnow
+from app.models.base import Base, utcnow
+from app.services import series
 from app.services.listing import ListParams, paginate
 
 MAX_KEYS = 1000
@@ -82,11 +96,12 @@ async def add_metrics(
     merged: dict[str, float] = {}
     for values, _ in points:
         merged.update(values)
-    postgres = _postgres(session)
+    postgres = is_postgres(session)
     now = utcnow()
     update_params = {"exp_id": exp.id, "merged": json.dumps(merged), "now": now}
     if dedupe:
-        return await _add_new(session, exp, points, update_params, postgres)
+        await _add_new(session, exp, points, update_params, postgres)
+        return None
     result = None
     if len(points) == 1:
         values, created = points[0]
@@ -96,6 +111,7 @@ async def add_metrics(
                 _statements(True).add_and_merge,
                 {**update_params, "m_exp_id": exp.id, "values": values, "created": created},
             )
+            await series.record(session, exp.id, points)
             return _out(metric_id, exp.id, created, values)
         metric_id = await session.scalar(
             _statements(False).add, {"m_exp_id": exp.id, "values": values, "created": created}
@@ -109,6 +125,7 @@ async def add_metrics(
     # The merge happens in the UPDATE itself, on the row version it locks: concurrent posts
     # never lose each other's keys, without a SELECT ... FOR UPDATE round trip first.
     await session.execute(_statements(postgres).merge, update_params)
+    await series.record(session, exp.id, points)
     # The session's copy of `exp` is stale now: no caller reads it after this.
     return result
 
@@ -137,18 +154,18 @@ async def _add_new(
         key = _key(values, created)
         if key not in seen:
             seen.add(key)
-            new.append({"experiment_id": exp.id, "values": values, "created_at": created})
+            new.append((values, created))
     if new:
-        await session.execute(insert(ExperimentMetric), new)
+        await session.execute(
+            insert(ExperimentMetric),
+            [{"experiment_id": exp.id, "values": v, "created_at": c} for v, c in new],
+        )
+        await series.record(session, exp.id, new)
 
 
 def _key(values: dict[str, Any], created: datetime) -> tuple[Any, ...]:
     stamp = created if created.tzinfo else created.replace(tzinfo=UTC)  # naive is UTC, as stored
     return (stamp.astimezone(UTC), tuple(sorted((k, float(v)) for k, v in values.items())))
-
-
-def _postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 class _Statements:
@@ -157,9 +174,10 @@ class _Statements:
     `m_exp_id`, `values` and `created`."""
 
     def __init__(self, postgres: bool) -> None:
-        experiments = Experiment.__table__
+        experiments = _table(Experiment)
         last_metric = experiments.c.last_metric
         merged = bindparam("merged", type_=String())
+        merge_sql: ColumnElement[Any]
         if postgres:
             empty = cast(literal("{}"), JSONB)
             merge_sql = func.coalesce(last_metric, empty).op("||")(cast(merged, JSONB))
@@ -175,7 +193,7 @@ class _Statements:
                 updated_at=bindparam("now", type_=experiments.c.updated_at.type),
             )
         )
-        metrics = ExperimentMetric.__table__
+        metrics = _table(ExperimentMetric)
         self.add = (
             insert(metrics)
             .values(
@@ -189,6 +207,13 @@ class _Statements:
         self.add_and_merge = self.merge.add_cte(added).returning(
             select(added.c.id).scalar_subquery()
         )
+
+
+def _table(model: type[Base]) -> Table:
+    """A model's table, typed as a Table (the ORM types `__table__` as a FromClause)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 _STATEMENTS: dict[bool, _Statements] = {}

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-if TYPE_CHECKING:
-    from app.services.users import Principal
+from app.services.principals import Principal
 
 SESSION_KEY = "principal_cache"
 _PENDING_KEY = "principal_cache_forget"
@@ -82,7 +80,14 @@ def forget_principals(
     info.setdefault(_PENDING_KEY, []).append((user_id, run))
 
 
-@event.listens_for(Session, "after_commit")
+def register_session_events(session_class: type[Session]) -> None:
+    """Forget at commit what `forget_principals` recorded, for the sessions of `session_class`
+    (the app's, app/db.py), not every Session of the process; a rollback drops the record."""
+    if not event.contains(session_class, "after_commit", _forget_after_commit):
+        event.listen(session_class, "after_commit", _forget_after_commit)
+        event.listen(session_class, "after_rollback", _drop_pending)
+
+
 def _forget_after_commit(session: Session) -> None:
     pending = session.info.pop(_PENDING_KEY, None)
     cache: PrincipalCache | None = session.info.get(SESSION_KEY)
@@ -91,6 +96,5 @@ def _forget_after_commit(session: Session) -> None:
             cache.forget(user_id=user_id, run=run)
 
 
-@event.listens_for(Session, "after_rollback")
 def _drop_pending(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)

@@ -12,30 +12,27 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import PermissionDenied
+from app.kinds import NOTEBOOK, RUNS
 from app.logic.statuses import is_done
-from app.models import BuildJob, CodeReference, Experiment, Job, NotebookJob
+from app.models import CodeReference, NotebookJob
 from app.models.base import utcnow
+from app.runtimes.base import NOTEBOOK_GRACE_MARGIN, NOTEBOOK_SNAPSHOT_TIMEOUT
 from app.services.users import Principal
 
-RUN_TABLES: dict[str, type] = {
-    "experiment": Experiment,
-    "job": Job,
-    "build": BuildJob,
-    "notebook": NotebookJob,
-}
+# The kinds whose tokens a run holds while it runs (a tensorboard gets none).
+RUN_TABLES: dict[str, type[Any]] = {kind.kind: kind.model for kind in (*RUNS, NOTEBOOK)}
 MAX_ENTRIES = 10_000
 _LIVE = None  # a live run: no end yet
 
 
 def snapshot_window() -> float:
     """Seconds a stopped notebook's pod may still upload its snapshot."""
-    from app.k8s.manifests import NOTEBOOK_GRACE_MARGIN, NOTEBOOK_SNAPSHOT_TIMEOUT
-
     return float(NOTEBOOK_SNAPSHOT_TIMEOUT + NOTEBOOK_GRACE_MARGIN)
 
 

@@ -1,9 +1,8 @@
 """Shared helpers of runs (experiments, jobs, builds): lookup with run-token rules, paths under
-PLX_DATA_DIR, the environment every run gets (contract.md 3), workload keys, logs, statuses."""
+PLX_DATA_DIR, workload keys, logs, statuses."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -145,56 +144,6 @@ def append_log(settings: Settings, kind: str, run_id: int, lines: str | list[str
         f.write(text if text.endswith("\n") else text + "\n")
 
 
-def run_env(
-    settings: Settings,
-    *,
-    kind: str,
-    run_id: int,
-    unique_name: str,
-    username: str,
-    project: str,
-    token: str,
-    declarations: dict[str, Any] | None,
-    outputs: Path,
-    group_id: int | None = None,
-    log_file: Path | None = None,
-) -> dict[str, str]:
-    """PLX_* of contract.md 3 and the POLYAXON_* an in-cluster polyaxon-client 0.3.9 reads."""
-    api_url = (settings.api_url or "http://127.0.0.1:8000").rstrip("/")
-    decl = json.dumps(declarations or {})
-    env = {
-        "PLX_API_URL": api_url,
-        "PLX_TOKEN": token,
-        "PLX_USERNAME": username,
-        "PLX_PROJECT": project,
-        "PLX_DECLARATIONS": decl,
-        "PLX_OUTPUTS_PATH": str(outputs),
-        "POLYAXON_IN_CLUSTER": "true",
-        "POLYAXON_API_HTTP_HOST": api_url,
-        "POLYAXON_API_WS_HOST": re.sub(r"^http", "ws", api_url),
-        "POLYAXON_API_VERSION": "v1",
-        "POLYAXON_SECRET_USER_TOKEN": token,
-        "POLYAXON_RUN_OUTPUTS_PATH": str(outputs),
-        "POLYAXON_DECLARATIONS": decl,
-    }
-    if log_file is not None:
-        env["PLX_LOG_PATH"] = str(log_file)
-    project_unique = f"{username}.{project}"
-    info: dict[str, Any] = {"project_name": project_unique}
-    if kind == "experiment":
-        env["PLX_EXPERIMENT_ID"] = str(run_id)
-        info.update(experiment_name=unique_name, experiment_uuid=None)
-        if group_id is not None:
-            env["PLX_GROUP_ID"] = str(group_id)
-            info["experiment_group_name"] = f"{project_unique}.{group_id}"
-        env["POLYAXON_EXPERIMENT_INFO"] = json.dumps(info)
-    else:
-        env["PLX_JOB_ID"] = str(run_id)
-        info.update(job_name=unique_name)
-        env["POLYAXON_JOB_INFO"] = json.dumps(info)
-    return env
-
-
 def workload_key(kind: str, run: Any, role: str | None = None, index: int = 0) -> str:
     base = f"{kind}-{run.id}-{run.uuid[:8]}"
     return f"{base}-{role}-{index}" if role else base
@@ -234,7 +183,7 @@ async def post_status(
     kind = kind_of(run)
     return await session.scalar(
         select(kind.status_model)
-        .where(getattr(kind.status_model, kind.fk) == run.id)
+        .where(getattr(kind.status_model, kind.status_fk) == run.id)
         .order_by(kind.status_model.id.desc())
         .limit(1)
     )
@@ -245,7 +194,7 @@ async def list_statuses(session: AsyncSession, run: Any, params: ListParams) -> 
     model = kind.status_model
     stmt = (
         select(model)
-        .where(getattr(model, kind.fk) == run.id)
+        .where(getattr(model, kind.status_fk) == run.id)
         .order_by(model.created_at.asc(), model.id.asc())
     )
     return await paginate(session, stmt, params)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -12,58 +11,23 @@ from sqlalchemy import bindparam, event, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from app.logic.statuses import StatusTable, can_transition, clock_update, is_done, rules_for
-from app.models import (
-    BuildJob,
-    BuildJobStatus,
-    Experiment,
-    ExperimentGroup,
-    ExperimentGroupStatus,
-    ExperimentJob,
-    ExperimentJobStatus,
-    ExperimentStatus,
-    Job,
-    JobStatus,
-    NotebookJob,
-    NotebookJobStatus,
-    TensorboardJob,
-    TensorboardJobStatus,
-)
+from app.dialects import writes_in_ctes
+from app.kinds import BY_MODEL, kind_of
+from app.logic.statuses import Status, can_transition, clock_update, is_done, rules_for
 from app.models.base import new_uuid, utcnow
 
 MESSAGE_MAX = 256
 _LOCKED = "locked_rows"
 _PENDING = "pending_status_rows"
 
-
-@dataclass(frozen=True)
-class StatusKind:
-    table: StatusTable  # which transition rules apply
-    status_model: type  # the history table
-    fk: str  # the history table's column pointing at the entity
+# The session classes whose events run this module's hooks (register_session_events): only
+# their sessions may keep history rows pending until commit, or remember locks.
+_HOOKED: tuple[type[Session], ...] = ()
 
 
-KINDS: dict[type, StatusKind] = {
-    Experiment: StatusKind("experiment", ExperimentStatus, "experiment_id"),
-    ExperimentJob: StatusKind("job", ExperimentJobStatus, "job_id"),
-    Job: StatusKind("job", JobStatus, "job_id"),
-    BuildJob: StatusKind("job", BuildJobStatus, "job_id"),
-    TensorboardJob: StatusKind("job", TensorboardJobStatus, "job_id"),
-    NotebookJob: StatusKind("job", NotebookJobStatus, "job_id"),
-    ExperimentGroup: StatusKind("group", ExperimentGroupStatus, "experiment_group_id"),
-}
-
-
-def kind_of(obj: Any) -> StatusKind:
-    try:
-        return KINDS[type(obj)]
-    except KeyError:
-        raise TypeError(f"{type(obj).__name__} has no statuses") from None
-
-
-def status_values(model: type) -> frozenset[str]:
+def status_values(model: type) -> frozenset[Status]:
     """The status values an entity of `model` may take."""
-    return rules_for(KINDS[model].table).values
+    return rules_for(BY_MODEL[model].status_table).values
 
 
 async def lock_row(session: AsyncSession, obj: Any) -> Any:
@@ -103,11 +67,30 @@ async def lock_row(session: AsyncSession, obj: Any) -> Any:
 
 def mark_locked(session: AsyncSession, row: Any) -> None:
     """Record that this transaction read `row` under its row lock (lock_row then skips the
-    re-read). The record ends with the transaction, or any savepoint, commit or rollback."""
-    session.info.setdefault(_LOCKED, set()).add((type(row), row.id))
+    re-read). The record ends with the transaction, or any savepoint, commit or rollback; a
+    session whose class has not the hooks that end it records nothing (lock_row re-reads)."""
+    if _is_hooked(session):
+        session.info.setdefault(_LOCKED, set()).add((type(row), row.id))
 
 
-@event.listens_for(Session, "after_transaction_end")
+def register_session_events(session_class: type[Session]) -> None:
+    """Hook the writer into the sessions of `session_class`: the app's (app/db.py `AppSession`),
+    not SQLAlchemy's global `Session`, so another sessionmaker of the process runs none of it.
+    Pending history rows are written at commit, in the order they were set; remembered locks and
+    pending rows are dropped when the transaction ends or a (savepoint) rollback releases them."""
+    global _HOOKED
+    if issubclass(session_class, _HOOKED):
+        return
+    event.listen(session_class, "after_transaction_end", _forget_locks_at_end)
+    event.listen(session_class, "after_soft_rollback", _forget_locks_on_rollback)
+    event.listen(session_class, "before_commit", _write_pending_at_commit)
+    _HOOKED = (*_HOOKED, session_class)
+
+
+def _is_hooked(session: AsyncSession) -> bool:
+    return isinstance(session.sync_session, _HOOKED)
+
+
 def _forget_locks_at_end(session: Session, transaction: Any) -> None:
     # Not for the inner "subtransaction" every flush opens, nor a released savepoint: only the
     # end of the real transaction releases the locks.
@@ -116,14 +99,12 @@ def _forget_locks_at_end(session: Session, transaction: Any) -> None:
         session.info.pop(_PENDING, None)  # written at commit; dropped by a rollback or close
 
 
-@event.listens_for(Session, "after_soft_rollback")
 def _forget_locks_on_rollback(session: Session, _previous: Any) -> None:
     # Any rollback, a savepoint's included (it releases the row locks taken after it).
     session.info.pop(_LOCKED, None)
     session.info.pop(_PENDING, None)
 
 
-@event.listens_for(Session, "before_commit")
 def _write_pending_at_commit(session: Session) -> None:
     # Runs inside the commit's greenlet on an AsyncSession too, so it may execute statements.
     _write_pending(session)
@@ -133,7 +114,7 @@ def _write_pending(session: Session) -> None:
     """The history rows `set_status(flush=False)` left pending: one multi-row INSERT per table
     (Core, no RETURNING: the ORM would insert them one by one on SQLite, and wherever their
     NULL columns differ)."""
-    pending: dict[tuple[type, tuple[str, ...]], list[dict[str, Any]]] | None
+    pending: dict[tuple[type[Any], tuple[str, ...]], list[dict[str, Any]]] | None
     pending = session.info.pop(_PENDING, None)
     for (model, _columns), rows in (pending or {}).items():
         # The table, not the class: an ORM bulk INSERT would go row by row here.
@@ -149,11 +130,13 @@ def add_first_status(session: AsyncSession, obj: Any) -> None:
     """The history row of a row this transaction just inserted with its first `last_status`
     already set: no lock and no UPDATE (nobody else can see the row yet), unlike set_status."""
     kind = kind_of(obj)
-    if obj.id is None or obj.last_status not in rules_for(kind.table).values:
+    if obj.id is None or obj.last_status not in rules_for(kind.status_table).values:
         raise ValueError(f"{type(obj).__name__} must be flushed with a valid first status")
     created_at = obj.updated_at or utcnow()
     session.add(
-        kind.status_model(**{kind.fk: obj.id, "status": obj.last_status}, created_at=created_at)
+        kind.status_model(
+            **{kind.status_fk: obj.id, "status": obj.last_status}, created_at=created_at
+        )
     )
     mark_locked(session, obj)  # the inserting transaction holds the row
 
@@ -178,7 +161,7 @@ def _insert_with_history(model: Any, keys: tuple[str, ...]) -> Any:
     """INSERT ... RETURNING of `model` with bound `keys`, whose first status is copied into
     its history table by a data-modifying CTE; built once per shape (building it costs more
     than running it)."""
-    kind = KINDS[model]
+    kind = BY_MODEL[model]
     table = model.__table__
     row = insert(table).values({k: bindparam(k) for k in keys}).returning(*table.c).cte("new_row")
     history = kind.status_model.__table__
@@ -188,7 +171,7 @@ def _insert_with_history(model: Any, keys: tuple[str, ...]) -> Any:
         row.c.updated_at,
         bindparam("first_status_uuid", type_=history.c.uuid.type),
     )
-    written = insert(history).from_select([kind.fk, "status", "created_at", "uuid"], first)
+    written = insert(history).from_select([kind.status_fk, "status", "created_at", "uuid"], first)
     return select(model).from_statement(select(row).add_cte(written.cte("first_status")))
 
 
@@ -200,14 +183,14 @@ async def insert_with_first_status(session: AsyncSession, obj: Any) -> Any:
     the row's INSERT, and the row comes back as an ORM object. Elsewhere, the ORM's flush.
     A row with a unique name is inserted inside `unique_names.unique_name`."""
     kind = kind_of(obj)
-    if session.bind.dialect.name != "postgresql":  # type: ignore[union-attr]
+    if not writes_in_ctes(session):
         session.add(obj)
         await session.flush()
         add_first_status(session, obj)
         return obj
-    model = type(obj)
+    model: Any = type(obj)
     values = _insert_values(obj)
-    if values.get("last_status") not in rules_for(kind.table).values:
+    if values.get("last_status") not in rules_for(kind.status_table).values:
         raise ValueError(f"{model.__name__} must be inserted with a valid first status")
     stmt = _insert_with_history(model, tuple(sorted(values)))
     values["first_status_uuid"] = new_uuid()
@@ -219,7 +202,7 @@ async def insert_with_first_status(session: AsyncSession, obj: Any) -> Any:
 async def set_status(
     session: AsyncSession,
     obj: Any,
-    status: str,
+    status: Status,
     *,
     message: str | None = None,
     traceback: str | None = None,
@@ -234,10 +217,11 @@ async def set_status(
     post any status) but a done entity still never changes. `flush=False` leaves the writes
     pending until the next flush or commit, so a caller changing many rows it holds locked sends
     them together (UPDATEs batched, history rows in one multi-row INSERT per table; inside a
-    savepoint the writes are made at once, as a rollback to it must drop only its own).
+    savepoint, or in a session the commit hook does not watch, the writes are made at once, as a
+    rollback to a savepoint must drop only its own).
     """
     kind = kind_of(obj)
-    rules = rules_for(kind.table)
+    rules = rules_for(kind.status_table)
     if status not in rules.values:
         return False
     row = await lock_row(session, obj)
@@ -247,11 +231,11 @@ async def set_status(
     if force:
         if is_done(current):
             return False
-    elif not can_transition(kind.table, current, status):
+    elif not can_transition(kind.status_table, current, status):
         return False
     now = utcnow()
     values: dict[str, Any] = {
-        kind.fk: row.id,
+        kind.status_fk: row.id,
         "status": status,
         "message": message[:MESSAGE_MAX] if message else message,
         "traceback": traceback,
@@ -259,7 +243,7 @@ async def set_status(
     }
     if details is not None and hasattr(kind.status_model, "details"):
         values["details"] = details
-    if flush or session.in_nested_transaction():
+    if flush or session.in_nested_transaction() or not _is_hooked(session):
         # Pending rows first, so history rows keep the order they were set in.
         await _write_pending_now(session)
         session.add(kind.status_model(**values))
@@ -269,7 +253,7 @@ async def set_status(
         group = (kind.status_model, tuple(values))
         session.info.setdefault(_PENDING, {}).setdefault(group, []).append(values)
     clock = clock_update(
-        kind.table,
+        kind.status_table,
         status,
         has_started_at=row.started_at is not None,
         has_finished_at=row.finished_at is not None,
@@ -291,7 +275,7 @@ async def write_history(
     session: AsyncSession,
     model: type,
     ids: Sequence[int],
-    status: str,
+    status: Status,
     *,
     at: datetime,
     message: str | None = None,
@@ -301,14 +285,14 @@ async def write_history(
     stop, a sweep's new experiments), where per-row `set_status` would cost a round trip each."""
     if not ids:
         return
-    kind = KINDS[model]
-    if status not in rules_for(kind.table).values:
+    kind = BY_MODEL[model]
+    if status not in rules_for(kind.status_table).values:
         raise ValueError(f"{status!r} is not a status of {model.__name__}")
     await session.execute(
         insert(kind.status_model),
         [
             {
-                kind.fk: i,
+                kind.status_fk: i,
                 "uuid": new_uuid(),
                 "created_at": at,
                 "status": status,

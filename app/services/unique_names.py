@@ -38,6 +38,7 @@ def _unique_columns() -> dict[str, tuple[str, frozenset[str]]]:
     columns are among the constraints, named by the metadata's naming convention."""
     out: dict[str, tuple[str, frozenset[str]]] = {}
     for table in Base.metadata.sorted_tables:
+        uniques: list[UniqueConstraint | Index]
         uniques = [c for c in table.constraints if isinstance(c, UniqueConstraint)]
         uniques += [i for i in table.indexes if isinstance(i, Index) and i.unique]
         for item in uniques:

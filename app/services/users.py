@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, inspect, select
+from sqlalchemy import Table, delete, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,27 +25,11 @@ from app.security import (
     verify_password_async,
 )
 from app.services.principal_cache import SESSION_KEY, PrincipalCache, forget_principals
+from app.services.principals import Principal
 from app.services.unique_names import unique_name
 
 # Longer than any token plx issues: not hashed, not looked up.
 MAX_TOKEN_LENGTH = 256
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a user, possibly through a token scoped to one run."""
-
-    user: User
-    run_kind: str | None = None  # "experiment" | "job" | "build" | "notebook" when run-scoped
-    run_id: int | None = None
-    token_id: int | None = None  # the token this request came with (logout revokes it)
-
-    @property
-    def is_run_scoped(self) -> bool:
-        return self.run_kind is not None
-
-    def may_act_on_run(self, kind: str, run_id: int) -> bool:
-        return not self.is_run_scoped or (self.run_kind == kind and self.run_id == run_id)
 
 
 async def get_user(session: AsyncSession, username: str) -> User | None:
@@ -204,7 +187,7 @@ async def create_run_tokens(
             }
         )
     # Core on the table: one statement (the ORM inserts row by row on SQLite).
-    await session.execute(insert(Token.__table__), rows)
+    await session.execute(insert(cast(Table, Token.__table__)), rows)
     return keys
 
 
@@ -215,7 +198,7 @@ async def delete_run_tokens(session: AsyncSession, kind: str, ids: Any) -> None:
     deleted = await session.execute(
         delete(Token).where(Token.run_kind == kind, Token.run_id.in_(ids)).returning(Token.run_id)
     )
-    run_ids = set(deleted.scalars())
+    run_ids = {run_id for run_id in deleted.scalars() if run_id is not None}
     if run_ids:
         forget_principals(session, run=(kind, run_ids))
 

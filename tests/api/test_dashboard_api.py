@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
+from app.db import session_scope
+from app.models import MetricSeries
 from app.reconciler.loop import Reconciler
 from app.runtimes.fake import FakeRuntime
 
@@ -93,7 +97,9 @@ run: {cmd: "true"}
     assert r.status_code == 201, r.text
     gid = r.json()["id"]
     rec = Reconciler(
-        app.state.settings, app.state.sessionmaker, FakeRuntime(),
+        app.state.settings,
+        app.state.sessionmaker,
+        FakeRuntime(),
         steps=list(app.state.reconciler_steps),
     )
     await rec.reconcile_once()  # the group's experiments are created by the reconciler
@@ -104,9 +110,7 @@ run: {cmd: "true"}
         json={"values": {"loss": 0.5}},
         headers=owner.headers,
     )
-    r = await client.get(
-        f"/api/v1/alice/p/groups/{gid}/points?metric=loss", headers=owner.headers
-    )
+    r = await client.get(f"/api/v1/alice/p/groups/{gid}/points?metric=loss", headers=owner.headers)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["count"] == 3 and body["metric"] == "loss"
@@ -141,7 +145,9 @@ run: {cmd: "true"}
     assert r.status_code == 201, r.text
     gid = r.json()["id"]
     rec = Reconciler(
-        app.state.settings, app.state.sessionmaker, FakeRuntime(),
+        app.state.settings,
+        app.state.sessionmaker,
+        FakeRuntime(),
         steps=list(app.state.reconciler_steps),
     )
     await rec.reconcile_once()
@@ -150,3 +156,75 @@ run: {cmd: "true"}
     assert [(r["bracket"], r["rung"]) for r in rungs][:3] == [(2, 0), (2, 1), (2, 2)]
     assert rungs[0]["n_configs"] == 9 and rungs[0]["iteration"] == 0
     assert body["count"] == 9 and all(p["iteration"] == 0 for p in body["results"])
+
+
+async def _stored_series(app, exp_id: int) -> list[tuple]:
+    async with session_scope(app.state.sessionmaker) as session:
+        rows = await session.execute(
+            select(
+                MetricSeries.name,
+                MetricSeries.level,
+                MetricSeries.bucket,
+                MetricSeries.points,
+                MetricSeries.step,
+                MetricSeries.value,
+                MetricSeries.high_step,
+                MetricSeries.high_value,
+            )
+            .where(MetricSeries.experiment_id == exp_id)
+            .order_by(MetricSeries.name, MetricSeries.level, MetricSeries.bucket)
+        )
+        return [tuple(row) for row in rows]
+
+
+async def test_series_written_point_by_point_equal_those_written_in_batches(app, client, owner):
+    """One point per request (Postgres: one statement) or batches of any size, with and
+    without `step`, a name missing from some points: the same series and tiers."""
+    points = []
+    for i in range(300):
+        values = {"loss": float((i * 37) % 101), "step": 5 * i}
+        if i % 4 == 0:
+            values["acc"] = i / 300
+        if i >= 250:
+            del values["step"]  # its x is then its position in the run
+        points.append(
+            {"values": values, "created_at": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z"}
+        )
+    one_by_one = await _setup(client, owner)
+    for point in points:
+        r = await client.post(one_by_one + "/metrics", json=point, headers=owner.headers)
+        assert r.status_code == 201, r.text
+    r = await client.post(
+        "/api/v1/alice/p/experiments", json={"config": TRACKING}, headers=owner.headers
+    )
+    batched = f"/api/v1/alice/p/experiments/{r.json()['id']}"
+    for start, end in ((0, 7), (7, 200), (200, 201), (201, 300)):
+        r = await client.post(batched + "/metrics", json=points[start:end], headers=owner.headers)
+        assert r.status_code == 201, r.text
+    a, b = int(one_by_one.rsplit("/", 1)[1]), int(batched.rsplit("/", 1)[1])
+    stored = await _stored_series(app, a)
+    assert stored == await _stored_series(app, b)
+    assert ("loss", 0, 299, 1, 299.0, float((299 * 37) % 101), None, None) in stored
+    for query in (
+        "names=loss,acc&points=20",
+        "names=loss&points=20&axis=time",
+        "x_min=100&x_max=400",
+    ):
+        answers = [
+            (await client.get(f"{base}/metrics/series?{query}", headers=owner.headers)).json()
+            for base in (one_by_one, batched)
+        ]
+        assert answers[0]["series"] == answers[1]["series"], query
+        assert answers[0]["total"] == 300
+    whole = answers[0]["series"]
+    # x in [100, 400]: steps 100..400 (points 20..80) and positions 250..299.
+    assert [s["count"] for s in whole] == [16 + 12, 61 + 50]  # acc (every 4th point), loss
+
+
+async def test_series_of_a_deleted_experiment_are_deleted(app, client, owner):
+    base = await _setup(client, owner)
+    await client.post(base + "/metrics", json={"values": {"loss": 1.0}}, headers=owner.headers)
+    exp_id = int(base.rsplit("/", 1)[1])
+    assert await _stored_series(app, exp_id)
+    assert (await client.delete(base, headers=owner.headers)).status_code == 204
+    assert await _stored_series(app, exp_id) == []

@@ -64,9 +64,9 @@ async def project(client: httpx.AsyncClient) -> dict[str, Any]:
 
 
 def _dockerfile_builds_reach_the_runtime() -> bool:
-    """Whether app/services/workloads.py hands `build.dockerfile` to the runtime (it used to
+    """Whether app/reconciler/workload_fields.py hands `build.dockerfile` to the runtime (it used to
     refuse it before the Kubernetes runtime could build from a Dockerfile of the code)."""
-    from app.services.workloads import build_fields
+    from app.reconciler.workload_fields import build_fields
 
     row = SimpleNamespace(
         id=1, uuid="0" * 32, commit=None,
@@ -84,7 +84,7 @@ def _dockerfile_builds_reach_the_runtime() -> bool:
 
 @pytest.mark.skipif(
     not _dockerfile_builds_reach_the_runtime(),
-    reason="app/services/workloads.py build_fields does not pass `build.dockerfile` on as "
+    reason="app/reconciler/workload_fields.py build_fields does not pass `build.dockerfile` on as "
     "`dockerfile_path` yet (see the k8s helper's report)",
 )
 async def test_experiment_built_from_a_dockerfile_of_the_code(cluster: Cluster) -> None:
@@ -128,7 +128,7 @@ async def test_experiment_built_from_a_dockerfile_of_the_code(cluster: Cluster) 
 
 async def test_a_dockerfile_build_without_code_fails_with_the_reason(cluster: Cluster) -> None:
     if not _dockerfile_builds_reach_the_runtime():
-        pytest.skip("app/services/workloads.py does not pass `build.dockerfile` on yet")
+        pytest.skip("app/reconciler/workload_fields.py does not pass `build.dockerfile` on yet")
     config = "version: 1\nkind: build\nbuild: {dockerfile: Dockerfile}"
     async with running(cluster.settings) as (_, client):
         await create_project(client)  # no code uploaded

@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 
 from app.logic.statuses import (
     DONE,
+    EXPERIMENT_PENDING,
+    EXPERIMENT_RUNNING,
+    GROUP_PENDING,
+    GROUP_RUNNING,
+    JOB_PENDING,
+    JOB_RUNNING,
     RULES,
+    Status,
     can_transition,
     clock_update,
     experiment_status_from_jobs,
@@ -48,6 +55,25 @@ def test_sets_from_v0() -> None:
     assert not is_running("job", "created")
     assert DONE == {"succeeded", "failed", "stopped"}
     assert rules_for("group").done == {"succeeded", "failed", "stopped"}
+
+
+def test_the_named_sets_are_the_rules_sets() -> None:
+    named = {
+        "experiment": (EXPERIMENT_PENDING, EXPERIMENT_RUNNING),
+        "job": (JOB_PENDING, JOB_RUNNING),
+        "group": (GROUP_PENDING, GROUP_RUNNING),
+    }
+    for table, (pending, running) in named.items():
+        rules = rules_for(table)
+        assert (rules.pending, rules.running, rules.done) == (pending, running, DONE)
+        # pending, running and done never overlap, and every value is a Status member
+        assert not (pending & running or pending & DONE or running & DONE)
+        assert all(isinstance(v, Status) for v in rules.values)
+
+
+def test_a_done_master_is_returned_as_a_status_member() -> None:
+    derived = experiment_status_from_jobs(["running"], "stopped")
+    assert derived is Status.STOPPED
 
 
 def test_unknown_table_is_an_error() -> None:

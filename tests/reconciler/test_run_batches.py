@@ -188,19 +188,19 @@ async def test_starts_and_observations_are_written_a_chunk_at_a_time(
 async def test_a_run_that_breaks_its_chunk_does_not_hold_back_the_others(
     backend: str, app: Any, client: Any, owner: Any, monkeypatch: Any, caplog: Any
 ) -> None:
-    from app.reconciler import runs
+    from app.reconciler import starts
 
     await client.post("/api/v1/projects", json={"name": "p"}, headers=owner.headers)
     ids = await _create(client, owner, RUN, 6)
     broken = ids[2]
-    real_spec = runs._spec
+    real_spec = starts.workload_spec
 
-    def spec(settings: Any, kind: str, row: Any, *args: Any) -> Any:
+    def spec(settings: Any, caps: Any, kind: str, row: Any, **kwargs: Any) -> Any:
         if row.id == broken:
             raise ValueError("a bug met by one row only")
-        return real_spec(settings, kind, row, *args)
+        return real_spec(settings, caps, kind, row, **kwargs)
 
-    monkeypatch.setattr(runs, "_spec", spec)
+    monkeypatch.setattr(starts, "workload_spec", spec)
     runtime = FakeRuntime()
     rec = Reconciler(app.state.settings, app.state.sessionmaker, runtime, steps=[reconcile_runs])
     # The retry clock stands still until the test moves it: a slow machine must not let the
@@ -214,7 +214,7 @@ async def test_a_run_that_breaks_its_chunk_does_not_hold_back_the_others(
     r = await client.get(f"/api/v1/alice/p/experiments/{broken}", headers=owner.headers)
     assert r.json()["last_status"] in ("created", "scheduled")  # its writes rolled back
 
-    monkeypatch.setattr(runs, "_spec", real_spec)  # fixed: the next try starts it
+    monkeypatch.setattr(starts, "workload_spec", real_spec)  # fixed: the next try starts it
     await rec.reconcile_once()  # within its backoff delay: not tried yet
     assert not any(f"-{broken}-" in k for k in runtime.specs)
     later = rec.retries.clock() + 1.5

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.runtimes import make_runtime
+from app.composition import make_runtime
 from app.runtimes.base import RuntimeError_, WorkloadSpec
 from app.runtimes.fake import FakeRuntime
 from app.runtimes.local import LocalRuntime

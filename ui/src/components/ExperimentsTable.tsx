@@ -1,12 +1,14 @@
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { createColumnHelper, flexRender, getCoreRowModel, useReactTable, type ColumnDef } from "@tanstack/react-table";
-import { useMemo, useState } from "react";
+import { useVirtualizer } from "@tanstack/react-virtual";
+import { useEffect, useMemo, useRef, useState } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router-dom";
 import { api, unwrap, type Experiment } from "../api/client";
 import { combineQuery, keysOf, nextSort, STATUSES } from "../lib/query";
 import { ErrorBox, fmt, Status, when } from "./ui";
 
 const PAGE = 100;
+const ROW_HEIGHT = 31; // px, an estimate: rows are measured once drawn
 const SORTABLE = new Set(["created_at", "updated_at", "started_at", "finished_at"]);
 const helper = createColumnHelper<Experiment>();
 
@@ -89,6 +91,26 @@ export function ExperimentsTable({ user, project, group }: { user: string; proje
   }, [shown.join("|"), selected, user, project]);
 
   const table = useReactTable({ data: rows, columns, getCoreRowModel: getCoreRowModel() });
+  // Only the rows in view (and a few around) are in the DOM: a page stays cheap to draw and to
+  // re-render (selection, live updates) however many rows and columns it has.
+  const scroller = useRef<HTMLDivElement>(null);
+  const tableRows = table.getRowModel().rows;
+  const virtualizer = useVirtualizer({
+    count: tableRows.length,
+    getScrollElement: () => scroller.current,
+    estimateSize: () => ROW_HEIGHT,
+    overscan: 10,
+  });
+  const virtualRows = virtualizer.getVirtualItems();
+  // A new page starts at its top. (Braces: Chromium's scrollTo may return a promise, which React
+  // would take for the effect's cleanup.)
+  useEffect(() => {
+    scroller.current?.scrollTo({ top: 0 });
+  }, [query, sort, offset]);
+  const padding = {
+    top: virtualRows.length ? virtualRows[0].start : 0,
+    bottom: virtualRows.length ? virtualizer.getTotalSize() - virtualRows[virtualRows.length - 1].end : 0,
+  };
   const ids = [...selected];
   const act = useMutation({
     mutationFn: (action: "stop" | "delete") =>
@@ -151,6 +173,7 @@ export function ExperimentsTable({ user, project, group }: { user: string; proje
           Delete
         </button>
       </div>
+      <div ref={scroller} className="table-scroll">
       <table className="table" data-testid="experiments">
         <thead>
           {table.getHeaderGroups().map((hg) => (
@@ -169,15 +192,29 @@ export function ExperimentsTable({ user, project, group }: { user: string; proje
           ))}
         </thead>
         <tbody>
-          {table.getRowModel().rows.map((row) => (
-            <tr key={row.id}>
-              {row.getVisibleCells().map((cell) => (
-                <td key={cell.id}>{flexRender(cell.column.columnDef.cell, cell.getContext())}</td>
-              ))}
+          {padding.top > 0 && (
+            <tr aria-hidden>
+              <td colSpan={columns.length} style={{ height: padding.top, padding: 0 }} />
             </tr>
-          ))}
+          )}
+          {virtualRows.map((v) => {
+            const row = tableRows[v.index];
+            return (
+              <tr key={row.id} data-index={v.index} ref={virtualizer.measureElement}>
+                {row.getVisibleCells().map((cell) => (
+                  <td key={cell.id}>{flexRender(cell.column.columnDef.cell, cell.getContext())}</td>
+                ))}
+              </tr>
+            );
+          })}
+          {padding.bottom > 0 && (
+            <tr aria-hidden>
+              <td colSpan={columns.length} style={{ height: padding.bottom, padding: 0 }} />
+            </tr>
+          )}
         </tbody>
       </table>
+      </div>
       <div className="row">
         <button disabled={offset === 0} onClick={() => update({ offset: String(Math.max(0, offset - PAGE)) })}>
           ← Previous

@@ -182,6 +182,7 @@ function Scatter({ rows, params, metric }: { rows: Point[]; params: string[]; me
   );
 }
 
+/** Parallel coordinates of declarations → metric; brushing numeric axes reports their ranges. */
 function Parallel({ rows, params, metric, onBrush }: { rows: Point[]; params: string[]; metric: string; onBrush: (r: Record<string, [number, number]>) => void }) {
   const dims = [...params, metric];
   const categories = useMemo(() => {
@@ -210,10 +211,6 @@ function Parallel({ rows, params, metric, onBrush }: { rows: Point[]; params: st
     }),
     [rows, params, metric, categories],
   );
-  return <ParallelInner option={option} dims={dims} categories={categories} onBrush={onBrush} />;
-}
-
-function ParallelInner({ option, dims, categories, onBrush }: { option: any; dims: string[]; categories: Record<string, string[]>; onBrush: (r: Record<string, [number, number]>) => void }) {
   const events = useMemo(
     () => ({
       // After a brush on any axis, read every numeric axis's selected intervals.

@@ -1,6 +1,6 @@
 """What a run's workload needs beyond its identity: image, build, scheduling, refs, cluster.
 
-Pure helpers over a run's stored config: the reconciler calls them when it builds a WorkloadSpec.
+Pure helpers over a run's stored config: app/reconciler/specs.py calls them for a WorkloadSpec.
 A config that cannot become a workload raises ``RuntimeError_(retryable=False)``, so the run
 fails with the message instead of waiting forever.
 """
@@ -13,7 +13,13 @@ from typing import Any
 
 from app.logic.errors import SpecError
 from app.logic.polyaxonfile import experiment_spec_for, parse_polyaxonfile
-from app.logic.specs import BuildConfig, EnvironmentConfig, PodEnvironment
+from app.logic.specs import (
+    BuildConfig,
+    EnvironmentConfig,
+    ExperimentSpec,
+    PodEnvironment,
+    Replica,
+)
 from app.runtimes.base import Resources, RuntimeError_
 
 CLUSTER_PORT = 2222  # v0 7.1: each replica of a distributed experiment listens here
@@ -71,20 +77,18 @@ def run_fields(
     `pod_name(role, index)`: the names replicas reach each other by (Kubernetes only).
     """
     config = row.config or {}
+    framework = None
+    replicas: list[Replica] = []
     if kind == "experiment":
-        try:
-            spec = experiment_spec_for(config, getattr(row, "declarations", None) or {})[0].spec
-        except (SpecError, TypeError, ValueError) as exc:
-            message = f"Invalid experiment specification: {exc}"
-            raise RuntimeError_(message, retryable=False) from exc
+        spec: Any = _experiment_spec(row)
         environment = spec.environment
+        framework = environment.framework if environment is not None else None
         replicas = spec.replicas()
         replica = next((r for r in replicas if (r.role, r.index) == (role, index)), None)
         pod_env: PodEnvironment | None = replica.environment if replica else environment
     else:
         spec = _parse(config, kind)
         environment = spec.environment
-        replicas = []
         pod_env = environment
     fields: dict[str, Any] = {
         "image": image or (spec.build.image if spec.build is not None else None),
@@ -101,7 +105,6 @@ def run_fields(
             secret_refs=environment.secret_refs, configmap_refs=environment.configmap_refs
         )
     if len(replicas) > 1 and pod_name is not None:
-        framework = spec.environment.framework if spec.environment else None
         fields["env"] = cluster_env(framework, replicas, role, index, pod_name)
         fields["ports"] = [CLUSTER_PORT]
     return fields
@@ -131,6 +134,17 @@ def cluster_env(
             RANK=str(0 if role == "master" else 1 + index),
         )
     return env
+
+
+def _experiment_spec(row: Any) -> ExperimentSpec:
+    """The experiment's spec rendered with its declarations."""
+    try:
+        spec = experiment_spec_for(row.config or {}, getattr(row, "declarations", None) or {})[0]
+    except (SpecError, TypeError, ValueError) as exc:
+        message = f"Invalid experiment specification: {exc}"
+        raise RuntimeError_(message, retryable=False) from exc
+    assert isinstance(spec.spec, ExperimentSpec)  # experiment_spec_for renders `kind: experiment`
+    return spec.spec
 
 
 def _parse(config: dict[str, Any], kind: str) -> Any:
