@@ -71,6 +71,7 @@ _.num_planned
 materialized_count
 _.materialized_count
 _.isolation_level
+inherit_cache  # dialects.py: a SQL construct cacheable by SQLAlchemy
 
 # Jinja's sandbox: overridden hooks of SandboxedEnvironment and its code generator.
 code_generator_class
