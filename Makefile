@@ -75,10 +75,12 @@ browser:
 run: install ui-optional
 	$(VENV)/bin/plx server --host $(HOST) --port $(PORT)
 
-# The layering and the types hold (pyproject.toml: [tool.importlinter], [tool.mypy]).
+# The layering and the types hold, and no dead code stays (pyproject.toml: [tool.importlinter],
+# [tool.mypy], [tool.vulture] with its whitelist of framework-called names).
 guards: install-test
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+	$(VENV)/bin/vulture
 
 test: install-test ui ui-types-check ui-test browser
 	$(VENV)/bin/ruff check app tests bench $(CLIENT)

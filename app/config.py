@@ -146,7 +146,3 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
-
-    @property
-    def sync_database_url(self) -> str:
-        return self.database_url

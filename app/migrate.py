@@ -58,10 +58,6 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
         pool.submit(command.upgrade, cfg, revision).result()
 
 
-async def upgrade_async(settings: Settings) -> None:
-    await asyncio.to_thread(upgrade, settings)
-
-
 def head_revision(database_url: str) -> str | None:
     return ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
 

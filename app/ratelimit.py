@@ -32,13 +32,10 @@ import json
 import math
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive, Scope, Send
-
-if TYPE_CHECKING:  # app.observability imports this module
-    from app.observability import RequestMetrics
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 MAX_BUCKETS = 100_000
@@ -47,6 +44,13 @@ LOGIN_PATH = "/api/v1/users/token"
 MAX_LOGIN_BODY = 64 * 1024
 # (status, detail, headers) of a refusal.
 Refusal = tuple[int, str, dict[str, str]]
+
+
+class RefusalCounter(Protocol):
+    """Where refusals are counted (app.observability.RequestMetrics), without this module
+    importing the middleware that applies it."""
+
+    def count_rejected(self, reason: str) -> None: ...
 
 
 def _is_upload(path: str) -> bool:
@@ -158,7 +162,7 @@ class Limits:
         login_failures_per_minute: int = 0,
         ws_handshakes_per_minute: int = 0,
         max_streams_per_user: int = 0,
-        metrics: RequestMetrics | None = None,
+        metrics: RefusalCounter | None = None,
     ) -> None:
         self.buckets = TokenBuckets(per_minute) if per_minute > 0 else None
         self.max_body = max_body_bytes
@@ -173,8 +177,7 @@ class Limits:
 
     def _count(self, reason: str) -> None:
         if self.metrics is not None:
-            with self.metrics._lock:
-                self.metrics.rejected[reason] += 1
+            self.metrics.count_rejected(reason)
 
     def rate(self, key: str) -> Refusal | None:
         """The request rate of caller `key`: a refusal over the limit."""
@@ -195,12 +198,19 @@ class Limits:
                 refusal = throttled(wait)
         return refusal
 
+    def open_stream(self, user_key: str) -> Refusal | None:
+        """Take one of the user's stream slots, or refuse over the cap."""
+        if self.streams.acquire(user_key):
+            return None
+        self._count("streams")
+        return 429, "Too many streams open at once for this user.", {}
+
     def login_attempt(self, keys: list[str]) -> Refusal | None:
         """Take a login attempt from each of `keys` (an address, a username), or refuse it
         (taking none)."""
         if self.logins is None:
             return None
-        taken = []
+        taken: list[str] = []
         for key in keys:
             wait = self.logins.take(key)
             if wait > 0:

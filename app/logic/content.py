@@ -59,7 +59,7 @@ def parse_content(content: Any) -> dict[str, Any]:
         data = _from_python_literal(text)
         if data is not None:
             return _as_mapping(data, "a Python literal")
-    return _as_mapping(_from_yaml(text), "YAML")
+    return _load(text)
 
 
 def _from_json(text: str) -> Any:
@@ -92,7 +92,8 @@ def _from_python_literal(text: str) -> Any:
         return None
 
 
-def _from_yaml(text: str) -> Any:
+def _load(text: str | Mapping[str, Any]) -> dict[str, Any]:
+    """`load_content` with its errors named after the content field."""
     try:
         return load_content(text)
     except SpecError as exc:
@@ -106,12 +107,7 @@ def _as_mapping(data: Any, source: str) -> dict[str, Any]:
         raise SpecError(
             FIELD, f"{source} must be a mapping of polyaxonfile sections, got {_type_name(data)}"
         )
-    try:
-        return load_content(data)
-    except SpecError as exc:
-        raise exc.prefixed(FIELD) from None
-    except RecursionError:
-        raise SpecError(FIELD, "nested too deeply") from None
+    return _load(data)
 
 
 def _type_name(value: Any) -> str:

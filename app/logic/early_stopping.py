@@ -148,9 +148,20 @@ def _judge(
     peers = _peer_values(history, everyone, step)
     if len(peers) < policy.min_trials:
         return None
+    standing = _Standing(history.experiment, step, value, peers)
     if policy.kind == "median":
-        return _median_rule(policy, history.experiment, step, value, peers)
-    return _truncation_rule(policy, history.experiment, step, value, peers)
+        return _median_rule(policy, standing)
+    return _truncation_rule(policy, standing)
+
+
+@dataclass(frozen=True)
+class _Standing:
+    """An experiment's value at the evaluated step, and its peers' (experiment, value) there."""
+
+    experiment: int
+    step: int
+    value: float
+    peers: list[tuple[int, float]]
 
 
 def _peer_values(
@@ -168,30 +179,27 @@ def _peer_values(
     return peers
 
 
-def _median_rule(
-    policy: EarlyStoppingPolicy,
-    experiment: int,
-    step: int,
-    value: float,
-    peers: list[tuple[int, float]],
-) -> StopDecision | None:
-    median = float(np.median([v for _, v in peers]))
+def _median_rule(policy: EarlyStoppingPolicy, standing: _Standing) -> StopDecision | None:
+    value = standing.value
+    median = float(np.median([v for _, v in standing.peers]))
     worse = value < median if policy.optimization == "maximize" else value > median
     if not worse:
         return None
     return StopDecision(
-        experiment, "median", policy.metric, step, value, median, len(peers), policy.optimization
+        standing.experiment,
+        "median",
+        policy.metric,
+        standing.step,
+        value,
+        median,
+        len(standing.peers),
+        policy.optimization,
     )
 
 
-def _truncation_rule(
-    policy: EarlyStoppingPolicy,
-    experiment: int,
-    step: int,
-    value: float,
-    peers: list[tuple[int, float]],
-) -> StopDecision | None:
-    group = [*peers, (experiment, value)]
+def _truncation_rule(policy: EarlyStoppingPolicy, standing: _Standing) -> StopDecision | None:
+    experiment, step, value = standing.experiment, standing.step, standing.value
+    group = [*standing.peers, (experiment, value)]
     sign = 1.0 if policy.optimization == "maximize" else -1.0
     # Worst first; on a tie the later experiment counts as worse, so earlier work is kept.
     group.sort(key=lambda item: (sign * item[1], -item[0]))

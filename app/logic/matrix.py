@@ -163,23 +163,30 @@ class RangeSpec(_Ordered):
 
     @model_validator(mode="after")
     def _finite_count(self) -> RangeSpec:
-        if not self._all_ints:
+        if self._ints is None:
             _finite((self.stop - self.start) / self.step, "the range is too wide for its step")
         return self
 
     @property
-    def _all_ints(self) -> bool:
-        return all(isinstance(v, int) for v in (self.start, self.stop, self.step))
+    def _ints(self) -> tuple[int, int, int] | None:
+        """(start, stop, step) when all three are ints: exact arithmetic for any size."""
+        start, stop, step = self.start, self.stop, self.step
+        if isinstance(start, int) and isinstance(stop, int) and isinstance(step, int):
+            return start, stop, step
+        return None
 
     def count(self) -> int:
         """len(np.arange(start, stop, step)), without building it."""
-        if self._all_ints:
-            return max(0, -(-(self.stop - self.start) // self.step))
+        ints = self._ints
+        if ints is not None:
+            start, stop, step = ints
+            return max(0, -(-(stop - start) // step))
         return max(0, math.ceil((self.stop - self.start) / self.step))
 
     def values(self) -> list[Any]:
-        if self._all_ints:  # exact for any int (numpy stops at int64)
-            return list(range(self.start, self.stop, self.step))
+        ints = self._ints
+        if ints is not None:  # exact for any int (numpy stops at int64)
+            return list(range(*ints))
         return np.arange(self.start, self.stop, self.step).tolist()
 
 
@@ -254,6 +261,7 @@ class _Sized(_Spec):
     """`size` draws an array of that many values per suggestion instead of one value."""
 
     size: int | None = None
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("size",)
 
     @field_validator("size")
     @classmethod
@@ -293,6 +301,7 @@ class _Bounded(_Spec):
 
     low: Number
     high: Number
+    REQUIRED: ClassVar[tuple[str, ...]] = ("low", "high")
 
     @model_validator(mode="after")
     def _check_bounds(self) -> Any:
@@ -305,6 +314,7 @@ class _Bounded(_Spec):
 class _Scaled(_Spec):
     loc: Number
     scale: Number
+    REQUIRED: ClassVar[tuple[str, ...]] = ("loc", "scale")
 
     # Draws stay finite: no overflow within this many standard deviations of `loc`.
     SIGMAS: ClassVar[float] = 40.0
@@ -333,16 +343,12 @@ class _LogScaled(_Scaled):
 
 
 class UniformSpec(_Bounded, _Sized):
-    REQUIRED = ("low", "high")
-    OPTIONAL = ("size",)
-
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.uniform(self.low, self.high, self._shape(n))
 
 
 class QUniformSpec(_Bounded, _Quantized):
     REQUIRED = ("low", "high", "q")
-    OPTIONAL = ("size",)
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self._quantize(rng.uniform(self.low, self.high, self._shape(n)))
@@ -359,41 +365,30 @@ class _ExpBounded(_Bounded):
 
 
 class LogUniformSpec(_ExpBounded, _Sized):
-    REQUIRED = ("low", "high")
-    OPTIONAL = ("size",)
-
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return np.exp(rng.uniform(self.low, self.high, self._shape(n)))
 
 
 class QLogUniformSpec(_ExpBounded, _Quantized):
     REQUIRED = ("low", "high", "q")
-    OPTIONAL = ("size",)
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self._quantize(np.exp(rng.uniform(self.low, self.high, self._shape(n))))
 
 
 class NormalSpec(_Scaled, _Sized):
-    REQUIRED = ("loc", "scale")
-    OPTIONAL = ("size",)
-
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.normal(self.loc, self.scale, self._shape(n))
 
 
 class QNormalSpec(_Scaled, _Quantized):
     REQUIRED = ("loc", "scale", "q")
-    OPTIONAL = ("size",)
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self._quantize(rng.normal(self.loc, self.scale, self._shape(n)))
 
 
 class LogNormalSpec(_LogScaled, _Sized):
-    REQUIRED = ("loc", "scale")
-    OPTIONAL = ("size",)
-
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return rng.lognormal(self.loc, self.scale, self._shape(n))
 
@@ -402,22 +397,9 @@ class QLogNormalSpec(_LogScaled, _Quantized):
     """Quantised properly (v0 returned `exp(lognormal)`, neither quantised nor meaningful)."""
 
     REQUIRED = ("loc", "scale", "q")
-    OPTIONAL = ("size",)
 
     def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return self._quantize(rng.lognormal(self.loc, self.scale, self._shape(n)))
-
-
-Continuous = (
-    UniformSpec
-    | QUniformSpec
-    | LogUniformSpec
-    | QLogUniformSpec
-    | NormalSpec
-    | QNormalSpec
-    | LogNormalSpec
-    | QLogNormalSpec
-)
 
 
 def freeze(value: Any) -> Any:

@@ -168,8 +168,8 @@ class CpuRequirement(_Requirement):
 class CountRequirement(_Requirement):
     """Memory in MiB (as v0), GPUs and TPUs as whole devices."""
 
-    requests: NonNegativeInt | None = None  # type: ignore[assignment]
-    limits: Annotated[int, Field(ge=1)] | None = None  # type: ignore[assignment]
+    requests: NonNegativeInt | None = None
+    limits: Annotated[int, Field(ge=1)] | None = None
 
 
 class PodResources(SpecModel):
@@ -413,7 +413,3 @@ SPEC_MODELS: dict[str, type[BaseSpec]] = {
 
 def allowed_sections(kind: str) -> list[str]:
     return list(SPEC_MODELS[kind].model_fields)
-
-
-def required_sections(kind: str) -> list[str]:
-    return [name for name, field in SPEC_MODELS[kind].model_fields.items() if field.is_required()]

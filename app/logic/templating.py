@@ -206,7 +206,7 @@ class _PolyaxonfileSandbox(SandboxedEnvironment):
                 pass
         return self.undefined(obj=obj, name=str(argument))
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+    def call(self, _context: Any, _obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         raise SecurityError("function calls are not allowed in a polyaxonfile template")
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:

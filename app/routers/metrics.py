@@ -9,24 +9,24 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy import func, select
 
 from app.config import Settings
 from app.errors import PlxError
-from app.models import BuildJob, Experiment, ExperimentGroup, Job, Lease
-from app.observability import Exposition, render_requests
+from app.kinds import GROUP, RUNS
+from app.models import Lease
 
 router = APIRouter(tags=["health"])
-RUN_MODELS = {
-    "experiment": Experiment,
-    "group": ExperimentGroup,
-    "job": Job,
-    "build": BuildJob,
-}
+# The kinds counted by last status in `plx_runs`.
+GAUGED_KINDS = (*RUNS, GROUP)
 
 
 class MetricsUnauthorized(PlxError):
@@ -68,12 +68,13 @@ def check_metrics_token(settings: Settings, authorization: str | None) -> None:
 async def _read_gauges(request: Request) -> DatabaseGauges:
     runs: list[tuple[str, str, int]] = []
     async with request.app.state.sessionmaker() as session:
-        for kind, model in RUN_MODELS.items():
+        for run_kind in GAUGED_KINDS:
+            model = run_kind.model
             rows = await session.execute(
                 select(model.last_status, func.count()).group_by(model.last_status)
             )
             for status, count in sorted(rows.all(), key=lambda r: str(r[0])):
-                runs.append((kind, status or "none", count))
+                runs.append((run_kind.kind.value, status or "none", count))
         leases = (
             await session.execute(select(func.count(), func.coalesce(func.sum(Lease.takeovers), 0)))
         ).one()
@@ -91,29 +92,52 @@ async def cached_gauges(request: Request) -> DatabaseGauges:
         return cache.value
 
 
+@dataclass
+class ScrapeFamilies:
+    """The families read at scrape time, as a collector `generate_latest` renders."""
+
+    families: list[Metric]
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def reconciler_families(rec: Any) -> list[Metric]:
+    up = GaugeMetricFamily("plx_reconciler_up", "1 when this replica runs a reconciler")
+    up.add_metric([], 1 if rec is not None else 0)
+    if rec is None:
+        return [up]
+    passes = CounterMetricFamily("plx_reconcile_passes", "Completed reconcile passes")
+    passes.add_metric([], rec.passes)
+    families: list[Metric] = [up, passes]
+    last = getattr(rec, "last_pass_at", None)
+    if last is not None:
+        lag = GaugeMetricFamily(
+            "plx_reconcile_lag_seconds", "Seconds since the last completed pass"
+        )
+        lag.add_metric([], round(max(0.0, time.time() - last), 3))
+        families.append(lag)
+    return families
+
+
+def database_families(gauges: DatabaseGauges) -> list[Metric]:
+    runs = GaugeMetricFamily("plx_runs", "Runs by kind and last status", labels=["kind", "status"])
+    for kind, status, count in gauges.runs:
+        runs.add_metric([kind, status], count)
+    leases = GaugeMetricFamily("plx_leases", "Reconcile work leases in the table")
+    leases.add_metric([], gauges.leases)
+    takeovers = CounterMetricFamily("plx_lease_takeovers", "Expired leases taken over by a replica")
+    takeovers.add_metric([], gauges.takeovers)
+    return [runs, leases, takeovers]
+
+
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> PlainTextResponse:
     check_metrics_token(request.app.state.settings, request.headers.get("authorization"))
-    out = Exposition()
-    render_requests(out, request.app.state.request_metrics)
-    rec = getattr(request.app.state, "reconciler", None)
-    out.family("plx_reconciler_up", "gauge", "1 when this replica runs a reconciler")
-    out.sample("plx_reconciler_up", 1 if rec is not None else 0)
-    if rec is not None:
-        out.family("plx_reconcile_passes_total", "counter", "Completed reconcile passes")
-        out.sample("plx_reconcile_passes_total", rec.passes)
-        last = getattr(rec, "last_pass_at", None)
-        if last is not None:
-            out.family(
-                "plx_reconcile_lag_seconds", "gauge", "Seconds since the last completed pass"
-            )
-            out.sample("plx_reconcile_lag_seconds", round(max(0.0, time.time() - last), 3))
-    gauges = await cached_gauges(request)
-    out.family("plx_runs", "gauge", "Runs by kind and last status")
-    for kind, status, count in gauges.runs:
-        out.sample("plx_runs", count, kind=kind, status=status)
-    out.family("plx_leases", "gauge", "Reconcile work leases in the table")
-    out.sample("plx_leases", gauges.leases)
-    out.family("plx_lease_takeovers_total", "counter", "Expired leases taken over by a replica")
-    out.sample("plx_lease_takeovers_total", gauges.takeovers)
-    return PlainTextResponse(out.text(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    state = request.app.state
+    scraped = ScrapeFamilies(
+        reconciler_families(getattr(state, "reconciler", None))
+        + database_families(await cached_gauges(request))
+    )
+    text = generate_latest(state.request_metrics.registry) + generate_latest(scraped)
+    return PlainTextResponse(text, media_type=CONTENT_TYPE_PLAIN_0_0_4)

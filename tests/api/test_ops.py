@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 import logging
 
-from app.observability import access_line, access_log
+from app.observability import AccessLogFormatter, access_log, access_record
 from app.reconciler.loop import Reconciler
 from app.runtimes.fake import FakeRuntime
 
 
 class _Lines(logging.Handler):
+    """The lines the access log writes, formatted as on stderr."""
+
     def __init__(self) -> None:
         super().__init__()
+        self.setFormatter(AccessLogFormatter())
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
+        self.lines.append(self.format(record))
 
 
 def _samples(text: str) -> dict[str, float]:
@@ -97,7 +100,8 @@ def test_access_line_is_the_json_dumps_of_the_entry():
         ("x", "DELETE", "/", "/", 500, 0.0, []),
     ]
     for request_id, method, path, route, status, seconds, client in cases:
-        line = access_line(request_id, method, path, route, status, seconds, client)
+        record = access_record(request_id, method, path, route, status, seconds, client)
+        line = AccessLogFormatter().format(record)
         ts = json.loads(line)["ts"]
         assert ts.endswith("+00:00")
         expected = {
@@ -113,3 +117,21 @@ def test_access_line_is_the_json_dumps_of_the_entry():
             "client": client[0] if client else None,
         }
         assert line == json.dumps(expected)
+
+
+def test_request_metrics_of_two_apps_are_apart():
+    from prometheus_client import generate_latest
+
+    from app.observability import RequestMetrics
+
+    first, second = RequestMetrics(), RequestMetrics()
+    first.observe("GET", "/healthz", 200, 0.002)
+    first.count_rejected("rate_limit")
+    text = generate_latest(first.registry).decode()
+    assert 'plx_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
+    assert (
+        'plx_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/healthz"} 1.0'
+        in text
+    )
+    assert 'plx_http_rejected_total{reason="rate_limit"} 1.0' in text
+    assert "/healthz" not in generate_latest(second.registry).decode()

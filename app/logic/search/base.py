@@ -8,7 +8,7 @@ config, seed and history always give the same answer, so a crash between two ste
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -65,7 +65,6 @@ class SuggestResult:
     iteration: int = 0
     finished: bool = False
     waiting: bool = False
-    notes: tuple[str, ...] = field(default=())
 
 
 def derive_seed(seed: int, *keys: int) -> int:
