@@ -82,7 +82,7 @@ guards: install-test
 	$(VENV)/bin/mypy
 	$(VENV)/bin/vulture
 
-test: install-test ui ui-types-check ui-test browser
+test: install-test ui ui-types-check ui-test browser guards
 	$(VENV)/bin/ruff check app tests bench $(CLIENT)
 	$(VENV)/bin/pytest -q -n 2 $(PYTEST_ARGS)
 	$(VENV)/bin/pytest -q -n 2 $(CLIENT)/tests $(PYTEST_ARGS)

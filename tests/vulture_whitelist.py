@@ -103,3 +103,16 @@ _.request_limits
 planned_experiments  # logic/sweep_plan.py: checked against hyperband's plan in tests/logic
 _.is_discrete  # logic/matrix.py: part of the parameter API the tests check
 experiment_spec  # logic/polyaxonfile.py: the typed spec of an experiment file, for the tests
+
+# FastAPI reads a dependency's signature (app/deps.py sets the run id's name per kind);
+# SQLAlchemy calls declared_attr directives (app/models/base.py).
+__signature__
+__table_args__
+# Columns and response fields read by name (schemas' *_COLUMNS tuples, v0's bookmark item).
+node_scheduled
+content_object
+ppid  # runtimes/local.py ProcStat: a field of /proc/<pid>/stat, parsed by position
+# The runtime contract (tests/runtimes/test_runtime_contract.py) reads a workload's own output
+# through these on every runtime; the server reads run logs from files (local) or posted lines.
+read_logs
+keeps_logs

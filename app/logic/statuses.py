@@ -166,10 +166,6 @@ def is_running(table: StatusTable, status: str | None) -> bool:
     return status in rules_for(table).running
 
 
-def is_pending(table: StatusTable, status: str | None) -> bool:
-    return status in rules_for(table).pending
-
-
 def experiment_status_from_jobs(
     job_statuses: Iterable[str], master_status: str | None = None
 ) -> Status | None:
@@ -199,9 +195,6 @@ def experiment_status_from_jobs(
     if present & {S.SCHEDULED, S.RUNNING}:
         return S.RUNNING
     return S.UNKNOWN
-
-
-UNSCHEDULABLE_MESSAGE = "One of the jobs is unschedulable."
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,7 @@ async def _observe_experiment(
 
 
 async def _move_experiment(
-    session: AsyncSession, exp: Experiment, derived: str, message: str | None, *, ran: bool
+    session: AsyncSession, exp: Experiment, derived: Status, message: str | None, *, ran: bool
 ) -> None:
     """To the status derived from its replicas, through `starting` and `running` when it ran."""
     if (derived == Status.RUNNING or ran) and exp.last_status == Status.SCHEDULED:

@@ -272,7 +272,7 @@ async def _drain_notebook(runtime: Any, settings: Any, key: str, state: Workload
     return False
 
 
-async def _set(reconciler: Any, plan: Plan, status: str, **values: Any) -> None:
+async def _set(reconciler: Any, plan: Plan, status: Status, **values: Any) -> None:
     async with reconciler.session() as session:
         row = await session.get(PLUGIN_MODELS[plan.kind], plan.run_id)
         if row is None:

@@ -20,7 +20,6 @@ from app.logic.statuses import (
     clock_update,
     experiment_status_from_jobs,
     is_done,
-    is_pending,
     is_running,
     rules_for,
 )
@@ -190,7 +189,7 @@ def test_random_allowed_walks_stay_valid_and_never_leave_done(table: str, data) 
 
 def test_predicates() -> None:
     assert is_done("stopped") and not is_done("running") and not is_done(None)
-    assert is_pending("experiment", "resuming") and not is_pending("experiment", "running")
+    assert "resuming" in rules_for("experiment").pending
     assert is_running("experiment", "starting") and not is_running("group", "created")
     assert is_running("group", "running")
 
