@@ -268,7 +268,7 @@ export interface paths {
             cookie?: never;
         };
         /** Client library versions */
-        get: operations["lib_version_api_v1_versions_lib_get"];
+        get: operations["cli_version_api_v1_versions_lib_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -321,14 +321,14 @@ export interface paths {
         /** Get a project */
         get: operations["get_project_api_v1__username___project__get"];
         /** Update a project */
-        put: operations["put_project_api_v1__username___project__put"];
+        put: operations["update_project_api_v1__username___project__put"];
         post?: never;
         /** Delete a project, its runs (stopped first) and its code */
         delete: operations["delete_project_api_v1__username___project__delete"];
         options?: never;
         head?: never;
         /** Update some fields of a project */
-        patch: operations["patch_project_api_v1__username___project__patch"];
+        patch: operations["update_project_api_v1__username___project__patch"];
         trace?: never;
     };
     "/api/v1/{username}/{project}/bookmark": {
@@ -376,14 +376,14 @@ export interface paths {
         /** Get a build */
         get: operations["get_run_api_v1__username___project__builds__run_id__get"];
         /** Update a build */
-        put: operations["put_run_api_v1__username___project__builds__run_id__put"];
+        put: operations["update_run_api_v1__username___project__builds__run_id__put"];
         post?: never;
         /** Delete a build */
         delete: operations["delete_run_api_v1__username___project__builds__run_id__delete"];
         options?: never;
         head?: never;
         /** Update a build */
-        patch: operations["patch_run_api_v1__username___project__builds__run_id__patch"];
+        patch: operations["update_run_api_v1__username___project__builds__run_id__patch"];
         trace?: never;
     };
     "/api/v1/{username}/{project}/builds/{run_id}/_heartbeat": {
@@ -466,7 +466,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Stop a build */
-        post: operations["stop_api_v1__username___project__builds__run_id__stop_post"];
+        post: operations["stop_run_api_v1__username___project__builds__run_id__stop_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -515,7 +515,7 @@ export interface paths {
             cookie?: never;
         };
         /** List the project's experiments */
-        get: operations["list_experiments_api_v1__username___project__experiments_get"];
+        get: operations["list_project_experiments_api_v1__username___project__experiments_get"];
         put?: never;
         /** Create an experiment */
         post: operations["create_experiment_api_v1__username___project__experiments_post"];
@@ -567,16 +567,16 @@ export interface paths {
             cookie?: never;
         };
         /** Get an experiment */
-        get: operations["get_experiment_api_v1__username___project__experiments__exp_id__get"];
+        get: operations["get_run_api_v1__username___project__experiments__exp_id__get"];
         /** Update an experiment */
-        put: operations["put_experiment_api_v1__username___project__experiments__exp_id__put"];
+        put: operations["update_run_api_v1__username___project__experiments__exp_id__put"];
         post?: never;
         /** Delete an experiment */
-        delete: operations["delete_experiment_api_v1__username___project__experiments__exp_id__delete"];
+        delete: operations["delete_run_api_v1__username___project__experiments__exp_id__delete"];
         options?: never;
         head?: never;
         /** Update an experiment */
-        patch: operations["patch_experiment_api_v1__username___project__experiments__exp_id__patch"];
+        patch: operations["update_run_api_v1__username___project__experiments__exp_id__patch"];
         trace?: never;
     };
     "/api/v1/{username}/{project}/experiments/{exp_id}/_heartbeat": {
@@ -623,7 +623,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Copy into a new experiment */
-        post: operations["copy_api_v1__username___project__experiments__exp_id__copy_post"];
+        post: operations["clone_api_v1__username___project__experiments__exp_id__copy_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -778,7 +778,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Restart as a new experiment */
-        post: operations["restart_api_v1__username___project__experiments__exp_id__restart_post"];
+        post: operations["clone_api_v1__username___project__experiments__exp_id__restart_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -795,7 +795,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Resume in a new experiment */
-        post: operations["resume_api_v1__username___project__experiments__exp_id__resume_post"];
+        post: operations["clone_api_v1__username___project__experiments__exp_id__resume_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -830,7 +830,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Stop an experiment */
-        post: operations["stop_experiment_api_v1__username___project__experiments__exp_id__stop_post"];
+        post: operations["stop_run_api_v1__username___project__experiments__exp_id__stop_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -864,7 +864,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Start an experiment's tensorboard (201; 200 with the same when already running) */
-        post: operations["start_experiment_tensorboard_api_v1__username___project__experiments__experiment_id__tensorboard_start_post"];
+        post: operations["start_tensorboard_api_v1__username___project__experiments__experiment_id__tensorboard_start_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -881,7 +881,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Stop an experiment's tensorboard */
-        post: operations["stop_experiment_tensorboard_api_v1__username___project__experiments__experiment_id__tensorboard_stop_post"];
+        post: operations["stop_tensorboard_api_v1__username___project__experiments__experiment_id__tensorboard_stop_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -933,14 +933,14 @@ export interface paths {
         /** Get an experiment group */
         get: operations["get_group_api_v1__username___project__groups__group_id__get"];
         /** Update an experiment group */
-        put: operations["put_group_api_v1__username___project__groups__group_id__put"];
+        put: operations["update_group_api_v1__username___project__groups__group_id__put"];
         post?: never;
         /** Delete an experiment group and its experiments (stopped first) */
         delete: operations["delete_group_api_v1__username___project__groups__group_id__delete"];
         options?: never;
         head?: never;
         /** Update an experiment group */
-        patch: operations["patch_group_api_v1__username___project__groups__group_id__patch"];
+        patch: operations["update_group_api_v1__username___project__groups__group_id__patch"];
         trace?: never;
     };
     "/api/v1/{username}/{project}/groups/{group_id}/bookmark": {
@@ -968,7 +968,7 @@ export interface paths {
             cookie?: never;
         };
         /** Why the sweep stopped experiments or itself: each decision with its inputs */
-        get: operations["list_decisions_api_v1__username___project__groups__group_id__decisions_get"];
+        get: operations["list_rows_api_v1__username___project__groups__group_id__decisions_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1002,7 +1002,7 @@ export interface paths {
             cookie?: never;
         };
         /** Metrics reported by the group's experiments */
-        get: operations["list_metrics_api_v1__username___project__groups__group_id__metrics_get"];
+        get: operations["list_rows_api_v1__username___project__groups__group_id__metrics_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1036,7 +1036,7 @@ export interface paths {
             cookie?: never;
         };
         /** A group's status history */
-        get: operations["list_statuses_api_v1__username___project__groups__group_id__statuses_get"];
+        get: operations["list_rows_api_v1__username___project__groups__group_id__statuses_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1072,7 +1072,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Start a group's tensorboard (201; 200 with the same when already running) */
-        post: operations["start_group_tensorboard_api_v1__username___project__groups__group_id__tensorboard_start_post"];
+        post: operations["start_tensorboard_api_v1__username___project__groups__group_id__tensorboard_start_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1089,7 +1089,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Stop a group's tensorboard */
-        post: operations["stop_group_tensorboard_api_v1__username___project__groups__group_id__tensorboard_stop_post"];
+        post: operations["stop_tensorboard_api_v1__username___project__groups__group_id__tensorboard_stop_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1141,14 +1141,14 @@ export interface paths {
         /** Get a job */
         get: operations["get_run_api_v1__username___project__jobs__run_id__get"];
         /** Update a job */
-        put: operations["put_run_api_v1__username___project__jobs__run_id__put"];
+        put: operations["update_run_api_v1__username___project__jobs__run_id__put"];
         post?: never;
         /** Delete a job */
         delete: operations["delete_run_api_v1__username___project__jobs__run_id__delete"];
         options?: never;
         head?: never;
         /** Update a job */
-        patch: operations["patch_run_api_v1__username___project__jobs__run_id__patch"];
+        patch: operations["update_run_api_v1__username___project__jobs__run_id__patch"];
         trace?: never;
     };
     "/api/v1/{username}/{project}/jobs/{run_id}/_heartbeat": {
@@ -1213,7 +1213,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Restart as a new job */
-        post: operations["restart_api_v1__username___project__jobs__run_id__restart_post"];
+        post: operations["clone_api_v1__username___project__jobs__run_id__restart_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1248,7 +1248,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Stop a job */
-        post: operations["stop_api_v1__username___project__jobs__run_id__stop_post"];
+        post: operations["stop_run_api_v1__username___project__jobs__run_id__stop_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1407,7 +1407,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Start the project's tensorboard (201; 200 with the same when already running) */
-        post: operations["start_project_tensorboard_api_v1__username___project__tensorboard_start_post"];
+        post: operations["start_tensorboard_api_v1__username___project__tensorboard_start_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1424,7 +1424,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Stop the project's tensorboard */
-        post: operations["stop_project_tensorboard_api_v1__username___project__tensorboard_stop_post"];
+        post: operations["stop_tensorboard_api_v1__username___project__tensorboard_stop_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3298,7 +3298,7 @@ export interface operations {
             };
         };
     };
-    lib_version_api_v1_versions_lib_get: {
+    cli_version_api_v1_versions_lib_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -3410,7 +3410,7 @@ export interface operations {
             };
         };
     };
-    put_project_api_v1__username___project__put: {
+    update_project_api_v1__username___project__put: {
         parameters: {
             query?: never;
             header?: never;
@@ -3476,7 +3476,7 @@ export interface operations {
             };
         };
     };
-    patch_project_api_v1__username___project__patch: {
+    update_project_api_v1__username___project__patch: {
         parameters: {
             query?: never;
             header?: never;
@@ -3657,7 +3657,7 @@ export interface operations {
             };
         };
     };
-    put_run_api_v1__username___project__builds__run_id__put: {
+    update_run_api_v1__username___project__builds__run_id__put: {
         parameters: {
             query?: never;
             header?: never;
@@ -3727,7 +3727,7 @@ export interface operations {
             };
         };
     };
-    patch_run_api_v1__username___project__builds__run_id__patch: {
+    update_run_api_v1__username___project__builds__run_id__patch: {
         parameters: {
             query?: never;
             header?: never;
@@ -3989,7 +3989,7 @@ export interface operations {
             };
         };
     };
-    stop_api_v1__username___project__builds__run_id__stop_post: {
+    stop_run_api_v1__username___project__builds__run_id__stop_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -4058,11 +4058,11 @@ export interface operations {
     list_events_api_v1__username___project__events_get: {
         parameters: {
             query?: {
-                /** @description cursor from `next` */
-                after?: string | null;
                 /** @description seconds to wait for an event (at most 30) */
                 wait?: number;
                 limit?: number;
+                /** @description cursor from `next` */
+                after?: string | null;
             };
             header?: never;
             path: {
@@ -4093,13 +4093,9 @@ export interface operations {
             };
         };
     };
-    list_experiments_api_v1__username___project__experiments_get: {
+    list_project_experiments_api_v1__username___project__experiments_get: {
         parameters: {
             query?: {
-                metrics?: boolean;
-                declarations?: boolean;
-                group?: number | null;
-                independent?: boolean;
                 /** @description page size */
                 limit?: number;
                 /** @description rows to skip */
@@ -4108,6 +4104,10 @@ export interface operations {
                 sort?: string | null;
                 /** @description e.g. status:running|failed */
                 query?: string | null;
+                metrics?: boolean;
+                declarations?: boolean;
+                group?: number | null;
+                independent?: boolean;
             };
             header?: never;
             path: {
@@ -4244,7 +4244,7 @@ export interface operations {
             };
         };
     };
-    get_experiment_api_v1__username___project__experiments__exp_id__get: {
+    get_run_api_v1__username___project__experiments__exp_id__get: {
         parameters: {
             query?: never;
             header?: never;
@@ -4278,7 +4278,7 @@ export interface operations {
             };
         };
     };
-    put_experiment_api_v1__username___project__experiments__exp_id__put: {
+    update_run_api_v1__username___project__experiments__exp_id__put: {
         parameters: {
             query?: never;
             header?: never;
@@ -4316,7 +4316,7 @@ export interface operations {
             };
         };
     };
-    delete_experiment_api_v1__username___project__experiments__exp_id__delete: {
+    delete_run_api_v1__username___project__experiments__exp_id__delete: {
         parameters: {
             query?: never;
             header?: never;
@@ -4348,7 +4348,7 @@ export interface operations {
             };
         };
     };
-    patch_experiment_api_v1__username___project__experiments__exp_id__patch: {
+    update_run_api_v1__username___project__experiments__exp_id__patch: {
         parameters: {
             query?: never;
             header?: never;
@@ -4454,7 +4454,7 @@ export interface operations {
             };
         };
     };
-    copy_api_v1__username___project__experiments__exp_id__copy_post: {
+    clone_api_v1__username___project__experiments__exp_id__copy_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -4540,12 +4540,12 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the row's id */
+                job_id: number;
                 username: string;
                 project: string;
                 /** @description the row's id */
                 exp_id: number;
-                /** @description the row's id */
-                job_id: number;
             };
             cookie?: never;
         };
@@ -4576,12 +4576,12 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description the row's id */
+                job_id: number;
                 username: string;
                 project: string;
                 /** @description the row's id */
                 exp_id: number;
-                /** @description the row's id */
-                job_id: number;
             };
             cookie?: never;
         };
@@ -4615,12 +4615,12 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description the row's id */
+                job_id: number;
                 username: string;
                 project: string;
                 /** @description the row's id */
                 exp_id: number;
-                /** @description the row's id */
-                job_id: number;
             };
             cookie?: never;
         };
@@ -4660,12 +4660,12 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @description the row's id */
+                job_id: number;
                 username: string;
                 project: string;
                 /** @description the row's id */
                 exp_id: number;
-                /** @description the row's id */
-                job_id: number;
             };
             cookie?: never;
         };
@@ -4891,7 +4891,7 @@ export interface operations {
             };
         };
     };
-    restart_api_v1__username___project__experiments__exp_id__restart_post: {
+    clone_api_v1__username___project__experiments__exp_id__restart_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -4929,7 +4929,7 @@ export interface operations {
             };
         };
     };
-    resume_api_v1__username___project__experiments__exp_id__resume_post: {
+    clone_api_v1__username___project__experiments__exp_id__resume_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -5048,7 +5048,7 @@ export interface operations {
             };
         };
     };
-    stop_experiment_api_v1__username___project__experiments__exp_id__stop_post: {
+    stop_run_api_v1__username___project__experiments__exp_id__stop_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -5114,7 +5114,7 @@ export interface operations {
             };
         };
     };
-    start_experiment_tensorboard_api_v1__username___project__experiments__experiment_id__tensorboard_start_post: {
+    start_tensorboard_api_v1__username___project__experiments__experiment_id__tensorboard_start_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -5152,7 +5152,7 @@ export interface operations {
             };
         };
     };
-    stop_experiment_tensorboard_api_v1__username___project__experiments__experiment_id__tensorboard_stop_post: {
+    stop_tensorboard_api_v1__username___project__experiments__experiment_id__tensorboard_stop_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -5304,10 +5304,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                username: string;
-                project: string;
                 /** @description the row's id */
                 group_id: number;
+                username: string;
+                project: string;
             };
             cookie?: never;
         };
@@ -5333,15 +5333,15 @@ export interface operations {
             };
         };
     };
-    put_group_api_v1__username___project__groups__group_id__put: {
+    update_group_api_v1__username___project__groups__group_id__put: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                username: string;
-                project: string;
                 /** @description the row's id */
                 group_id: number;
+                username: string;
+                project: string;
             };
             cookie?: never;
         };
@@ -5376,10 +5376,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                username: string;
-                project: string;
                 /** @description the row's id */
                 group_id: number;
+                username: string;
+                project: string;
             };
             cookie?: never;
         };
@@ -5403,15 +5403,15 @@ export interface operations {
             };
         };
     };
-    patch_group_api_v1__username___project__groups__group_id__patch: {
+    update_group_api_v1__username___project__groups__group_id__patch: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                username: string;
-                project: string;
                 /** @description the row's id */
                 group_id: number;
+                username: string;
+                project: string;
             };
             cookie?: never;
         };
@@ -5446,10 +5446,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                username: string;
-                project: string;
                 /** @description the row's id */
                 group_id: number;
+                username: string;
+                project: string;
             };
             cookie?: never;
         };
@@ -5477,7 +5477,7 @@ export interface operations {
             };
         };
     };
-    list_decisions_api_v1__username___project__groups__group_id__decisions_get: {
+    list_rows_api_v1__username___project__groups__group_id__decisions_get: {
         parameters: {
             query?: {
                 /** @description page size */
@@ -5491,10 +5491,10 @@ export interface operations {
             };
             header?: never;
             path: {
-                username: string;
-                project: string;
                 /** @description the row's id */
                 group_id: number;
+                username: string;
+                project: string;
             };
             cookie?: never;
         };
@@ -5536,10 +5536,10 @@ export interface operations {
             };
             header?: never;
             path: {
-                username: string;
-                project: string;
                 /** @description the row's id */
                 group_id: number;
+                username: string;
+                project: string;
             };
             cookie?: never;
         };
@@ -5567,7 +5567,7 @@ export interface operations {
             };
         };
     };
-    list_metrics_api_v1__username___project__groups__group_id__metrics_get: {
+    list_rows_api_v1__username___project__groups__group_id__metrics_get: {
         parameters: {
             query?: {
                 /** @description page size */
@@ -5581,10 +5581,10 @@ export interface operations {
             };
             header?: never;
             path: {
-                username: string;
-                project: string;
                 /** @description the row's id */
                 group_id: number;
+                username: string;
+                project: string;
             };
             cookie?: never;
         };
@@ -5619,10 +5619,10 @@ export interface operations {
             };
             header?: never;
             path: {
-                username: string;
-                project: string;
                 /** @description the row's id */
                 group_id: number;
+                username: string;
+                project: string;
             };
             cookie?: never;
         };
@@ -5648,7 +5648,7 @@ export interface operations {
             };
         };
     };
-    list_statuses_api_v1__username___project__groups__group_id__statuses_get: {
+    list_rows_api_v1__username___project__groups__group_id__statuses_get: {
         parameters: {
             query?: {
                 /** @description page size */
@@ -5662,10 +5662,10 @@ export interface operations {
             };
             header?: never;
             path: {
-                username: string;
-                project: string;
                 /** @description the row's id */
                 group_id: number;
+                username: string;
+                project: string;
             };
             cookie?: never;
         };
@@ -5696,10 +5696,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                username: string;
-                project: string;
                 /** @description the row's id */
                 group_id: number;
+                username: string;
+                project: string;
             };
             cookie?: never;
         };
@@ -5731,7 +5731,7 @@ export interface operations {
             };
         };
     };
-    start_group_tensorboard_api_v1__username___project__groups__group_id__tensorboard_start_post: {
+    start_tensorboard_api_v1__username___project__groups__group_id__tensorboard_start_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -5769,7 +5769,7 @@ export interface operations {
             };
         };
     };
-    stop_group_tensorboard_api_v1__username___project__groups__group_id__tensorboard_stop_post: {
+    stop_tensorboard_api_v1__username___project__groups__group_id__tensorboard_stop_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -5808,10 +5808,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                username: string;
-                project: string;
                 /** @description the row's id */
                 group_id: number;
+                username: string;
+                project: string;
             };
             cookie?: never;
         };
@@ -5946,7 +5946,7 @@ export interface operations {
             };
         };
     };
-    put_run_api_v1__username___project__jobs__run_id__put: {
+    update_run_api_v1__username___project__jobs__run_id__put: {
         parameters: {
             query?: never;
             header?: never;
@@ -6016,7 +6016,7 @@ export interface operations {
             };
         };
     };
-    patch_run_api_v1__username___project__jobs__run_id__patch: {
+    update_run_api_v1__username___project__jobs__run_id__patch: {
         parameters: {
             query?: never;
             header?: never;
@@ -6197,7 +6197,7 @@ export interface operations {
             };
         };
     };
-    restart_api_v1__username___project__jobs__run_id__restart_post: {
+    clone_api_v1__username___project__jobs__run_id__restart_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -6312,7 +6312,7 @@ export interface operations {
             };
         };
     };
-    stop_api_v1__username___project__jobs__run_id__stop_post: {
+    stop_run_api_v1__username___project__jobs__run_id__stop_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -6487,10 +6487,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                username: string;
-                project: string;
                 /** @description the row's id */
                 notebook_id: number;
+                username: string;
+                project: string;
             };
             cookie?: never;
         };
@@ -6634,7 +6634,7 @@ export interface operations {
             };
         };
     };
-    start_project_tensorboard_api_v1__username___project__tensorboard_start_post: {
+    start_tensorboard_api_v1__username___project__tensorboard_start_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -6670,7 +6670,7 @@ export interface operations {
             };
         };
     };
-    stop_project_tensorboard_api_v1__username___project__tensorboard_stop_post: {
+    stop_tensorboard_api_v1__username___project__tensorboard_stop_post: {
         parameters: {
             query?: never;
             header?: never;
