@@ -45,6 +45,7 @@ from app.routers import metrics as metrics_routes
 from app.routers import plugins as plugin_routes
 from app.runtimes.isolation import prepare_server_state, runs_share_server_user
 from app.security import configure_hash_pool
+from app.services import telemetry
 from app.services.logs import LogUsage
 from app.services.principal_cache import PrincipalCache
 from app.services.run_tokens import RunClock
@@ -153,7 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(ui.router)
     app.state.request_metrics = RequestMetrics()
-    app.state.metrics_gauges = metrics_routes.GaugeCache()
+    app.state.metrics_gauges = telemetry.GaugeCache()
     app.state.log_usage = LogUsage()
     limits = Limits(
         per_minute=settings.rate_limit_per_minute,
