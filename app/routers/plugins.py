@@ -9,50 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from app import deps
-from app.errors import PlxError
 from app.kinds import NOTEBOOK
-from app.models import NotebookJob, TensorboardJob
 from app.routers.code import REPO_ARCHIVE_BODY
 from app.schemas.code import CodeReferenceOut
 from app.schemas.common import Page, RowId
 from app.schemas.plugins import NotebookOut, NotebookStop, PluginStart, TensorboardOut
-from app.services import code as code_service
 from app.services import plugin_proxy
 from app.services import plugins as service
-from app.services.projects import ProjectAccess
 
 router = APIRouter(prefix="/api/v1", tags=["plugins"])
 PROJECT = "/{username}/{project}"
 STARTED = {True: status.HTTP_201_CREATED, False: status.HTTP_200_OK}
-
-
-def _url(
-    row: TensorboardJob | NotebookJob, access: ProjectAccess, links: plugin_proxy.Links | None
-) -> str | None:
-    # The workload's own address (row.url) stays internal: callers get the proxy's, with a
-    # ticket for their browser (app/routers/plugin_proxy.py).
-    live = service.is_live(row) and row.url and links is not None
-    return links.url(plugin_proxy.row_prefix(row, access)) if live and links else None
-
-
-def _tensorboard_out(
-    row: TensorboardJob, access: ProjectAccess, links: plugin_proxy.Links | None = None
-) -> TensorboardOut:
-    user = access.owner.username
-    return TensorboardOut.from_row(row, access.unique_name, user=user, url=_url(row, access, links))
-
-
-def _notebook_out(
-    row: NotebookJob,
-    access: ProjectAccess,
-    links: plugin_proxy.Links | None = None,
-    **extra: Any,
-) -> NotebookOut:
-    # A notebook is a shell on its workload: only those who may write the project get its URL.
-    url = _url(row, access, links if access.can_write else None)
-    return NotebookOut.from_row(
-        row, access.unique_name, user=access.owner.username, url=url, **extra
-    )
 
 
 async def _links(request: Request, principal: deps.AuthDep) -> plugin_proxy.Links:
@@ -110,7 +77,7 @@ def add_tensorboard_routes(path: str, whose: str, resolve: Any) -> None:
             session, access, principal.user.id, target=target, config=body.config if body else None
         )
         response.status_code = STARTED[created]
-        return _tensorboard_out(row, access, links)
+        return plugin_proxy.tensorboard_out(row, access, links)
 
     @router.post(
         PROJECT + path + "/tensorboard/stop",
@@ -124,7 +91,7 @@ def add_tensorboard_routes(path: str, whose: str, resolve: Any) -> None:
         session: deps.SessionDep,
     ) -> TensorboardOut | None:
         row = await service.stop_tensorboard(session, access, target=target)
-        return _tensorboard_out(row, access) if row else None
+        return plugin_proxy.tensorboard_out(row, access) if row else None
 
 
 for target_path, target_whose, target_resolve in TARGETS:
@@ -140,7 +107,7 @@ async def list_tensorboards(
     access: deps.ProjectRead, links: Links, session: deps.SessionDep, params: deps.ListDep
 ) -> Any:
     found = await service.list_tensorboards(session, access, params)
-    return Page.of(found, lambda row: _tensorboard_out(row, access, links))
+    return Page.of(found, lambda row: plugin_proxy.tensorboard_out(row, access, links))
 
 
 @router.post(
@@ -162,7 +129,7 @@ async def start_notebook(
         session, access, principal.user.id, config=body.config if body else None
     )
     response.status_code = STARTED[created]
-    return _notebook_out(row, access, links)
+    return plugin_proxy.notebook_out(row, access, links)
 
 
 @router.post(
@@ -192,7 +159,7 @@ async def stop_notebook(
     if done.row is None:
         return None
     commit = done.ref.commit if done.ref else None
-    return _notebook_out(done.row, access, commit=commit, message=done.message)
+    return plugin_proxy.notebook_out(done.row, access, commit=commit, message=done.message)
 
 
 @router.get(
@@ -204,7 +171,9 @@ async def get_notebook(
     access: deps.ProjectRead, links: Links, session: deps.SessionDep
 ) -> NotebookOut:
     row = await service.last_notebook(session, access)
-    return _notebook_out(row, access, links, message=await service.stop_message(session, row))
+    return plugin_proxy.notebook_out(
+        row, access, links, message=await service.stop_message(session, row)
+    )
 
 
 @router.post(
@@ -233,31 +202,9 @@ async def upload_notebook_snapshot(
     principal: deps.AuthDep,
     settings: deps.SettingsDep,
 ) -> CodeReferenceOut | Response:
-    row = await service.get_notebook(session, access, notebook_id)
-    service.check_snapshot_caller(principal, access, row)
-    if not service.snapshot_wanted(row):
-        return Response(status_code=status.HTTP_204_NO_CONTENT)
-    # End the read transaction before the body streams in (as the repo upload does): on SQLite
-    # every transaction holds the write lock, and an upload may take seconds.
-    await session.commit()
-    length = request.headers.get("content-length")
-    try:
-        staged = await code_service.stage_upload(
-            settings,
-            access.project.id,
-            content_type=request.headers.get("content-type", ""),
-            content_length=int(length) if length and length.isdigit() else None,
-            stream=request.stream(),
-        )
-    except PlxError as exc:
-        # The notebook is stopped whatever its upload holds: the outcome goes on its status
-        # message (committed), an empty workspace is nothing to save, anything else is refused.
-        settled = await service.snapshot_not_stored(session, row, exc)
-        await session.commit()
-        if settled:
-            return Response(status_code=status.HTTP_204_NO_CONTENT)
-        raise
-    ref = await service.receive_snapshot(session, settings, row, staged)
+    ref = await service.upload_snapshot(
+        session, settings, access, principal, notebook_id, request.headers, request.stream()
+    )
     if ref is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return CodeReferenceOut.model_validate(ref)

@@ -39,6 +39,7 @@ from app.errors import BadRequest, NotFound, PermissionDenied, PlxError, Unautho
 from app.logic import plugin_access as access_logic
 from app.logic.statuses import Status
 from app.models import NotebookJob, TensorboardJob, User
+from app.schemas.plugins import NotebookOut, TensorboardOut
 from app.services import plugins as plugin_service
 from app.services.projects import ProjectAccess, get_project
 from app.services.users import Principal, authenticate
@@ -482,3 +483,34 @@ async def proxy_websocket(websocket: WebSocket, close_codes: Mapping[int, int]) 
     target = upstream_target(raw, websocket.url.query)
     cookie = access_logic.cookie_name(route.prefix)
     await forward_websocket(websocket, upstream, target, drop_cookies={cookie})
+
+
+def _proxied_url(
+    row: TensorboardJob | NotebookJob, access: ProjectAccess, links: Links | None
+) -> str | None:
+    # The workload's own address (row.url) stays internal: callers get the proxy's, with a
+    # ticket for their browser (app/routers/plugin_proxy.py).
+    live = plugin_service.is_live(row) and row.url and links is not None
+    return links.url(row_prefix(row, access)) if live and links else None
+
+
+def tensorboard_out(
+    row: TensorboardJob, access: ProjectAccess, links: Links | None = None
+) -> TensorboardOut:
+    user = access.owner.username
+    return TensorboardOut.from_row(
+        row, access.unique_name, user=user, url=_proxied_url(row, access, links)
+    )
+
+
+def notebook_out(
+    row: NotebookJob,
+    access: ProjectAccess,
+    links: Links | None = None,
+    **extra: Any,
+) -> NotebookOut:
+    # A notebook is a shell on its workload: only those who may write the project get its URL.
+    url = _proxied_url(row, access, links if access.can_write else None)
+    return NotebookOut.from_row(
+        row, access.unique_name, user=access.owner.username, url=url, **extra
+    )

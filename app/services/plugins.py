@@ -19,6 +19,7 @@ import secrets
 import shutil
 import sys
 import tarfile
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -446,3 +447,41 @@ async def last_notebook(session: AsyncSession, access: ProjectAccess) -> Noteboo
     if row is None:
         raise NotFound()
     return row
+
+
+async def upload_snapshot(
+    session: AsyncSession,
+    settings: Settings,
+    access: ProjectAccess,
+    principal: Principal,
+    notebook_id: int,
+    headers: Mapping[str, str],
+    stream: AsyncIterator[bytes],
+) -> CodeReference | None:
+    """A stopped notebook's workspace uploaded by its pod: the new code version, or None when
+    the notebook was not stopped with `commit`, its work is stored already, or it was empty."""
+    row = await get_notebook(session, access, notebook_id)
+    check_snapshot_caller(principal, access, row)
+    if not snapshot_wanted(row):
+        return None
+    # End the read transaction before the body streams in (as the repo upload does): on SQLite
+    # every transaction holds the write lock, and an upload may take seconds.
+    await session.commit()
+    length = headers.get("content-length")
+    try:
+        staged = await code_service.stage_upload(
+            settings,
+            access.project.id,
+            content_type=headers.get("content-type", ""),
+            content_length=int(length) if length and length.isdigit() else None,
+            stream=stream,
+        )
+    except PlxError as exc:
+        # The notebook is stopped whatever its upload holds: the outcome goes on its status
+        # message (committed), an empty workspace is nothing to save, anything else is refused.
+        settled = await snapshot_not_stored(session, row, exc)
+        await session.commit()
+        if settled:
+            return None
+        raise
+    return await receive_snapshot(session, settings, row, staged)
