@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from app.faults import armed_points
@@ -82,8 +83,13 @@ async def test_leases_claim_renew_expire_and_takeover(app, backend):
         await s.commit()
         row = (await s.execute(text("SELECT holder, takeovers FROM leases"))).one()
     assert tuple(row) == ("b", 1)
-    samples = (await _metrics(app)).splitlines()
-    assert "plx_lease_takeovers_total 1" in samples
+    # The exposition writes numbers as floats (prometheus_client): `..._total 1.0`.
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(await _metrics(app))
+        for sample in family.samples
+    }
+    assert samples["plx_lease_takeovers_total"] == 1
 
 
 async def test_a_claim_in_flight_is_skipped_not_waited_for(app, backend):
