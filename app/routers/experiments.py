@@ -40,7 +40,6 @@ from app.schemas.statuses import JobStatusOut
 from app.services import experiments as service
 from app.services import logs, runs
 from app.services import metrics as metrics_service
-from app.services.projects import get_project
 from app.services.runs import RunAccess
 from app.services.users import Principal
 
@@ -77,21 +76,6 @@ async def list_project_experiments(
     filters: Annotated[ExperimentFilters, Depends()],
 ) -> Any:
     return await service.experiment_page(session, access, principal.user, params, filters)
-
-
-async def list_experiments(
-    username: str,
-    project: str,
-    session: SessionDep,
-    principal: AuthDep,
-    params: ListDep,
-    **flags: Any,
-) -> dict[str, Any]:
-    """The list as JSON, for routers/groups.py (a group's list is the project's, filtered)."""
-    access = await get_project(session, principal, username, project)
-    filters = ExperimentFilters(**flags)
-    page = await service.experiment_page(session, access, principal.user, params, filters)
-    return page.model_dump(mode="json", exclude_unset=True)
 
 
 @router.post("/experiments", summary="Create an experiment", status_code=201, **DETAIL)

@@ -18,10 +18,11 @@ from app.deps import (
     read_project,
     wake_after_commit,
 )
-from app.routers import experiments as experiments_routes
 from app.schemas import groups as schemas
 from app.schemas.common import Page, RowId
+from app.schemas.experiments import ExperimentFilters
 from app.services import groups as service
+from app.services.experiments import experiment_page
 from app.services.groups import ProjectGroup
 
 router = APIRouter(prefix="/api/v1/{username}/{project}/groups", tags=["groups"])
@@ -172,11 +173,11 @@ async def list_group_experiments(
     declarations: bool = False,
 ) -> dict[str, Any]:
     # The project's experiment list filtered by group: one shape for both routes.
-    owner, project = group.access.owner.username, group.access.project.name
-    shape = {"metrics": metrics, "declarations": declarations}
-    return await experiments_routes.list_experiments(
-        owner, project, session, principal, params, **shape, group=group.row.id, independent=False
+    filters = ExperimentFilters(
+        metrics=metrics, declarations=declarations, group=group.row.id, independent=False
     )
+    page = await experiment_page(session, group.access, principal.user, params, filters)
+    return page.model_dump(mode="json", exclude_unset=True)
 
 
 @router.post(ONE + "/bookmark", summary="Bookmark a group", status_code=201)
