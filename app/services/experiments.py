@@ -8,7 +8,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.dialects import dialect_name
 from app.errors import BadRequest, NotFound
 from app.logic.polyaxonfile import ExperimentSpec, experiment_spec_for
 from app.logic.query import Condition, FieldKind
@@ -138,7 +137,7 @@ async def list_experiments(
         stmt = stmt.where(Experiment.experiment_group_id == group)
     if independent:
         stmt = stmt.where(Experiment.experiment_group_id.is_(None))
-    stmt = apply_query(stmt, params.query, EXPERIMENT_FIELDS, dialect_name(session))
+    stmt = apply_query(stmt, params.query, EXPERIMENT_FIELDS)
     return await paginate(session, apply_sort(stmt, params.sort, EXPERIMENT_FIELDS), params)
 
 

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.dialects import dialect_name
 from app.errors import BadRequest
 from app.kinds import BUILD, JOB, KINDS, Kind
 from app.logic.errors import SpecError
@@ -139,7 +138,7 @@ async def list_jobs(
     model = KINDS[Kind(kind)].model
     fmap = FIELD_MAPS[kind]
     stmt = select(model).where(model.project_id == access.project.id)
-    stmt = apply_query(stmt, params.query, fmap, dialect_name(session))
+    stmt = apply_query(stmt, params.query, fmap)
     return await paginate(session, apply_sort(stmt, params.sort, fmap), params)
 
 

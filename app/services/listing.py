@@ -132,11 +132,9 @@ def _condition(cond: Condition, fmap: FieldMap) -> ColumnElement[bool]:
     return not_(func.coalesce(clause, False)) if cond.negate else clause
 
 
-def apply_query(
-    stmt: Select[Any], query: str | None, fmap: FieldMap, _dialect: str | None = None
-) -> Select[Any]:
+def apply_query(stmt: Select[Any], query: str | None, fmap: FieldMap) -> Select[Any]:
     """`stmt` narrowed by the `query` filters, for either database (app.dialects compiles the
-    differences). `_dialect` is ignored: a former argument, until the callers stop passing it."""
+    differences)."""
     if not query:
         return stmt
     kinds = {name: kind for name, (kind, _) in fmap.fields.items()}

@@ -10,7 +10,6 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.dialects import dialect_name
 from app.errors import BadRequest, NotFound, PermissionDenied
 from app.kinds import TOKEN_KINDS, project_unique_name
 from app.logic.query import FieldKind
@@ -191,7 +190,7 @@ async def list_projects(
     if not _can_write(principal, owner.id):
         stmt = stmt.where(Project.is_public.is_(True))
     stmt = apply_sort(
-        apply_query(stmt, params.query, PROJECT_FIELDS, dialect_name(session)),
+        apply_query(stmt, params.query, PROJECT_FIELDS),
         params.sort,
         PROJECT_FIELDS,
     )

@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from app.logic.matrix import freeze
+from app.logic.statuses import DONE, Status
 
-# Experiment statuses after which a trial will not report again (v0 0.5 DONE set).
-DONE_STATUSES = frozenset({"succeeded", "failed", "stopped", "skipped", "upstream_failed", "done"})
+# Statuses after which a trial will not report again: plx's done statuses, and the other names
+# v0 0.5 gave its DONE set (a snapshot from an older server may carry them).
+DONE_STATUSES = DONE | {"skipped", "upstream_failed", "done"}
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Trial:
 
     index: int
     params: Mapping[str, Any]
-    status: str = "created"
+    status: str = Status.CREATED
     metric: float | None = None
     iteration: int = 0
     original_index: int | None = None

@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.dialects import dialect_name
 from app.logic.query import FieldKind
 from app.models import (
     Experiment,
@@ -79,7 +78,7 @@ async def list_groups(
 ) -> Listed:
     """A page of the project's groups, each as (row, facts)."""
     stmt = select(ExperimentGroup).where(ExperimentGroup.project_id == access.project.id)
-    stmt = apply_query(stmt, params.query, GROUP_FIELDS, dialect_name(session))
+    stmt = apply_query(stmt, params.query, GROUP_FIELDS)
     count, rows, next_url, previous = await paginate(
         session, apply_sort(stmt, params.sort, GROUP_FIELDS), params
     )
