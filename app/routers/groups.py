@@ -14,10 +14,10 @@ from app.deps import (
     ProjectWrite,
     SessionDep,
     SettingsDep,
-    UserAuthDep,
     read_project,
     wake_after_commit,
 )
+from app.routers.bookmarks import add_bookmark_routes
 from app.schemas import groups as schemas
 from app.schemas.common import Page, RowId
 from app.schemas.experiments import ExperimentFilters
@@ -180,19 +180,8 @@ async def list_group_experiments(
     return page.model_dump(mode="json", exclude_unset=True)
 
 
-@router.post(ONE + "/bookmark", summary="Bookmark a group", status_code=201)
-async def bookmark_group(
-    principal: UserAuthDep, group: GroupRead, session: SessionDep
-) -> dict[str, str]:
-    await service.bookmark_group(session, principal.user, group.row.id, on=True)
-    return {"detail": "Bookmarked."}
+async def _mark(session: SessionDep, user: Any, group: ProjectGroup, on: bool) -> None:
+    await service.bookmark_group(session, user, group.row.id, on=on)
 
 
-@router.delete(
-    ONE + "/unbookmark",
-    summary="Remove a group bookmark",
-    status_code=NO_CONTENT,
-    response_class=Response,
-)
-async def unbookmark_group(principal: UserAuthDep, group: GroupRead, session: SessionDep) -> None:
-    await service.bookmark_group(session, principal.user, group.row.id, on=False)
+add_bookmark_routes(router, ONE, Depends(read_group), _mark, noun="a group", answer=dict[str, str])

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from app import deps
+from app.routers.bookmarks import NO_CONTENT, add_bookmark_routes
 from app.schemas.common import Page
 from app.schemas.projects import ProjectCreate, ProjectDetailOut, ProjectOut, ProjectUpdate
 from app.services import projects as service
@@ -15,9 +16,6 @@ from app.services.users import Principal, get_user_or_404
 
 router = APIRouter(prefix="/api/v1", tags=["projects"])
 ONE = "/{username}/{project}"
-NO_CONTENT: dict[str, Any] = {"status_code": status.HTTP_204_NO_CONTENT, "response_class": Response}
-# The contract answers a bare object here (no response model), as v0 did.
-BOOKMARKED = {"detail": "Bookmarked."}
 
 
 def _detail(access: ProjectAccess, counters: dict[str, Any]) -> ProjectDetailOut:
@@ -89,27 +87,10 @@ async def delete_project(access: deps.ProjectWrite, session: deps.SessionDep) ->
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post(
-    ONE + "/bookmark",
-    summary="Bookmark a project",
-    status_code=status.HTTP_201_CREATED,
-    dependencies=[deps.USER_ONLY],
-)
-async def bookmark_project(
-    access: deps.ProjectRead, session: deps.SessionDep, principal: deps.AuthDep
-) -> dict[str, str]:
-    await service.set_project_bookmark(session, principal.user, access, on=True)
-    return BOOKMARKED
+async def _mark(session: deps.SessionDep, user: Any, access: ProjectAccess, on: bool) -> None:
+    await service.set_project_bookmark(session, user, access, on=on)
 
 
-@router.delete(
-    ONE + "/unbookmark",
-    summary="Remove a project bookmark",
-    dependencies=[deps.USER_ONLY],
-    **NO_CONTENT,
+add_bookmark_routes(
+    router, ONE, Depends(deps.read_project), _mark, noun="a project", answer=dict[str, str]
 )
-async def unbookmark_project(
-    access: deps.ProjectRead, session: deps.SessionDep, principal: deps.AuthDep
-) -> Response:
-    await service.set_project_bookmark(session, principal.user, access, on=False)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -25,6 +25,7 @@ from app.deps import (
     run_token_route,
 )
 from app.kinds import RunKind
+from app.routers.bookmarks import NO_CONTENT, add_bookmark_routes
 from app.routers.logfiles import LOG_ANSWER, TailQuery, log_response
 from app.schemas.common import Detail, Page
 from app.schemas.statuses import StatusCreate, status_out_for
@@ -32,11 +33,9 @@ from app.services import logs, runs
 from app.services.runs import RunAccess
 from app.services.users import Principal
 
-NO_CONTENT: dict[str, Any] = {"status_code": status.HTTP_204_NO_CONTENT, "response_class": Response}
 STOPPING = Detail(detail="Stopping.")
 LOGGED = Detail(detail="Logged.")
 ALIVE = Detail(detail="ok")
-BOOKMARKED = Detail(detail="Bookmarked.")
 # Of the kinds' `clones`, by strategy: "{}" is the kind's label.
 CLONE_SUMMARIES = {
     "restart": "Restart as a new {}",
@@ -155,16 +154,8 @@ def add_run_routes(router: APIRouter, kind: RunKind, api: RunRoutes) -> None:
         await runs.heartbeat(session, ra.run)
         return ALIVE
 
-    @router.post(one + "/bookmark", summary="Bookmark", status_code=201, response_model=Detail)
-    async def bookmark(
-        ra: Annotated[RunAccess, readable], session: SessionDep, principal: AuthDep
-    ) -> Detail:
-        await runs.set_run_bookmark(session, principal.user, ra, on=True)
-        return BOOKMARKED
+    add_bookmark_routes(router, one, readable, bookmark_run, noun=article(kind), answer=Detail)
 
-    @router.delete(one + "/unbookmark", summary="Remove a bookmark", **NO_CONTENT)
-    async def unbookmark(
-        ra: Annotated[RunAccess, readable], session: SessionDep, principal: AuthDep
-    ) -> Response:
-        await runs.set_run_bookmark(session, principal.user, ra, on=False)
-        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+async def bookmark_run(session: AsyncSession, user: Any, ra: RunAccess, on: bool) -> None:
+    await runs.set_run_bookmark(session, user, ra, on=on)
