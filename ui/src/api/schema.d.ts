@@ -341,7 +341,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Bookmark a project */
-        post: operations["bookmark_project_api_v1__username___project__bookmark_post"];
+        post: operations["bookmark_api_v1__username___project__bookmark_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -412,7 +412,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Bookmark */
+        /** Bookmark a build */
         post: operations["bookmark_api_v1__username___project__builds__run_id__bookmark_post"];
         delete?: never;
         options?: never;
@@ -483,7 +483,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Remove a bookmark */
+        /** Remove a bookmark of a build */
         delete: operations["unbookmark_api_v1__username___project__builds__run_id__unbookmark_delete"];
         options?: never;
         head?: never;
@@ -605,7 +605,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Bookmark */
+        /** Bookmark an experiment */
         post: operations["bookmark_api_v1__username___project__experiments__exp_id__bookmark_post"];
         delete?: never;
         options?: never;
@@ -847,7 +847,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Remove a bookmark */
+        /** Remove a bookmark of an experiment */
         delete: operations["unbookmark_api_v1__username___project__experiments__exp_id__unbookmark_delete"];
         options?: never;
         head?: never;
@@ -953,7 +953,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Bookmark a group */
-        post: operations["bookmark_group_api_v1__username___project__groups__group_id__bookmark_post"];
+        post: operations["bookmark_api_v1__username___project__groups__group_id__bookmark_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1106,8 +1106,8 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Remove a group bookmark */
-        delete: operations["unbookmark_group_api_v1__username___project__groups__group_id__unbookmark_delete"];
+        /** Remove a bookmark of a group */
+        delete: operations["unbookmark_api_v1__username___project__groups__group_id__unbookmark_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1177,7 +1177,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Bookmark */
+        /** Bookmark a job */
         post: operations["bookmark_api_v1__username___project__jobs__run_id__bookmark_post"];
         delete?: never;
         options?: never;
@@ -1265,7 +1265,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Remove a bookmark */
+        /** Remove a bookmark of a job */
         delete: operations["unbookmark_api_v1__username___project__jobs__run_id__unbookmark_delete"];
         options?: never;
         head?: never;
@@ -1458,8 +1458,8 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Remove a project bookmark */
-        delete: operations["unbookmark_project_api_v1__username___project__unbookmark_delete"];
+        /** Remove a bookmark of a project */
+        delete: operations["unbookmark_api_v1__username___project__unbookmark_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -3512,7 +3512,7 @@ export interface operations {
             };
         };
     };
-    bookmark_project_api_v1__username___project__bookmark_post: {
+    bookmark_api_v1__username___project__bookmark_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -5441,7 +5441,7 @@ export interface operations {
             };
         };
     };
-    bookmark_group_api_v1__username___project__groups__group_id__bookmark_post: {
+    bookmark_api_v1__username___project__groups__group_id__bookmark_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -5803,7 +5803,7 @@ export interface operations {
             };
         };
     };
-    unbookmark_group_api_v1__username___project__groups__group_id__unbookmark_delete: {
+    unbookmark_api_v1__username___project__groups__group_id__unbookmark_delete: {
         parameters: {
             query?: never;
             header?: never;
@@ -6743,7 +6743,7 @@ export interface operations {
             };
         };
     };
-    unbookmark_project_api_v1__username___project__unbookmark_delete: {
+    unbookmark_api_v1__username___project__unbookmark_delete: {
         parameters: {
             query?: never;
             header?: never;
